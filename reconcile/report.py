@@ -1,0 +1,239 @@
+"""The SQLite report: schema, opening, and writing one run in one transaction.
+
+The report is the contract between `match`/`dedupe` and every later command (review, export,
+feedback, report, diff). Every table and column is documented in docs/report-schema.md.
+Keys are TEXT everywhere. A run is written inside a single transaction, so a crash, kill or
+Ctrl-C leaves earlier runs intact and no partial run.
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import pandas as pd
+import sqlite_utils
+
+from reconcile.errors import ReportError
+from reconcile.fields import STANDARD_COLUMNS
+
+SCHEMA_VERSION = 1
+
+# table -> list of (column, sqlite type). Order is the column order on disk.
+_RECORD_COLUMNS: list[tuple[str, str]] = [
+    ("run_id", "INTEGER"),
+    ("source", "TEXT"),
+    ("record_key", "TEXT"),
+    ("line", "INTEGER"),
+] + [
+    (c, "INTEGER" if c in ("name_traditional", "name_minority", "sex_conflict", "birth_conflict") else "TEXT")
+    for c in STANDARD_COLUMNS
+    if c != "record_key"
+] + [
+    ("fingerprint", "TEXT"),
+    ("raw_json", "TEXT"),
+]
+
+TABLES: dict[str, list[tuple[str, str]]] = {
+    "runs": [
+        ("run_id", "INTEGER PRIMARY KEY"),
+        ("command", "TEXT"),
+        ("started_at", "TEXT"),
+        ("finished_at", "TEXT"),
+        ("status", "TEXT"),
+        ("origin_path", "TEXT"),
+        ("dest_path", "TEXT"),
+        ("origin_sha256", "TEXT"),
+        ("dest_sha256", "TEXT"),
+        ("inputs_json", "TEXT"),
+        ("settings_json", "TEXT"),
+        ("model_json", "TEXT"),
+        ("summary_json", "TEXT"),
+        ("version", "TEXT"),
+        ("schema_version", "INTEGER"),
+        ("log_json", "TEXT"),
+    ],
+    "records": _RECORD_COLUMNS,
+    "rejected_rows": [
+        ("run_id", "INTEGER"), ("source", "TEXT"), ("line", "INTEGER"),
+        ("reason_key", "TEXT"), ("reason", "TEXT"), ("raw", "TEXT"),
+    ],
+    "links": [
+        ("run_id", "INTEGER"), ("source_pair", "TEXT"), ("origin_key", "TEXT"), ("dest_key", "TEXT"),
+        ("match_probability", "REAL"), ("match_weight", "REAL"), ("decision", "TEXT"),
+        ("decided_by", "TEXT"), ("stale", "INTEGER"), ("evidence_json", "TEXT"),
+    ],
+    "traced": [("run_id", "INTEGER"), ("origin_key", "TEXT"), ("dest_key", "TEXT"), ("match_probability", "REAL")],
+    "untraceable": [
+        ("run_id", "INTEGER"), ("origin_key", "TEXT"), ("best_dest_key", "TEXT"), ("best_probability", "REAL"),
+    ],
+    "unregistered": [("run_id", "INTEGER"), ("dest_key", "TEXT"), ("hukou_region", "TEXT"), ("best_origin_key", "TEXT"), ("best_probability", "REAL")],
+    "cross_region_duplicates": [("run_id", "INTEGER"), ("origin_key", "TEXT"), ("dest_key", "TEXT"), ("match_probability", "REAL")],
+    "id_conflicts": [
+        ("run_id", "INTEGER"), ("id_number", "TEXT"), ("source", "TEXT"), ("record_key", "TEXT"), ("conflict_group", "INTEGER"),
+    ],
+    "duplicates": [
+        ("run_id", "INTEGER"), ("source", "TEXT"), ("cluster_id", "TEXT"), ("record_key", "TEXT"),
+        ("survivor", "INTEGER"), ("scope", "TEXT"), ("reason", "TEXT"),
+    ],
+    "blocking": [
+        ("run_id", "INTEGER"), ("pass_name", "TEXT"), ("rule", "TEXT"), ("pairs", "INTEGER"),
+        ("new_pairs", "INTEGER"), ("skipped_blocks", "INTEGER"), ("skipped_records", "INTEGER"),
+    ],
+    "metrics": [("run_id", "INTEGER"), ("scope", "TEXT"), ("metric", "TEXT"), ("value", "REAL")],
+    "warnings": [("run_id", "INTEGER"), ("stage", "TEXT"), ("message", "TEXT")],
+}
+
+INDEXES: list[tuple[str, tuple[str, ...], bool]] = [
+    ("records", ("run_id", "source", "record_key"), True),
+    ("records", ("id_number",), False),
+    ("rejected_rows", ("run_id", "source"), False),
+    ("links", ("run_id", "origin_key"), False),
+    ("links", ("run_id", "dest_key"), False),
+    ("links", ("run_id", "decision"), False),
+    ("traced", ("run_id", "origin_key"), False),
+    ("untraceable", ("run_id", "origin_key"), False),
+    ("unregistered", ("run_id", "dest_key"), False),
+    ("cross_region_duplicates", ("run_id", "origin_key"), False),
+    ("id_conflicts", ("run_id", "id_number"), False),
+    ("duplicates", ("run_id", "source", "record_key"), False),
+    ("metrics", ("run_id", "scope", "metric"), False),
+]
+
+
+def open_report(path: str | Path, *, create: bool = True) -> sqlite_utils.Database:
+    """Open (and if needed create) a report database; check it is one of ours."""
+    p = Path(path)
+    if not create and not p.exists():
+        raise ReportError("report.missing", path=str(p))
+    if p.exists() and p.is_dir():
+        raise ReportError("report.is_dir", path=str(p))
+    try:
+        conn = sqlite3.connect(str(p), timeout=30)
+        db = sqlite_utils.Database(conn)
+        db.execute("PRAGMA foreign_keys=ON")
+        names = set(db.table_names())
+    except sqlite3.DatabaseError as exc:
+        raise ReportError("report.not_sqlite", path=str(p), detail=str(exc)) from None
+    if names and "runs" not in names:
+        raise ReportError("report.not_ours", path=str(p))
+    ensure_schema(db)
+    return db
+
+
+def ensure_schema(db: sqlite_utils.Database) -> None:
+    """Create missing tables/indexes; add columns a newer version introduced (never drop)."""
+    with db.atomic():
+        for table, cols in TABLES.items():
+            if table not in db.table_names():
+                db.execute(f"CREATE TABLE [{table}] (" + ", ".join(f"[{c}] {t}" for c, t in cols) + ")")
+            else:
+                have = {c.name for c in db[table].columns}
+                for c, t in cols:
+                    if c not in have:
+                        db.execute(f"ALTER TABLE [{table}] ADD COLUMN [{c}] {t.replace(' PRIMARY KEY', '')}")
+        for table, cols, unique in INDEXES:
+            name = f"idx_{table}_{'_'.join(cols)}"
+            db.execute(
+                f"CREATE {'UNIQUE ' if unique else ''}INDEX IF NOT EXISTS [{name}] ON [{table}] ("
+                + ", ".join(f"[{c}]" for c in cols) + ")"
+            )
+
+
+def now_iso() -> str:
+    """Current time, ISO 8601 with time zone (local offset)."""
+    return datetime.now(timezone.utc).astimezone().isoformat(timespec="seconds")
+
+
+@dataclass
+class RunOutput:
+    """Everything one run writes. DataFrames use the column names of TABLES (run_id is filled in)."""
+
+    command: str
+    started_at: str
+    run_info: dict[str, Any] = field(default_factory=dict)   # extra columns of `runs`
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+
+
+def _rows(df: pd.DataFrame, cols: list[str], run_id: int) -> Iterable[tuple]:
+    present = [c for c in cols if c in df.columns and c != "run_id"]
+    missing = [c for c in cols if c not in df.columns and c != "run_id"]
+    if missing:
+        df = df.assign(**{c: None for c in missing})
+    order = ["run_id" if c == "run_id" else c for c in cols]
+    sub = df.reindex(columns=[c for c in order if c != "run_id"])
+    # numpy scalars -> python, NaN -> None
+    sub = sub.astype(object).where(pd.notna(sub), None)
+    for row in sub.itertuples(index=False, name=None):
+        yield (run_id, *row)
+    del present
+
+
+def write_run(db: sqlite_utils.Database, out: RunOutput, extra_writer=None) -> int:
+    """Write one complete run inside one transaction; returns its run_id.
+
+    ``extra_writer(db, run_id)`` may write further tables (persons, ...) in the same transaction.
+    """
+    ensure_schema(db)
+    conn = db.conn
+    with db.atomic():
+        info = dict(out.run_info)
+        cur = conn.execute(
+            "INSERT INTO runs (command, started_at, status, version, schema_version) VALUES (?, ?, 'writing', ?, ?)",
+            (out.command, out.started_at, info.pop("version", None), SCHEMA_VERSION),
+        )
+        run_id = int(cur.lastrowid)
+        for table, df in out.tables.items():
+            if table not in TABLES:
+                raise ValueError(f"unknown report table {table}")
+            cols = [c for c, _ in TABLES[table]]
+            placeholders = ", ".join("?" for _ in cols)
+            conn.executemany(
+                f"INSERT INTO [{table}] (" + ", ".join(f"[{c}]" for c in cols) + f") VALUES ({placeholders})",
+                _rows(df, cols, run_id),
+            )
+        if extra_writer is not None:
+            extra_writer(db, run_id)
+        sets = {k: (json.dumps(v, ensure_ascii=False) if isinstance(v, (dict, list)) else v) for k, v in info.items()}
+        sets["finished_at"] = now_iso()
+        sets["status"] = "complete"
+        conn.execute(
+            "UPDATE runs SET " + ", ".join(f"[{k}] = ?" for k in sets) + " WHERE run_id = ?",
+            (*sets.values(), run_id),
+        )
+    return run_id
+
+
+def latest_run(db: sqlite_utils.Database, command: str | None = None) -> int | None:
+    """The newest complete run id (optionally of one command), or None."""
+    sql = "SELECT max(run_id) FROM runs WHERE status = 'complete'"
+    params: tuple = ()
+    if command:
+        sql += " AND command = ?"
+        params = (command,)
+    row = db.execute(sql, params).fetchone()
+    return int(row[0]) if row and row[0] is not None else None
+
+
+def resolve_run(db: sqlite_utils.Database, run: int | None) -> int:
+    """The given run id if it exists and is complete, else the latest; ReportError when none."""
+    if run is None:
+        rid = latest_run(db)
+        if rid is None:
+            raise ReportError("report.no_runs")
+        return rid
+    row = db.execute("SELECT status FROM runs WHERE run_id = ?", (run,)).fetchone()
+    if not row or row[0] != "complete":
+        raise ReportError("report.unknown_run", run=run)
+    return run
+
+
+def read_table(db: sqlite_utils.Database, table: str, run_id: int, where: str = "", params: Mapping | tuple = ()) -> pd.DataFrame:
+    """A run's rows of one table as a DataFrame (keys stay text)."""
+    sql = f"SELECT * FROM [{table}] WHERE run_id = ?" + (f" AND {where}" if where else "")
+    cur = db.execute(sql, (run_id, *params))
+    cols = [d[0] for d in cur.description]
+    return pd.DataFrame(cur.fetchall(), columns=cols)
