@@ -1,0 +1,182 @@
+"""Candidate pairs: the union of several blocking passes, with a cap on block size.
+
+Each pass joins the two frames on equal, non-empty key columns. A block (one key value) whose
+pair count exceeds ``block_cap`` is skipped and reported, never silently. Pairs are returned as
+integer positions (numpy arrays), never as Python objects.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from reconcile.privacy import mask_ids_in_text
+
+
+@dataclass(frozen=True)
+class BlockingPass:
+    name: str
+    columns: tuple[str, ...]
+    description: str
+    only_sparse: bool = False   # only records lacking both ID and birth date (on at least one side)
+
+
+DEFAULT_PASSES: tuple[BlockingPass, ...] = (
+    BlockingPass("id", ("id_clean",), "ID number"),
+    BlockingPass("id_region_birth", ("k_id14",), "region + birth date part of the ID"),
+    BlockingPass("pinyin_year", ("k_py", "k_year"), "name pinyin + birth year"),
+    BlockingPass("pinyin_sorted_year", ("k_py_sorted", "k_year"), "name syllables in any order + birth year"),
+    BlockingPass("birth_sex", ("k_birth", "k_sex"), "birth date + sex"),
+    BlockingPass("surname_month_county", ("k_surname_py", "k_month", "hukou_region"), "surname pinyin + birth month + hukou county"),
+    BlockingPass("given_birth", ("k_given_py", "k_birth"), "given-name pinyin + birth date"),
+    BlockingPass("name_only", ("name",), "name alone, for records without ID and birth date", only_sparse=True),
+)
+
+
+@dataclass
+class PassStats:
+    name: str
+    description: str
+    pairs: int = 0
+    new_pairs: int = 0
+    skipped_blocks: int = 0
+    skipped_records: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Candidates:
+    left: np.ndarray          # int64 positions into the left frame
+    right: np.ndarray         # int64 positions into the right frame
+    passes: np.ndarray        # uint16 bit mask: which passes produced each pair
+    stats: list[PassStats]
+
+
+def _key_codes(left: pd.DataFrame, right: pd.DataFrame, cols: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray, list]:
+    """Integer codes of the joint key over both frames; -1 where any key column is empty."""
+    lk = left[list(cols)].astype(str)
+    rk = right[list(cols)].astype(str)
+    if len(cols) == 1:
+        lj, rj = lk[cols[0]], rk[cols[0]]
+        lempty, rempty = (lj == "").to_numpy(), (rj == "").to_numpy()
+    else:
+        lempty = (lk == "").any(axis=1).to_numpy()
+        rempty = (rk == "").any(axis=1).to_numpy()
+        lj = lk.agg("\x1f".join, axis=1)
+        rj = rk.agg("\x1f".join, axis=1)
+    codes, uniques = pd.factorize(pd.concat([lj, rj], ignore_index=True), sort=False)
+    lc = codes[: len(left)].astype(np.int64)
+    rc = codes[len(left):].astype(np.int64)
+    lc[lempty] = -1
+    rc[rempty] = -1
+    return lc, rc, list(uniques)
+
+
+def _join(lc: np.ndarray, rc: np.ndarray, n_codes: int, cap: int, same: bool) -> tuple[np.ndarray, ...]:
+    """All (i, j) with lc[i] == rc[j] >= 0, skipping blocks larger than ``cap`` pairs.
+
+    Sort-based join in numpy: memory is proportional to the output, not to len(lc) * len(rc).
+    Returns (i, j, skipped_codes, skipped_pair_counts, skipped_record_counts).
+    """
+    lcount = np.bincount(lc[lc >= 0], minlength=n_codes)
+    rcount = np.bincount(rc[rc >= 0], minlength=n_codes)
+    size = lcount * rcount
+    if same:
+        size = lcount * (lcount - 1) // 2
+    too_big = size > cap
+    skipped = np.nonzero(too_big)[0]
+    ok_l = (lc >= 0) & ~too_big[np.maximum(lc, 0)]
+    ok_r = (rc >= 0) & ~too_big[np.maximum(rc, 0)]
+    li = np.nonzero(ok_l)[0]
+    ri = np.nonzero(ok_r)[0]
+    li = li[np.argsort(lc[li], kind="stable")]
+    ri = ri[np.argsort(rc[ri], kind="stable")]
+    lcodes, rcodes = lc[li], rc[ri]
+    # per code: start offsets in li and ri
+    lstart = np.searchsorted(lcodes, np.arange(n_codes))
+    rstart = np.searchsorted(rcodes, np.arange(n_codes))
+    lcnt = np.where(too_big, 0, lcount)
+    rcnt = np.where(too_big, 0, rcount)
+    pair_counts = lcnt * rcnt
+    total = int(pair_counts.sum())
+    if total == 0:
+        e = np.empty(0, dtype=np.int64)
+        return e, e, skipped, size[skipped], (lcount + rcount)[skipped]
+    # Expand: for each code c with lcnt*rcnt pairs, enumerate the cartesian product.
+    code_of_pair = np.repeat(np.arange(n_codes), pair_counts)
+    offset = np.arange(total) - np.repeat(np.cumsum(pair_counts) - pair_counts, pair_counts)
+    rc_n = rcnt[code_of_pair]
+    a = offset // rc_n
+    b = offset % rc_n
+    i = li[lstart[code_of_pair] + a]
+    j = ri[rstart[code_of_pair] + b]
+    if same:
+        keep = i < j
+        i, j = i[keep], j[keep]
+    return i.astype(np.int64), j.astype(np.int64), skipped, size[skipped], (lcount + rcount)[skipped]
+
+
+def candidate_pairs(
+    left: pd.DataFrame,
+    right: pd.DataFrame | None = None,
+    passes: tuple[BlockingPass, ...] = DEFAULT_PASSES,
+    block_cap: int = 20_000,
+) -> Candidates:
+    """Union of blocking passes between ``left`` and ``right`` (frames from reconcile.keys.add_keys).
+
+    With ``right=None`` the left frame is deduplicated against itself (pairs i < j).
+    """
+    same = right is None
+    right_df = left if same else right
+    n_right = len(right_df)
+    all_codes: list[np.ndarray] = []
+    all_masks: list[np.ndarray] = []
+    stats: list[PassStats] = []
+    seen = np.empty(0, dtype=np.int64)
+    for bit, p in enumerate(passes):
+        st = PassStats(p.name, p.description)
+        lc, rc, uniques = _key_codes(left, right_df, p.columns)
+        if p.only_sparse:
+            lsparse = left["k_no_id_no_birth"].to_numpy(bool)
+            rsparse = right_df["k_no_id_no_birth"].to_numpy(bool)
+            # a pair qualifies when either side is sparse: run the join twice and union.
+            parts = []
+            for lmask, rmask in ((lsparse, np.ones(n_right, bool)), (np.ones(len(left), bool), rsparse)):
+                lcc = np.where(lmask, lc, -1)
+                rcc = np.where(rmask, rc, -1)
+                i, j, sk, sz, sr = _join(lcc, rcc, len(uniques), block_cap, same)
+                parts.append((i, j))
+                _note_skips(st, p, uniques, sk, sz, sr)
+            i = np.concatenate([parts[0][0], parts[1][0]])
+            j = np.concatenate([parts[0][1], parts[1][1]])
+        else:
+            i, j, sk, sz, sr = _join(lc, rc, len(uniques), block_cap, same)
+            _note_skips(st, p, uniques, sk, sz, sr)
+        code = np.unique(i * n_right + j)
+        st.pairs = int(code.size)
+        new = code[~np.isin(code, seen, assume_unique=True)] if seen.size else code
+        st.new_pairs = int(new.size)
+        seen = np.union1d(seen, code)
+        all_codes.append(code)
+        all_masks.append(np.full(code.size, 1 << bit, dtype=np.uint16))
+        stats.append(st)
+    if all_codes:
+        codes = np.concatenate(all_codes)
+        masks = np.concatenate(all_masks)
+        order = np.argsort(codes, kind="stable")
+        codes, masks = codes[order], masks[order]
+        uniq, start = np.unique(codes, return_index=True)
+        mask = np.bitwise_or.reduceat(masks, start) if codes.size else masks
+    else:
+        uniq = np.empty(0, dtype=np.int64)
+        mask = np.empty(0, dtype=np.uint16)
+    return Candidates(left=uniq // max(n_right, 1), right=uniq % max(n_right, 1), passes=mask, stats=stats)
+
+
+def _note_skips(st: PassStats, p: BlockingPass, uniques: list, skipped: np.ndarray, sizes: np.ndarray, records: np.ndarray) -> None:
+    for code, size, nrec in zip(skipped.tolist(), sizes.tolist(), records.tolist()):
+        st.skipped_blocks += 1
+        st.skipped_records += int(nrec)
+        key = mask_ids_in_text(str(uniques[code]).replace("\x1f", " + "))
+        st.warnings.append(f"{p.name}: block '{key}' skipped: {nrec} records, {size} pairs over the cap")

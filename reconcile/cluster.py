@@ -1,0 +1,80 @@
+"""Clustering records into persons over match edges, guarded against chaining."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+class UnionFind:
+    """Union-find over 0..n-1 with path halving."""
+
+    def __init__(self, n: int) -> None:
+        self.parent = np.arange(n, dtype=np.int64)
+
+    def find(self, x: int) -> int:
+        p = self.parent
+        while p[x] != x:
+            p[x] = p[p[x]]
+            x = p[x]
+        return int(x)
+
+    def union(self, a: int, b: int) -> int:
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            if ra < rb:
+                ra, rb = rb, ra
+            self.parent[ra] = rb
+        return rb
+
+    def labels(self) -> np.ndarray:
+        return np.fromiter((self.find(i) for i in range(len(self.parent))), dtype=np.int64, count=len(self.parent))
+
+
+@dataclass
+class ClusterResult:
+    labels: np.ndarray                       # component root per node
+    refused: list[tuple[int, int, str]] = field(default_factory=list)   # (a, b, reason) edges not merged
+
+
+def guarded_clusters(
+    n: int,
+    a: np.ndarray,
+    b: np.ndarray,
+    prob: np.ndarray,
+    ids: np.ndarray,
+    strong: float = 0.999,
+) -> ClusterResult:
+    """Connected components over edges (a[k], b[k]), strongest first, refusing any merge that would
+    put two different usable ID numbers (``ids``, '' when unusable) into one cluster — unless the
+    edge itself joins exactly those two records with probability >= ``strong``.
+
+    Processing edges strongest-first means a chain of weak links cannot pull together two people
+    that carry different valid IDs; each refused edge is returned with the reason.
+    """
+    uf = UnionFind(n)
+    # ids held by each component root (only for components that have any)
+    comp_ids: dict[int, set[str]] = {}
+    for k in range(n):
+        if ids[k]:
+            comp_ids[k] = {ids[k]}
+    refused: list[tuple[int, int, str]] = []
+    order = np.argsort(-prob, kind="stable")
+    for k in order.tolist():
+        x, y = int(a[k]), int(b[k])
+        rx, ry = uf.find(x), uf.find(y)
+        if rx == ry:
+            continue
+        ix, iy = comp_ids.get(rx, set()), comp_ids.get(ry, set())
+        if ix and iy and ix != iy and len(ix | iy) > 1:
+            direct = ids[x] and ids[y] and ids[x] != ids[y] and prob[k] >= strong and len(ix | iy) == 2
+            if not direct:
+                refused.append((x, y, "different_valid_ids"))
+                continue
+        r = uf.union(x, y)
+        merged = ix | iy
+        comp_ids.pop(rx, None)
+        comp_ids.pop(ry, None)
+        if merged:
+            comp_ids[r] = merged
+    return ClusterResult(labels=uf.labels(), refused=refused)

@@ -1,0 +1,54 @@
+"""Derived columns used by blocking and comparison, computed once per standardised frame."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+
+def _first_syllables(pinyin: pd.Series, n: pd.Series) -> pd.Series:
+    """The first ``n`` syllables of each pinyin string (vectorised over distinct (pinyin, n))."""
+    cache: dict[tuple[str, int], str] = {}
+    out = []
+    for p, k in zip(pinyin.tolist(), n.tolist()):
+        key = (p, k)
+        v = cache.get(key)
+        if v is None:
+            v = "".join(p.split()[: max(k, 1)]) if p else ""
+            cache[key] = v
+        out.append(v)
+    return pd.Series(out, index=pinyin.index, dtype=object)
+
+
+def add_keys(std: pd.DataFrame) -> pd.DataFrame:
+    """Return ``std`` plus helper columns (prefixed ``k_``) for blocking.
+
+    k_birth: day-precision birth date, from the record or else from the ID;
+    k_year / k_month: birth year / year-month from either; k_sex: record's sex or the ID's;
+    k_py: pinyin without spaces; k_py_sorted: syllables sorted (Latin names in either order);
+    k_surname_py: pinyin of the surname; k_given_py: pinyin of the given name; k_id14: region+birth part of the ID.
+    """
+    df = std.copy()
+    bd = df["birth_date"].astype(str)
+    prec = df["birth_precision"].astype(str)
+    idb = df["id_birth_date"].astype(str)
+    df["k_birth"] = np.where(prec == "day", bd, idb)
+    either = np.where(bd != "", bd, idb)
+    df["k_year"] = pd.Series(either, index=df.index).str.slice(0, 4)
+    month_src = np.where((prec == "day") | (prec == "month"), bd, idb)
+    df["k_month"] = pd.Series(month_src, index=df.index).str.slice(0, 7)
+    df.loc[df["k_month"].str.len() < 7, "k_month"] = ""
+    df["k_sex"] = np.where(df["sex"] != "", df["sex"], df["id_sex"])
+    py = df["name_pinyin"].astype(str)
+    df["k_py"] = py.str.replace(" ", "", regex=False)
+    uniq = pd.unique(py)
+    sorted_map = {p: "".join(sorted(p.split())) for p in uniq}
+    df["k_py_sorted"] = py.map(sorted_map)
+    is_han = df["name_script"] == "han"
+    n_sur = np.where(is_han, df["surname"].str.len(), 1)
+    df["k_surname_py"] = _first_syllables(py, pd.Series(n_sur, index=df.index))
+    surname_len = df["k_surname_py"].str.len()
+    df["k_given_py"] = [p[n:] for p, n in zip(df["k_py"].tolist(), surname_len.tolist())]
+    idc = df["id_clean"].astype(str)
+    df["k_id14"] = np.where(idc.str.len() == 18, idc.str.slice(0, 14), "")
+    df["k_no_id_no_birth"] = (idc == "") & (df["k_year"] == "")
+    return df

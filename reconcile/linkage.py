@@ -1,0 +1,150 @@
+"""Linking two standardised frames (or one with itself): block, compare, train, score.
+
+This is the engine shared by `match` (origin x dest, plus each file with itself) and `dedupe`.
+Everything is numpy arrays of record positions; nothing is held per pair as a Python object.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from matchers.base import MISSING, Comparator
+from reconcile.blocking import DEFAULT_PASSES, BlockingPass, Candidates, candidate_pairs
+from reconcile.compare import column_arrays, compare_pairs, random_pairs
+from reconcile.model import Model, level_frequencies, train_em
+from reconcile.scoring import TF_FIELDS, Scores, TermFrequencies, score
+
+Progress = Callable[[str, dict], None]
+
+
+def _noop(stage: str, info: dict) -> None:
+    pass
+
+
+@dataclass
+class Linkage:
+    """Scored candidate pairs between ``left`` and ``right`` (positions), with their levels."""
+
+    candidates: Candidates
+    levels: np.ndarray
+    scores: Scores
+    model: Model
+    u_sample: int
+    em_iterations: int = 0
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def li(self) -> np.ndarray:
+        return self.candidates.left
+
+    @property
+    def ri(self) -> np.ndarray:
+        return self.candidates.right
+
+
+def estimate_u(
+    left: dict[str, np.ndarray],
+    right: dict[str, np.ndarray] | None,
+    n_left: int,
+    n_right: int | None,
+    comparators: Sequence[Comparator],
+    sample: int,
+    seed: int = 1234,
+) -> list[np.ndarray]:
+    """u probabilities from uniform random pairs (chance agreement)."""
+    i, j = random_pairs(n_left, n_right, sample, seed)
+    lv = compare_pairs(left, right if right is not None else left, i, j, comparators)
+    return level_frequencies(lv, [len(c.levels) for c in comparators])
+
+
+def link(
+    left: pd.DataFrame,
+    right: pd.DataFrame | None,
+    comparators: Sequence[Comparator],
+    *,
+    passes: tuple[BlockingPass, ...] = DEFAULT_PASSES,
+    block_cap: int = 20_000,
+    model: Model | None = None,
+    m_from: Model | None = None,
+    tf: TermFrequencies | None = None,
+    u_sample: int = 300_000,
+    progress: Progress = _noop,
+) -> Linkage:
+    """Block, compare, (train,) score. ``right=None`` links ``left`` with itself (dedupe).
+
+    ``model``: use as is (no training). ``m_from``: take m and prior from that model but estimate u
+    on these frames (within-file linkage reuses the cross-registry m).
+    """
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    cand = candidate_pairs(left, right, passes, block_cap)
+    timings["block"] = time.perf_counter() - t0
+    progress("block", {"pairs": int(cand.left.size), "passes": [(s.name, s.pairs, s.new_pairs) for s in cand.stats]})
+
+    t0 = time.perf_counter()
+    larr = column_arrays(left, comparators)
+    rarr = larr if right is None else column_arrays(right, comparators)
+    levels = compare_pairs(larr, rarr, cand.left, cand.right, comparators)
+    timings["compare"] = time.perf_counter() - t0
+    progress("compare", {"pairs": int(levels.shape[0])})
+
+    t0 = time.perf_counter()
+    iters = 0
+    if model is None:
+        n_right = None if right is None else len(right)
+        u = estimate_u(larr, None if right is None else rarr, len(left), n_right, comparators, u_sample)
+        if m_from is not None:
+            model = Model(prior=m_from.prior, fields=[
+                type(f)(f.field, f.levels, list(f.m), [float(x) for x in u[k]]) for k, f in enumerate(m_from.fields)
+            ], trained_on={"m_from": "cross-registry model", "u_sample": u_sample})
+            # the prior differs within one file: re-estimate it alone, m and u fixed
+            model, iters = train_em(levels, comparators, u, m_init=[f.m for f in m_from.fields],
+                                    prior_init=max(m_from.prior, 1e-4),
+                                    fix_m={f.field: f.m for f in m_from.fields})
+        else:
+            model, iters = train_em(levels, comparators, u)
+        model.trained_on.update({"pairs": int(levels.shape[0]), "u_sample": u_sample, "em_iterations": iters})
+    timings["train"] = time.perf_counter() - t0
+    progress("train", {"iterations": iters, "prior": model.prior})
+
+    t0 = time.perf_counter()
+    tf_values = {}
+    lvals = {fld: left[col].astype(str).to_numpy(object) for fld, col in TF_FIELDS.items() if col in left.columns}
+    for fld, arr in lvals.items():
+        tf_values[fld] = arr[cand.left]
+    scores = score(levels, model, tf, tf_values)
+    timings["score"] = time.perf_counter() - t0
+    progress("score", {"pairs": int(levels.shape[0])})
+    return Linkage(candidates=cand, levels=levels, scores=scores, model=model, u_sample=u_sample,
+                   em_iterations=iters, timings=timings)
+
+
+def evidence_json(
+    k: int,
+    linkage: Linkage,
+    comparators: Sequence[Comparator],
+    left: dict[str, np.ndarray],
+    right: dict[str, np.ndarray],
+) -> str:
+    """Why pair ``k`` scored as it did: per field the values compared, the level and its weight."""
+    i, j = int(linkage.li[k]), int(linkage.ri[k])
+    fields = {}
+    for f, comp in enumerate(comparators):
+        lv = int(linkage.levels[k, f])
+        fields[comp.field] = {
+            "left": " / ".join(str(left[c][i]) for c in comp.columns if str(left[c][i])),
+            "right": " / ".join(str(right[c][j]) for c in comp.columns if str(right[c][j])),
+            "level": comp.label(lv),
+            "weight": round(float(linkage.scores.field_weights[k, f]), 3),
+        }
+    tf = {fld: round(float(linkage.scores.tf_adjust[k, t]), 3) for t, fld in enumerate(TF_FIELDS) if linkage.scores.tf_adjust[k, t]}
+    return json.dumps({"prior": round(linkage.model.prior_weight, 3), "fields": fields, "tf": tf}, ensure_ascii=False)
+
+
+def levels_missing_share(levels: np.ndarray) -> np.ndarray:
+    return (levels == MISSING).mean(axis=0) if levels.size else np.zeros(levels.shape[1])

@@ -1,0 +1,553 @@
+"""`reconcile match`: link an origin registry (户籍地) with a destination registry (现居住地).
+
+Stages: load -> standardise -> block -> compare -> train -> score -> decide -> cluster ->
+outcomes -> report. Each stage is a function over DataFrames/arrays; this module wires them and
+builds the report tables.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+import reconcile
+from matchers.base import Comparator
+from reconcile.cluster import UnionFind, guarded_clusters
+from reconcile.decide import DECISION_NAMES, MATCH, NONE, REVIEW, one_to_one, threshold_decisions
+from reconcile.errors import ConfigError, ReportError
+from reconcile.fields import STANDARD_COLUMNS, USABLE_ID_STATUSES
+from reconcile.fingerprint import record_fingerprints
+from reconcile.keys import add_keys
+from reconcile.linkage import Linkage, Progress, evidence_json, link, _noop
+from reconcile.model import Model
+from reconcile.report import RunOutput, now_iso, open_report, write_run
+from reconcile.scoring import TermFrequencies
+
+
+@dataclass
+class MatchOptions:
+    """Everything that changes what `match` computes (stored as the run's settings_json)."""
+
+    match_threshold: float = 0.95
+    review_threshold: float = 0.30
+    block_cap: int = 20_000
+    u_sample: int = 300_000
+    origin: dict[str, Any] = field(default_factory=dict)   # read_registry kwargs for ORIGIN
+    dest: dict[str, Any] = field(default_factory=dict)     # read_registry kwargs for DEST
+    model_from_run: int | None = None
+    learn_from_reviews: bool = False
+    within_file: bool = True
+
+    def validate(self) -> None:
+        if not 0 < self.review_threshold <= self.match_threshold < 1 + 1e-12:
+            raise ConfigError("match.bad_thresholds", match=self.match_threshold, review=self.review_threshold)
+
+
+@dataclass
+class Side:
+    """One registry through the pipeline."""
+
+    name: str                    # 'origin' | 'dest'
+    loaded: Any                  # reconcile.loading.LoadedRegistry
+    std: pd.DataFrame            # standardised + k_ columns, positional index 0..n-1
+    sha256: str
+
+    @property
+    def keys(self) -> np.ndarray:
+        return self.std["record_key"].to_numpy(object)
+
+
+@dataclass
+class MatchResult:
+    run_id: int
+    out: Path
+    summary: dict[str, Any]
+    timings: dict[str, float]
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def load_side(name: str, path: str | Path, options: Mapping[str, Any]) -> Side:
+    """Load and standardise one registry."""
+    from reconcile.loading import read_registry
+    from reconcile.standardise import standardise
+
+    loaded = read_registry(path, **options)
+    std = standardise(loaded.frame)
+    std = add_keys(std.reset_index(drop=True))
+    return Side(name=name, loaded=loaded, std=std, sha256=file_sha256(Path(path)))
+
+
+def default_comparators() -> list[Comparator]:
+    from matchers.registry import default_comparators as dc
+
+    return dc()
+
+
+# ---------------------------------------------------------------------------------------------
+def run_match(
+    origin_path: str | Path,
+    dest_path: str | Path,
+    out: str | Path = "reconcile.db",
+    options: MatchOptions | None = None,
+    progress: Progress = _noop,
+    comparators: Sequence[Comparator] | None = None,
+) -> MatchResult:
+    """The whole `match` command as a library call; returns the run id and the summary."""
+    opts = options or MatchOptions()
+    opts.validate()
+    comps = list(comparators or default_comparators())
+    started = now_iso()
+    timings: dict[str, float] = {}
+    out_path = Path(out)
+    db = open_report(out_path)          # fail early on a bad --out, before the heavy work
+
+    t0 = time.perf_counter()
+    origin = load_side("origin", origin_path, opts.origin)
+    dest = load_side("dest", dest_path, opts.dest)
+    timings["load+standardise"] = time.perf_counter() - t0
+    progress("load", {"origin": _load_info(origin), "dest": _load_info(dest)})
+
+    model = None
+    if opts.model_from_run is not None:
+        model = _model_from_run(db, opts.model_from_run)
+        model.check_compatible(comps)
+
+    tf = TermFrequencies.build(origin.std, dest.std)
+    cross = link(origin.std, dest.std, comps, block_cap=opts.block_cap, model=model, tf=tf,
+                 u_sample=opts.u_sample, progress=progress)
+    for k, v in cross.timings.items():
+        timings[k] = timings.get(k, 0.0) + v
+
+    t0 = time.perf_counter()
+    within: dict[str, Linkage | None] = {"origin": None, "dest": None}
+    if opts.within_file:
+        for side in (origin, dest):
+            if len(side.std) > 1:
+                within[side.name] = link(side.std, None, comps, block_cap=opts.block_cap, m_from=cross.model,
+                                         tf=tf, u_sample=min(opts.u_sample, 200_000))
+    timings["within_file"] = time.perf_counter() - t0
+    progress("within", {k: (0 if v is None else int(v.li.size)) for k, v in within.items()})
+
+    t0 = time.perf_counter()
+    result = assemble(origin, dest, cross, within, comps, opts, db=db)
+    timings["decide+outcomes"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    settings = asdict(opts)
+    run_out = RunOutput(
+        command="match",
+        started_at=started,
+        run_info={
+            "version": reconcile.__version__,
+            "origin_path": str(origin_path),
+            "dest_path": str(dest_path),
+            "origin_sha256": origin.sha256,
+            "dest_sha256": dest.sha256,
+            "inputs_json": [_input_info(origin, origin_path), _input_info(dest, dest_path)],
+            "settings_json": settings,
+            "model_json": {"cross": cross.model.to_json(),
+                           "within": {k: (v.model.to_json() if v else None) for k, v in within.items()},
+                           "tf": tf.summary()},
+            "summary_json": result["summary"],
+        },
+        tables=result["tables"],
+    )
+    run_id = write_run(db, run_out, extra_writer=result.get("extra_writer"))
+    db.close()
+    timings["report"] = time.perf_counter() - t0
+    progress("report", {"run_id": run_id, "path": str(out_path)})
+    return MatchResult(run_id=run_id, out=out_path, summary=result["summary"], timings=timings)
+
+
+def _load_info(side: Side) -> dict[str, Any]:
+    ld = side.loaded
+    return {"rows_read": ld.rows_read, "rows_loaded": len(ld.frame), "rows_rejected": len(ld.rejected),
+            "encoding": ld.encoding}
+
+
+def _input_info(side: Side, path) -> dict[str, Any]:
+    ld = side.loaded
+    return {"source": side.name, "path": str(path), "sha256": side.sha256, "encoding": ld.encoding,
+            "delimiter": ld.delimiter, "sheet": ld.sheet, "columns": ld.columns, "key_column": ld.key_column,
+            "rows_read": ld.rows_read, "rows_loaded": len(ld.frame), "rows_rejected": len(ld.rejected)}
+
+
+def _model_from_run(db, run_id: int) -> Model:
+    row = db.execute("SELECT model_json FROM runs WHERE run_id = ? AND status = 'complete'", (run_id,)).fetchone()
+    if not row or not row[0]:
+        raise ReportError("report.unknown_run", run=run_id)
+    data = json.loads(row[0])
+    return Model.from_json(data["cross"] if "cross" in data else data)
+
+
+# ---------------------------------------------------------------------------------------------
+def within_clusters(side: Side, lk: Linkage | None, opts: MatchOptions) -> tuple[np.ndarray, list, np.ndarray]:
+    """Person label per record of one file from its within-file match edges (guarded)."""
+    n = len(side.std)
+    if lk is None or lk.li.size == 0:
+        return np.arange(n), [], np.zeros(0, dtype=bool)
+    prob = lk.scores.probability
+    is_match = prob >= opts.match_threshold
+    ids = np.where(side.std["id_status"].isin(USABLE_ID_STATUSES), side.std["id_number"], "").astype(object)
+    res = guarded_clusters(n, lk.li[is_match], lk.ri[is_match], prob[is_match], ids)
+    return res.labels, res.refused, is_match
+
+
+def assemble(origin: Side, dest: Side, cross: Linkage, within: dict[str, Linkage | None],
+             comps: Sequence[Comparator], opts: MatchOptions, db=None) -> dict[str, Any]:
+    """Decisions, outcomes, metrics and the report tables from the scored pairs."""
+    o_keys, d_keys = origin.keys, dest.keys
+    nO, nD = len(o_keys), len(d_keys)
+    prob = cross.scores.probability
+    li, ri = cross.li, cross.ri
+
+    o_person, o_refused, o_within_match = within_clusters(origin, within["origin"], opts)
+    d_person, d_refused, d_within_match = within_clusters(dest, within["dest"], opts)
+
+    decision = threshold_decisions(prob, opts.match_threshold, opts.review_threshold)
+    decided_by = np.array(["model"] * len(decision), dtype=object)
+    stale = np.zeros(len(decision), dtype=np.int8)
+    decision, demoted = one_to_one(li, ri, prob, decision, o_person, d_person)
+
+    is_match = decision == MATCH
+    # best candidate per record (any scored pair), for untraceable / unregistered
+    best_d_for_o = _best(li, ri, prob, nO)
+    best_o_for_d = _best(ri, li, prob, nD)
+
+    o_matched = np.zeros(nO, bool)
+    o_matched[li[is_match]] = True
+    d_matched = np.zeros(nD, bool)
+    d_matched[ri[is_match]] = True
+
+    flow = origin.std["flow_status"].to_numpy(object)
+    has_flow = bool((flow != "").any())
+    out_migrant = (flow == "out") if has_flow else np.ones(nO, bool)
+    resident = flow == "resident"
+
+    m_li, m_ri, m_p = li[is_match], ri[is_match], prob[is_match]
+    traced_mask = out_migrant[m_li] | (~resident[m_li] & ~out_migrant[m_li])
+    traced = pd.DataFrame({"origin_key": o_keys[m_li[traced_mask]], "dest_key": d_keys[m_ri[traced_mask]],
+                           "match_probability": m_p[traced_mask]})
+    crd_mask = resident[m_li]
+    cross_dups = pd.DataFrame({"origin_key": o_keys[m_li[crd_mask]], "dest_key": d_keys[m_ri[crd_mask]],
+                               "match_probability": m_p[crd_mask]})
+
+    unt_idx = np.nonzero(out_migrant & ~o_matched)[0]
+    bj, bp = best_d_for_o
+    untraceable = pd.DataFrame({
+        "origin_key": o_keys[unt_idx],
+        "best_dest_key": [d_keys[bj[i]] if bj[i] >= 0 else None for i in unt_idx],
+        "best_probability": [float(bp[i]) if bj[i] >= 0 else None for i in unt_idx],
+    })
+
+    origin_area = set(origin.std["hukou_region"][origin.std["hukou_region"] != ""].unique())
+    if not origin_area:
+        origin_area = set(origin.std["id_region"].map(_current_code)[origin.std["id_region"] != ""].unique())
+    d_region = dest.std["hukou_region"].to_numpy(object)
+    d_region_eff = np.where(d_region != "", d_region, dest.std["id_region"].map(_current_code).to_numpy(object))
+    in_area = np.array([r in origin_area for r in d_region_eff], bool) if nD else np.zeros(0, bool)
+    unr_idx = np.nonzero(in_area & ~d_matched)[0]
+    bi, bpd = best_o_for_d
+    unregistered = pd.DataFrame({
+        "dest_key": d_keys[unr_idx],
+        "hukou_region": d_region_eff[unr_idx],
+        "best_origin_key": [o_keys[bi[j]] if bi[j] >= 0 else None for j in unr_idx],
+        "best_probability": [float(bpd[j]) if bi[j] >= 0 else None for j in unr_idx],
+    })
+
+    # Persons over both files: within-file clusters + cross matches + review-level links (uncertain
+    # pairs are not "different people" for the ID-conflict check).
+    uf = UnionFind(nO + nD)
+    for lab_arr, off in ((o_person, 0), (d_person, nO)):
+        for node, lab in enumerate(lab_arr.tolist()):
+            if lab != node:
+                uf.union(node + off, lab + off)
+    same_person = decision >= REVIEW
+    for i, j in zip(li[same_person].tolist(), ri[same_person].tolist()):
+        uf.union(i, nO + j)
+    for side, lk, off in ((origin, within["origin"], 0), (dest, within["dest"], nO)):
+        if lk is not None and lk.li.size:
+            rv = lk.scores.probability >= opts.review_threshold
+            for a, b in zip(lk.li[rv].tolist(), lk.ri[rv].tolist()):
+                uf.union(a + off, b + off)
+    id_conflicts = _id_conflicts(origin, dest, uf)
+
+    dup_rows = []
+    for side, labels in ((origin, o_person), (dest, d_person)):
+        dup_rows.append(_duplicate_rows(side, labels))
+    duplicates = pd.concat(dup_rows, ignore_index=True) if dup_rows else pd.DataFrame()
+
+    # links: cross pairs at or above review + within-file pairs at or above review
+    larr = _arrays(origin.std, comps)
+    darr = _arrays(dest.std, comps)
+    keep = np.nonzero(decision >= REVIEW)[0]
+    links = pd.DataFrame({
+        "source_pair": "origin-dest",
+        "origin_key": o_keys[li[keep]],
+        "dest_key": d_keys[ri[keep]],
+        "match_probability": prob[keep],
+        "match_weight": cross.scores.weight[keep],
+        "decision": [DECISION_NAMES[int(x)] for x in decision[keep]],
+        "decided_by": decided_by[keep],
+        "stale": stale[keep],
+        "evidence_json": [evidence_json(int(k), cross, comps, larr, darr) for k in keep],
+    })
+    wl = [links]
+    for side, lk, arr in ((origin, within["origin"], larr), (dest, within["dest"], darr)):
+        if lk is None or lk.li.size == 0:
+            continue
+        p = lk.scores.probability
+        kk = np.nonzero(p >= opts.review_threshold)[0]
+        keys = side.keys
+        wl.append(pd.DataFrame({
+            "source_pair": f"{side.name}-{side.name}",
+            "origin_key": keys[lk.li[kk]],
+            "dest_key": keys[lk.ri[kk]],
+            "match_probability": p[kk],
+            "match_weight": lk.scores.weight[kk],
+            "decision": np.where(p[kk] >= opts.match_threshold, "match", "review"),
+            "decided_by": "model",
+            "stale": 0,
+            "evidence_json": [evidence_json(int(k), lk, comps, arr, arr) for k in kk],
+        }))
+    links = pd.concat(wl, ignore_index=True)
+
+    records = pd.concat([_record_rows(origin), _record_rows(dest)], ignore_index=True)
+    rejected = pd.concat([_rejected_rows(origin), _rejected_rows(dest)], ignore_index=True)
+    blocking = pd.DataFrame([
+        {"pass_name": s.name, "rule": s.description, "pairs": s.pairs, "new_pairs": s.new_pairs,
+         "skipped_blocks": s.skipped_blocks, "skipped_records": s.skipped_records}
+        for s in cross.candidates.stats
+    ])
+    warn_msgs = [w for s in cross.candidates.stats for w in s.warnings]
+    for side, refused in ((origin, o_refused), (dest, d_refused)):
+        keys = side.keys
+        for a, b, reason in refused:
+            warn_msgs.append(f"{side.name}: not merged {keys[a]} + {keys[b]}: {reason}")
+    warnings = pd.DataFrame({"stage": "block", "message": warn_msgs}) if warn_msgs else pd.DataFrame(columns=["stage", "message"])
+
+    n_dup_clusters = int(duplicates["cluster_id"].nunique()) if len(duplicates) else 0
+    recall = blocking_recall_estimate(cross.candidates.passes[is_match])
+    summary = {
+        "origin_records": nO, "dest_records": nD,
+        "origin_rejected": len(origin.loaded.rejected), "dest_rejected": len(dest.loaded.rejected),
+        "candidate_pairs": int(li.size),
+        "links_match": int(is_match.sum()), "links_review": int((decision == REVIEW).sum()),
+        "traced": len(traced), "untraceable": len(untraceable),
+        "cross_region_duplicates": len(cross_dups), "unregistered": len(unregistered),
+        "id_conflict_records": len(id_conflicts),
+        "id_conflict_numbers": int(id_conflicts["id_number"].nunique()) if len(id_conflicts) else 0,
+        "duplicate_clusters": n_dup_clusters,
+        "duplicate_clusters_origin": int(duplicates[duplicates.source == "origin"]["cluster_id"].nunique()) if len(duplicates) else 0,
+        "duplicate_clusters_dest": int(duplicates[duplicates.source == "dest"]["cluster_id"].nunique()) if len(duplicates) else 0,
+        "demoted_one_to_one": int(demoted.sum()),
+        "blocking_recall_estimate": recall,
+        "out_migrants": int(out_migrant.sum()), "flow_status_column": has_flow,
+    }
+    metrics = _metrics(summary, origin, dest, traced, untraceable, cross_dups, unregistered, duplicates)
+    tables = {
+        "records": records, "rejected_rows": rejected, "links": links, "traced": traced,
+        "untraceable": untraceable, "cross_region_duplicates": cross_dups, "unregistered": unregistered,
+        "id_conflicts": id_conflicts, "duplicates": duplicates, "blocking": blocking, "metrics": metrics,
+        "warnings": warnings,
+    }
+    return {"summary": summary, "tables": tables}
+
+
+def _current_code(code: str) -> str:
+    from reconcile.divisions import current_code
+
+    return current_code(code) if code else ""
+
+
+def _arrays(std: pd.DataFrame, comps: Sequence[Comparator]) -> dict[str, np.ndarray]:
+    from reconcile.compare import column_arrays
+
+    return column_arrays(std, comps)
+
+
+def _best(a: np.ndarray, b: np.ndarray, prob: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """For each record 0..n-1 on side a: its best partner on side b (-1 when none) and the probability."""
+    best = np.full(n, -1, dtype=np.int64)
+    bestp = np.zeros(n)
+    if a.size == 0:
+        return best, bestp
+    order = np.lexsort((-prob, a))
+    a_s = a[order]
+    first = np.ones(a_s.size, bool)
+    first[1:] = a_s[1:] != a_s[:-1]
+    sel = order[first]
+    best[a[sel]] = b[sel]
+    bestp[a[sel]] = prob[sel]
+    return best, bestp
+
+
+def _id_conflicts(origin: Side, dest: Side, uf: UnionFind) -> pd.DataFrame:
+    """Records sharing a usable ID number that the model places in different persons (重号)."""
+    nO = len(origin.std)
+    frames = []
+    for side, off in ((origin, 0), (dest, nO)):
+        s = side.std
+        usable = s["id_status"].isin(USABLE_ID_STATUSES).to_numpy()
+        idx = np.nonzero(usable)[0]
+        frames.append(pd.DataFrame({"id_number": s["id_number"].to_numpy(object)[idx], "source": side.name,
+                                    "record_key": side.keys[idx], "node": idx + off}))
+    allr = pd.concat(frames, ignore_index=True)
+    if allr.empty:
+        return pd.DataFrame(columns=["id_number", "source", "record_key", "conflict_group"])
+    multi = allr[allr.duplicated("id_number", keep=False)].copy()
+    if multi.empty:
+        return pd.DataFrame(columns=["id_number", "source", "record_key", "conflict_group"])
+    multi["person"] = [uf.find(int(n)) for n in multi["node"]]
+    persons = multi.groupby("id_number")["person"].nunique()
+    conflict_ids = persons[persons > 1].index
+    out = multi[multi["id_number"].isin(conflict_ids)].copy()
+    out["conflict_group"] = pd.factorize(out["id_number"])[0] + 1
+    return out[["id_number", "source", "record_key", "conflict_group"]].reset_index(drop=True)
+
+
+_UNIT_LEVEL_SCOPES = ("same_unit", "cross_unit", "cross_county", "cross_city", "cross_province")
+
+
+def cluster_scope(regions: Sequence[str], units: Sequence[str]) -> str:
+    """Administrative scope of a duplicate cluster from its records' hukou regions and units."""
+    regs = {r for r in regions if r}
+    if len({r[:2] for r in regs}) > 1:
+        return "cross_province"
+    if len({r[:4] for r in regs}) > 1:
+        return "cross_city"
+    if len(regs) > 1:
+        return "cross_county"
+    us = {u for u in units if u}
+    return "cross_unit" if len(us) > 1 else "same_unit"
+
+
+def _duplicate_rows(side: Side, labels: np.ndarray) -> pd.DataFrame:
+    """Clusters of size >= 2 within one file, with a suggested survivor and the reason."""
+    s = side.std
+    lab = pd.Series(labels)
+    sizes = lab.map(lab.value_counts())
+    idx = np.nonzero(sizes.to_numpy() >= 2)[0]
+    if idx.size == 0:
+        return pd.DataFrame(columns=["source", "cluster_id", "record_key", "survivor", "scope", "reason"])
+    sub = s.iloc[idx].copy()
+    sub["_label"] = labels[idx]
+    usable = sub["id_status"].isin(USABLE_ID_STATUSES).astype(int)
+    filled = (sub[["name", "sex", "birth_date", "id_clean", "hukou_address", "residence"]] != "").sum(axis=1)
+    recent = sub.get("registered_at", pd.Series("", index=sub.index)).astype(str) if "registered_at" in sub else pd.Series("", index=sub.index)
+    sub["_rank"] = list(zip(usable, filled, recent))
+    rows = []
+    for label, g in sub.groupby("_label", sort=True):
+        g = g.sort_values("_rank", ascending=False, kind="stable")
+        survivor = g.index[0]
+        top = g.iloc[0]
+        reason = "valid_id" if top["id_status"] in USABLE_ID_STATUSES and (g["id_status"].isin(USABLE_ID_STATUSES).sum() == 1) else "most_complete"
+        scope = cluster_scope(g["hukou_region"].tolist(), g["unit"].tolist())
+        cid = f"{side.name[0].upper()}{int(label) + 1}"
+        for ix, r in g.iterrows():
+            rows.append({"source": side.name, "cluster_id": cid, "record_key": r["record_key"],
+                         "survivor": int(ix == survivor), "scope": scope, "reason": reason})
+    return pd.DataFrame(rows)
+
+
+def _record_rows(side: Side) -> pd.DataFrame:
+    s = side.std
+    cols = [c for c in STANDARD_COLUMNS if c in s.columns]
+    df = s[cols].copy()
+    for c in ("name_traditional", "name_minority", "sex_conflict", "birth_conflict"):
+        if c in df:
+            df[c] = df[c].astype(bool).astype(int)
+    df.insert(0, "source", side.name)
+    df["line"] = side.loaded.frame["line"].to_numpy() if "line" in side.loaded.frame else None
+    df["fingerprint"] = record_fingerprints(s).to_numpy()
+    raw = side.loaded.raw
+    headers = list(raw.columns)
+    df["raw_json"] = [json.dumps(dict(zip(headers, row)), ensure_ascii=False) for row in raw.itertuples(index=False, name=None)]
+    return df
+
+
+def _rejected_rows(side: Side) -> pd.DataFrame:
+    return pd.DataFrame([
+        {"source": side.name, "line": r.line, "reason_key": r.reason_key, "reason": r.reason, "raw": r.raw}
+        for r in side.loaded.rejected
+    ], columns=["source", "line", "reason_key", "reason", "raw"])
+
+
+def blocking_recall_estimate(pass_masks: np.ndarray) -> float | None:
+    """Estimated share of true matches the blocking found, from how many passes found each match.
+
+    Capture-recapture (Chao's estimator): matches found by exactly one pass (f1) and by exactly two
+    (f2) estimate how many matches every pass missed: f1^2 / (2 f2).
+    """
+    if pass_masks.size == 0:
+        return None
+    counts = np.array([bin(int(m)).count("1") for m in pass_masks])
+    n = counts.size
+    f1 = int((counts == 1).sum())
+    f2 = int((counts == 2).sum())
+    missed = f1 * f1 / (2 * f2) if f2 else f1 * (f1 - 1) / 2
+    return round(n / (n + missed), 6) if n else None
+
+
+def _metrics(summary, origin: Side, dest: Side, traced, untraceable, cross_dups, unregistered, duplicates) -> pd.DataFrame:
+    rows = []
+    for k, v in summary.items():
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and v is not None:
+            rows.append(("all", k, float(v)))
+    nO = max(summary["origin_records"], 1)
+    rows.append(("all", "untraceable_rate", summary["untraceable"] / max(summary["out_migrants"], 1)))
+    rows.append(("all", "duplicate_rate", summary["cross_region_duplicates"] / nO))
+    for side in (origin, dest):
+        s = side.std
+        n = max(len(s), 1)
+        usable = s["id_status"].isin(USABLE_ID_STATUSES)
+        rows.append((side.name, "records", float(len(s))))
+        rows.append((side.name, "id_entry_rate", float(usable.sum()) / n))
+        acc = usable & ~s["birth_conflict"].astype(bool) & ~s["sex_conflict"].astype(bool)
+        rows.append((side.name, "id_accuracy", float(acc.sum()) / max(int(usable.sum()), 1)))
+    # per reporting unit of the origin file
+    ou = origin.std.set_index("record_key")["unit"]
+    if (ou != "").any():
+        per = pd.DataFrame({"unit": ou})
+        per["out"] = (origin.std.set_index("record_key")["flow_status"] == "out")
+        per["untraceable"] = per.index.isin(untraceable["origin_key"])
+        per["traced"] = per.index.isin(traced["origin_key"])
+        per["cross_region_duplicates"] = per.index.isin(cross_dups["origin_key"])
+        od = duplicates[duplicates["source"] == "origin"] if len(duplicates) else pd.DataFrame(columns=["record_key"])
+        per["in_duplicate_cluster"] = per.index.isin(od["record_key"])
+        s = origin.std.set_index("record_key")
+        per["usable"] = s["id_status"].isin(USABLE_ID_STATUSES)
+        per["accurate"] = per["usable"] & ~s["birth_conflict"].astype(bool) & ~s["sex_conflict"].astype(bool)
+        for unit, g in per.groupby("unit"):
+            if not unit:
+                continue
+            scope = f"unit:{unit}"
+            n = len(g)
+            rows += [(scope, "records", n), (scope, "out_migrants", int(g["out"].sum())),
+                     (scope, "traced", int(g["traced"].sum())), (scope, "untraceable", int(g["untraceable"].sum())),
+                     (scope, "cross_region_duplicates", int(g["cross_region_duplicates"].sum())),
+                     (scope, "duplicate_records", int(g["in_duplicate_cluster"].sum())),
+                     (scope, "id_entry_rate", g["usable"].mean()),
+                     (scope, "id_accuracy", g["accurate"].sum() / max(int(g["usable"].sum()), 1)),
+                     (scope, "untraceable_rate", g["untraceable"].sum() / max(int(g["out"].sum()), 1)),
+                     (scope, "duplicate_rate", g["cross_region_duplicates"].sum() / n)]
+    du = dest.std.set_index("record_key")["unit"]
+    if (du != "").any() and len(unregistered):
+        cnt = du.loc[unregistered["dest_key"]].value_counts()
+        for unit, v in cnt.items():
+            if unit:
+                rows.append((f"dest_unit:{unit}", "unregistered", int(v)))
+    return pd.DataFrame(rows, columns=["scope", "metric", "value"])

@@ -1,0 +1,179 @@
+"""Fellegi-Sunter model: m and u per field level, a prior, EM training, term-frequency tables.
+
+u comes from random record pairs (what agreement looks like by chance); m is estimated by EM on
+the blocked candidate pairs, with u held fixed (as Splink does), so no labels are needed. EM
+runs over the distinct level patterns with their counts, not over every pair: a few thousand
+patterns instead of millions of pairs.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+
+from matchers.base import MISSING, Comparator
+
+# Smallest probability any m or u may take: keeps weights finite and bounded (log2 1e-7 ~ -23).
+PROB_FLOOR = 1e-7
+
+
+@dataclass
+class FieldParams:
+    field: str
+    levels: tuple[str, ...]
+    m: list[float]
+    u: list[float]
+
+    def weights(self) -> np.ndarray:
+        m = np.maximum(np.asarray(self.m, float), PROB_FLOOR)
+        u = np.maximum(np.asarray(self.u, float), PROB_FLOOR)
+        return np.log2(m / u)
+
+
+@dataclass
+class Model:
+    """A trained model: prior match probability among candidate pairs and per-field parameters."""
+
+    prior: float
+    fields: list[FieldParams]
+    trained_on: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def prior_weight(self) -> float:
+        p = min(max(self.prior, PROB_FLOOR), 1 - PROB_FLOOR)
+        return math.log2(p / (1 - p))
+
+    def weight_table(self) -> list[np.ndarray]:
+        return [f.weights() for f in self.fields]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "prior": self.prior,
+            "prior_weight": self.prior_weight,
+            "fields": [
+                {
+                    "field": f.field,
+                    "levels": [
+                        {"level": lv, "m": f.m[k], "u": f.u[k], "weight": float(f.weights()[k])}
+                        for k, lv in enumerate(f.levels)
+                    ],
+                }
+                for f in self.fields
+            ],
+            "trained_on": self.trained_on,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "Model":
+        fields = [
+            FieldParams(
+                f["field"],
+                tuple(lv["level"] for lv in f["levels"]),
+                [float(lv["m"]) for lv in f["levels"]],
+                [float(lv["u"]) for lv in f["levels"]],
+            )
+            for f in data["fields"]
+        ]
+        return cls(prior=float(data["prior"]), fields=fields, trained_on=dict(data.get("trained_on", {})))
+
+    def check_compatible(self, comparators: Sequence[Comparator]) -> None:
+        got = [(f.field, f.levels) for f in self.fields]
+        want = [(c.field, c.levels) for c in comparators]
+        if got != want:
+            raise ValueError("the stored model was trained with other comparators/levels")
+
+
+def level_frequencies(levels: np.ndarray, n_levels: Sequence[int]) -> list[np.ndarray]:
+    """Per field, the share of each level among non-missing values (with add-half smoothing)."""
+    out = []
+    for f, k in enumerate(n_levels):
+        col = levels[:, f]
+        col = col[col != MISSING]
+        counts = np.bincount(col.astype(np.int64), minlength=k).astype(float)
+        out.append((counts + 0.5 / k) / (counts.sum() + 0.5))
+    return out
+
+
+def initial_m(comparators: Sequence[Comparator]) -> list[list[float]]:
+    """A sensible starting point for EM: most mass on the strongest level, decreasing after."""
+    out = []
+    for c in comparators:
+        k = len(c.levels)
+        raw = np.array([0.9] + [0.1 * (0.5 ** i) for i in range(1, k)], float)
+        raw[-1] = min(raw[-1], 0.02)
+        out.append(list(raw / raw.sum()))
+    return out
+
+
+def patterns(levels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Distinct rows of the level matrix: (patterns, counts, inverse index per pair)."""
+    if levels.shape[0] == 0:
+        return levels, np.empty(0, np.int64), np.empty(0, np.int64)
+    # Shift -1..k to 0..k+1 and pack each row into one int64 key for a fast unique.
+    shifted = levels.astype(np.int64) + 1
+    base = int(shifted.max()) + 1
+    key = np.zeros(levels.shape[0], np.int64)
+    for f in range(levels.shape[1]):
+        key = key * base + shifted[:, f]
+    uniq, first, inverse, counts = np.unique(key, return_index=True, return_inverse=True, return_counts=True)
+    return levels[first], counts, inverse
+
+
+def pattern_log2_bf(pats: np.ndarray, weights: list[np.ndarray]) -> np.ndarray:
+    """Sum of field weights per pattern (missing levels add 0)."""
+    total = np.zeros(pats.shape[0])
+    for f, w in enumerate(weights):
+        col = pats[:, f].astype(np.int64)
+        total += np.where(col == MISSING, 0.0, w[np.maximum(col, 0)])
+    return total
+
+
+def train_em(
+    levels: np.ndarray,
+    comparators: Sequence[Comparator],
+    u: list[np.ndarray],
+    *,
+    m_init: list[list[float]] | None = None,
+    prior_init: float = 0.01,
+    max_iter: int = 60,
+    tol: float = 1e-6,
+    fix_m: dict[str, list[float]] | None = None,
+) -> tuple[Model, int]:
+    """Estimate m and the prior by EM on the candidate pairs' levels, u held fixed.
+
+    Returns the model and the number of iterations run.
+    """
+    pats, counts, _ = patterns(levels)
+    counts = counts.astype(float)
+    m = [np.asarray(x, float) for x in (m_init or initial_m(comparators))]
+    prior = prior_init
+    it = 0
+    for it in range(1, max_iter + 1):
+        weights = [np.log2(np.maximum(mi, PROB_FLOOR) / np.maximum(ui, PROB_FLOOR)) for mi, ui in zip(m, u)]
+        lbf = pattern_log2_bf(pats, weights)
+        logit = lbf + math.log2(prior / (1 - prior))
+        p = 1.0 / (1.0 + np.exp2(-np.clip(logit, -60, 60)))
+        wp = p * counts
+        new_prior = float(wp.sum() / counts.sum())
+        new_m = []
+        for f, c in enumerate(comparators):
+            col = pats[:, f]
+            k = len(c.levels)
+            valid = col != MISSING
+            mass = np.bincount(col[valid].astype(np.int64), weights=wp[valid], minlength=k)
+            if fix_m and c.field in fix_m:
+                new_m.append(np.asarray(fix_m[c.field], float))
+                continue
+            total = mass.sum()
+            new_m.append((mass + 1e-6) / (total + 1e-6 * k) if total > 0 else m[f])
+        delta = max(abs(new_prior - prior), max(float(np.max(np.abs(a - b))) for a, b in zip(new_m, m)))
+        m, prior = new_m, min(max(new_prior, 1e-9), 1 - 1e-9)
+        if delta < tol:
+            break
+    model = Model(
+        prior=prior,
+        fields=[FieldParams(c.field, c.levels, [float(x) for x in m[f]], [float(x) for x in u[f]]) for f, c in enumerate(comparators)],
+    )
+    return model, it
