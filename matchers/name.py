@@ -1,0 +1,276 @@
+"""Name comparator: exact, homophone, one character / shape-alike apart, contained, Latin pinyin.
+
+Reads standardised columns only (simplified Han or upper-case Latin ``name``, toneless
+space-separated ``name_pinyin``, ``surname``, ``given``, ``name_script``). Han pairs are
+compared as character-code matrices (no per-pair Python); Latin keys are derived once per
+*distinct* value. Separators (the minority-name dot ``·`` and spaces) are ignored, so
+买买提·艾力 and 买买提艾力 are ``exact``.
+"""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+from numpy.dtypes import StringDType
+from rapidfuzz.distance import OSA
+from rapidfuzz.process import cpdist
+
+from matchers._vec import code_matrix, column, lengths
+from matchers.base import MISSING, Columns, Comparator
+from matchers.shapes import shape_alike
+
+LEVELS: tuple[str, ...] = ("exact", "same_pinyin", "one_char", "contained", "latin_pinyin", "different")
+EXACT, SAME_PINYIN, ONE_CHAR, CONTAINED, LATIN_PINYIN, DIFFERENT = range(len(LEVELS))
+
+COLUMNS: tuple[str, ...] = ("name", "name_pinyin", "surname", "given", "name_script")
+
+_SEPARATORS = (ord("·"), ord(" "))
+_HAN_WIDTH = 8  # nearly all Han names fit; longer ones (minority names) get their own pass
+_TOKEN = re.compile(r"[^\W_]+")
+
+
+def compare_name(left: Columns, right: Columns) -> np.ndarray:
+    """Level per aligned pair; MISSING when either ``name`` is empty.
+
+    Han-Han pairs can reach every level except ``latin_pinyin``; Latin-Han pairs are
+    ``latin_pinyin`` or ``different``; Latin-Latin pairs are ``exact`` (ignoring spaces),
+    ``one_char`` (one letter edit), ``contained`` or ``latin_pinyin`` (tokens reordered).
+    Other script combinations (``mixed``) are only ``exact`` or ``different``.
+    """
+    a, b = column(left, "name"), column(right, "name")
+    n = len(a)
+    out = np.full(n, DIFFERENT, dtype=np.int8)
+    if n == 0:
+        return out
+    missing = (a == "") | (b == "")
+    exact = (a == b) & ~missing
+    out[exact] = EXACT
+    rest = ~exact & ~missing
+    sa, sb = column(left, "name_script"), column(right, "name_script")
+    han_a, han_b = sa == "han", sb == "han"
+    lat_a, lat_b = sa == "latin", sb == "latin"
+
+    han2 = np.flatnonzero(rest & han_a & han_b)
+    if len(han2):
+        out[han2] = _han_levels(_take(left, han2), _take(right, han2))
+    latin = np.flatnonzero(rest & ((lat_a & (lat_b | han_b)) | (han_a & lat_b)))
+    if len(latin):
+        out[latin] = _latin_levels(_take(left, latin), _take(right, latin))
+    out[missing] = MISSING
+    return out
+
+
+def _take(cols: Columns, idx: np.ndarray) -> dict[str, np.ndarray]:
+    return {c: column(cols, c)[idx] for c in COLUMNS}
+
+
+# ---------------------------------------------------------------- Han pairs
+
+
+def _han_levels(left: dict[str, np.ndarray], right: dict[str, np.ndarray]) -> np.ndarray:
+    """Han-Han pairs that are not equal as strings."""
+    a, b = left["name"], right["name"]
+    out = np.empty(len(a), dtype=np.int8)
+    ca, over_a = code_matrix(a, _HAN_WIDTH)
+    cb, over_b = code_matrix(b, _HAN_WIDTH)
+    long_rows = over_a | over_b
+    short = np.flatnonzero(~long_rows)
+    if len(short):
+        out[short] = _han_code_levels(ca[short], cb[short], _sub(left, short), _sub(right, short))
+    longs = np.flatnonzero(long_rows)
+    if len(longs):
+        width = max(max(map(len, a[longs])), max(map(len, b[longs])))
+        la, _ = code_matrix(a[longs], width)
+        lb, _ = code_matrix(b[longs], width)
+        out[longs] = _han_code_levels(la, lb, _sub(left, longs), _sub(right, longs))
+    return out
+
+
+def _sub(cols: dict[str, np.ndarray], idx: np.ndarray) -> dict[str, np.ndarray]:
+    return {c: v[idx] for c, v in cols.items()}
+
+
+def _han_code_levels(ca: np.ndarray, cb: np.ndarray, left: dict, right: dict) -> np.ndarray:
+    m = len(ca)
+    out = np.full(m, DIFFERENT, dtype=np.int8)
+    ca, sep_a = _strip_separators(ca)
+    cb, sep_b = _strip_separators(cb)
+    sep = sep_a | sep_b
+    la, lb = lengths(ca), lengths(cb)
+    same_len = la == lb
+    diff = ca != cb
+    n_diff = diff.sum(axis=1)
+
+    # contained: same surname and one given name inside the other ...
+    contained = _given_contained(left, right)
+    # ... or one OSA edit on names of 3+ characters: a dropped compound-surname character
+    # (欧阳晓棠/欧晓棠), a dropped or added character, two neighbours swapped.
+    long_enough = np.maximum(la, lb) >= 3
+    contained |= long_enough & same_len & _adjacent_swap(ca, cb, diff, n_diff)
+    one_off = np.flatnonzero(long_enough & (np.abs(la - lb) == 1))
+    if len(one_off):
+        contained[one_off] |= _one_deletion(ca[one_off], cb[one_off], la[one_off] > lb[one_off])
+    out[contained] = CONTAINED
+
+    # one character apart, or every differing character is a shape-alike pair
+    one_char = same_len & (n_diff == 1)
+    multi = np.flatnonzero(same_len & (n_diff >= 2))
+    if len(multi):
+        d = diff[multi]
+        alike = shape_alike(ca[multi], cb[multi])
+        one_char[multi[np.all(alike | ~d, axis=1)]] = True
+    out[one_char] = ONE_CHAR
+
+    pa, pb = left["name_pinyin"], right["name_pinyin"]
+    same_py = (pa == pb) & (pa != "")
+    redo = np.flatnonzero(sep & ~same_py)  # pinyin of dotted names may carry the separator
+    if len(redo):
+        same_py[redo] = (_strip_text(pa[redo]) == _strip_text(pb[redo])) & (pa[redo] != "")
+    out[same_py] = SAME_PINYIN
+
+    out[sep & (n_diff == 0)] = EXACT  # equal once separators are ignored
+    return out
+
+
+def _strip_separators(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Remove ``·`` and spaces (shift the rest left); also return which rows had any."""
+    is_sep = (codes == _SEPARATORS[0]) | (codes == _SEPARATORS[1])
+    rows = np.flatnonzero(is_sep.any(axis=1))
+    if len(rows):
+        codes = codes.copy()
+        sub = np.where(is_sep[rows], 0, codes[rows])
+        order = np.argsort(sub == 0, axis=1, kind="stable")
+        codes[rows] = np.take_along_axis(sub, order, axis=1)
+    has = np.zeros(len(codes), dtype=bool)
+    has[rows] = True
+    return codes, has
+
+
+def _strip_text(values: np.ndarray) -> np.ndarray:
+    s = values.astype(StringDType())
+    for sep in (" ", "·", "'", "-"):
+        s = np.strings.replace(s, sep, "")
+    return s
+
+
+def _adjacent_swap(ca: np.ndarray, cb: np.ndarray, diff: np.ndarray, n_diff: np.ndarray) -> np.ndarray:
+    """Rows whose only two differences are neighbours with their characters swapped."""
+    out = np.zeros(len(ca), dtype=bool)
+    two = np.flatnonzero(n_diff == 2)
+    if len(two) == 0 or ca.shape[1] < 2:
+        return out
+    first = diff[two].argmax(axis=1)
+    nxt = np.minimum(first + 1, ca.shape[1] - 1)
+    out[two] = (
+        diff[two, nxt]
+        & (ca[two, first] == cb[two, nxt])
+        & (ca[two, nxt] == cb[two, first])
+    )
+    return out
+
+
+def _one_deletion(ca: np.ndarray, cb: np.ndarray, a_longer: np.ndarray) -> np.ndarray:
+    """Rows where deleting one character of the longer string gives the shorter one.
+
+    Rows must differ in length by exactly one. Deleting position j works when the prefixes
+    before j agree and the longer string's tail after j equals the shorter's tail from j.
+    """
+    long_ = np.where(a_longer[:, None], ca, cb)
+    short = np.where(a_longer[:, None], cb, ca)
+    k, w = long_.shape
+    prefix_ok = np.ones((k, w), dtype=bool)
+    prefix_ok[:, 1:] = np.logical_and.accumulate(long_[:, :-1] == short[:, :-1], axis=1)
+    suffix_ok = np.ones((k, w), dtype=bool)
+    if w > 1:
+        tail_eq = long_[:, 1:] == short[:, :-1]
+        suffix_ok[:, :-1] = np.logical_and.accumulate(tail_eq[:, ::-1], axis=1)[:, ::-1]
+    return np.any(prefix_ok & suffix_ok, axis=1)
+
+
+def _given_contained(left: dict, right: dict) -> np.ndarray:
+    """Same non-empty surname, different non-empty given names, one inside the other."""
+    ga, gb = left["given"], right["given"]
+    cand = np.flatnonzero(
+        (left["surname"] == right["surname"]) & (left["surname"] != "") & (ga != "") & (gb != "") & (ga != gb)
+    )
+    out = np.zeros(len(ga), dtype=bool)
+    if len(cand):
+        sa, sb = ga[cand].astype(StringDType()), gb[cand].astype(StringDType())
+        out[cand] = (np.strings.find(sa, sb) >= 0) | (np.strings.find(sb, sa) >= 0)
+    return out
+
+
+# ---------------------------------------------------------------- pairs with a Latin side
+
+
+def _latin_levels(left: dict[str, np.ndarray], right: dict[str, np.ndarray]) -> np.ndarray:
+    """Pairs where one side is Latin and the other Latin or Han."""
+    m = len(left["name"])
+    out = np.full(m, DIFFERENT, dtype=np.int8)
+    lat_a, lat_b = left["name_script"] == "latin", right["name_script"] == "latin"
+    ka, kb = _pinyin_keys(left), _pinyin_keys(right)
+
+    both = lat_a & lat_b
+    # tokens in another order: any rotation/reversal of one side equals the other's
+    # natural order (a Han side also offers given-then-surname order)
+    reordered = np.zeros(m, dtype=bool)
+    for va in ka.values():
+        reordered |= (va == kb["plain"]) | (va == kb["given_first"])
+    for vb in kb.values():
+        reordered |= (vb == ka["plain"]) | (vb == ka["given_first"])
+    reordered &= ka["plain"] != ""
+    # Latin-Latin order matters only across the two sides; Latin-Han needs nothing more
+    out[reordered] = LATIN_PINYIN
+
+    ll = np.flatnonzero(both)
+    if len(ll):
+        sub_out = out[ll]
+        contained = _given_contained(_sub(left, ll), _sub(right, ll))
+        sub_out[contained] = CONTAINED
+        pa, pb = ka["plain"][ll], kb["plain"][ll]
+        typo = cpdist(list(pa), list(pb), scorer=OSA.distance, score_cutoff=1, workers=1) <= 1
+        sub_out[typo & (pa != "")] = ONE_CHAR
+        sub_out[(pa == pb) & (pa != "")] = EXACT  # equal once spaces are ignored
+        out[ll] = sub_out
+    return out
+
+
+def _pinyin_keys(cols: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Letters-only pinyin keys in several token orders, computed once per distinct value.
+
+    ``plain``: tokens as given; ``given_first``: for Han, given-name syllables then surname
+    syllables (a Han surname has one syllable per character); for Latin: last token first.
+    ``first_last``: first token moved to the end; ``reversed``: all tokens reversed.
+    """
+    # surname length per distinct surname, never per pair; -1 marks a Latin side
+    codes_s, uniq_s = pd.factorize(cols["surname"])
+    lens = np.array([len(s) for s in uniq_s], dtype=np.int64)
+    surname_len = np.where(cols["name_script"] == "han", lens[codes_s] if len(uniq_s) else 0, -1)
+    keyed = cols["name_pinyin"] + "\x1f" + surname_len.astype(str).astype(object)
+    codes, uniq = pd.factorize(keyed)
+    variants: dict[str, list[str]] = {"plain": [], "given_first": [], "first_last": [], "reversed": []}
+    for value in uniq:
+        pinyin, _, slen = value.partition("\x1f")
+        toks = [_canon_token(t) for t in _TOKEN.findall(pinyin.lower())]
+        k = int(slen)
+        if k < 0:  # Latin: last token to the front (WEI ZHANG -> zhangwei)
+            given_first = toks[-1:] + toks[:-1]
+        else:
+            given_first = toks[k:] + toks[:k]
+        variants["plain"].append("".join(toks))
+        variants["given_first"].append("".join(given_first))
+        variants["first_last"].append("".join(toks[1:] + toks[:1]))
+        variants["reversed"].append("".join(reversed(toks)))
+    return {name: np.array(vals, dtype=object)[codes] for name, vals in variants.items()}
+
+
+def _canon_token(tok: str) -> str:
+    """Unify ü spellings: pinyin lü/lv and passport LYU are the same syllable."""
+    tok = tok.replace("ü", "v")
+    if tok.startswith(("lyu", "nyu")):  # no pinyin syllable starts with ly/ny
+        tok = tok[0] + "v" + tok[3:]
+    return tok
+
+
+NAME = Comparator(field="name", levels=LEVELS, columns=COLUMNS, fn=compare_name)
