@@ -1,0 +1,176 @@
+"""ID comparator levels on the hard cases, and the vectorised path against a slow reference."""
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+
+from matchers.base import MISSING
+from matchers.id_number import ID_NUMBER
+
+WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+
+
+def check_char(body: str) -> str:
+    return "10X98765432"[sum(int(c) * w for c, w in zip(body, WEIGHTS)) % 11]
+
+
+def valid_id(body17: str) -> str:
+    return body17 + check_char(body17)
+
+
+def status(idc: str) -> str:
+    if not idc:
+        return "missing"
+    return "valid" if check_char(idc[:17]) == idc[17] else "bad_checksum"
+
+
+def upgrade15(id15: str) -> str:
+    """15-digit (old) number to 18: insert the century, append the check character."""
+    return valid_id(id15[:6] + "19" + id15[6:])
+
+
+def levels(pairs: list[tuple[tuple[str, str], tuple[str, str]]]) -> list[str]:
+    left = {"id_clean": np.array([p[0][0] for p in pairs], dtype=object),
+            "id_status": np.array([p[0][1] for p in pairs], dtype=object)}
+    right = {"id_clean": np.array([p[1][0] for p in pairs], dtype=object),
+             "id_status": np.array([p[1][1] for p in pairs], dtype=object)}
+    return [ID_NUMBER.label(x) for x in ID_NUMBER.compare(left, right)]
+
+
+def one(a: tuple[str, str], b: tuple[str, str]) -> str:
+    return levels([(a, b)])[0]
+
+
+BASE = valid_id("43102819900307123")  # 郴州 county code, born 1990-03-07
+
+
+def test_equal_valid_ids_are_exact():
+    assert status(BASE) == "valid"
+    assert one((BASE, "valid"), (BASE, "valid")) == "exact"
+
+
+def test_check_character_x_compares_after_normalisation():
+    body = next(f"4310281990030712{i}" for i in range(10) if check_char(f"4310281990030712{i}") == "X")
+    x_id = valid_id(body)
+    assert x_id.endswith("X")
+    # the standardiser upper-cases a trailing x; both sides then carry the same 18 chars
+    assert one((x_id, "valid"), (x_id, "valid")) == "exact"
+    assert one((x_id, "valid"), (body + "0", "bad_checksum")) == "typo"
+
+
+def test_18_digit_against_upgraded_15_digit():
+    old = "431028900307123"  # the same person's first-generation number
+    up = upgrade15(old)
+    assert up == BASE
+    assert one((BASE, "valid"), (up, "upgraded_from_15")) == "exact_upgraded"
+    assert one((up, "upgraded_from_15"), (BASE, "valid")) == "exact_upgraded"
+    # both registries still hold the old number: identical inputs, plain exact
+    assert one((up, "upgraded_from_15"), (up, "upgraded_from_15")) == "exact"
+
+
+def test_one_wrong_digit_is_typo_and_fails_checksum():
+    for pos in (0, 7, 13, 16, 17):
+        wrong = BASE[:pos] + str((int(BASE[pos]) + 3) % 10) + BASE[pos + 1:]
+        assert status(wrong) == "bad_checksum"
+        assert one((BASE, "valid"), (wrong, "bad_checksum")) == "typo", pos
+
+
+def test_adjacent_transposition_is_typo():
+    # swap positions 10/11 (month digits 0 and 3)
+    swapped = BASE[:10] + BASE[11] + BASE[10] + BASE[12:]
+    assert swapped != BASE and status(swapped) == "bad_checksum"
+    assert one((BASE, "valid"), (swapped, "bad_checksum")) == "typo"
+    # a non-adjacent swap is two errors, not a typo
+    far = BASE[:8] + BASE[12] + BASE[9:12] + BASE[8] + BASE[13:]
+    assert far != BASE
+    assert one((BASE, "valid"), (far, status(far))) != "typo"
+
+
+def test_twins_share_region_and_birth_but_not_sequence():
+    twin = valid_id("43102819900307125")
+    assert twin[:14] == BASE[:14] and status(twin) == "valid"
+    assert one((BASE, "valid"), (twin, "valid")) == "same_region_birth"
+
+
+def test_two_valid_ids_are_never_one_substitution_apart():
+    # why `typo` needs no status rule: the MOD 11-2 check catches every single substitution
+    rng = random.Random(7)
+    for _ in range(200):
+        body = "".join(rng.choice("0123456789") for _ in range(17))
+        pos = rng.randrange(17)
+        other = body[:pos] + rng.choice([d for d in "0123456789" if d != body[pos]]) + body[pos + 1:]
+        assert one((valid_id(body), "valid"), (valid_id(other), "valid")) != "typo"
+
+
+def test_different_people():
+    namesake = valid_id("43282219900307123")  # same birth date and sequence, other county
+    assert one((BASE, "valid"), (namesake, "valid")) == "different"
+    assert one((BASE, "valid"), (valid_id("11010519851122004"), "valid")) == "different"
+
+
+@pytest.mark.parametrize("a,b", [
+    (("", "missing"), (BASE, "valid")),
+    ((BASE, "valid"), ("", "excel_damaged")),
+    (("", "malformed"), ("", "missing")),
+])
+def test_missing_either_side(a, b):
+    left = {"id_clean": np.array([a[0]], dtype=object), "id_status": np.array([a[1]], dtype=object)}
+    right = {"id_clean": np.array([b[0]], dtype=object), "id_status": np.array([b[1]], dtype=object)}
+    assert ID_NUMBER.compare(left, right).tolist() == [MISSING]
+
+
+def slow_reference(a: str, sa: str, b: str, sb: str) -> int:
+    """Per-pair rules written plainly, to check the vectorised code against."""
+    if not a or not b:
+        return -1
+    if a == b:
+        return 1 if (sa == "upgraded_from_15") != (sb == "upgraded_from_15") else 0
+    if len(a) == len(b):
+        diffs = [i for i in range(len(a)) if a[i] != b[i]]
+        if len(diffs) == 1:
+            return 2
+        if len(diffs) == 2 and diffs[1] == diffs[0] + 1 and a[diffs[0]] == b[diffs[1]] and a[diffs[1]] == b[diffs[0]]:
+            return 2
+        if len(a) == 18 and a[:14] == b[:14]:
+            return 3
+    return 4
+
+
+def test_vectorised_matches_slow_reference():
+    rng = random.Random(2024)
+    lefts, rights = [], []
+    for _ in range(1000):
+        a = valid_id("".join(rng.choice("0123456789") for _ in range(17)))
+        kind = rng.randrange(7)
+        if kind == 0:
+            b = a
+        elif kind == 1:
+            p = rng.randrange(18)
+            b = a[:p] + rng.choice("0123456789X") + a[p + 1:]
+        elif kind == 2:
+            p = rng.randrange(17)
+            b = a[:p] + a[p + 1] + a[p] + a[p + 2:]
+        elif kind == 3:
+            b = valid_id(a[:14] + "".join(rng.choice("0123456789") for _ in range(3)))
+        elif kind == 4:
+            b = "" if rng.random() < 0.5 else a
+            a = "" if b else a
+        elif kind == 5:
+            p, q = sorted(rng.sample(range(18), 2))
+            b = a[:p] + rng.choice("0123456789") + a[p + 1:q] + rng.choice("0123456789") + a[q + 1:]
+        else:
+            b = valid_id("".join(rng.choice("0123456789") for _ in range(17)))
+        sa = rng.choice(["valid", "upgraded_from_15"]) if a else "missing"
+        sb = rng.choice(["valid", "upgraded_from_15", "bad_checksum"]) if b else "missing"
+        lefts.append((a, sa))
+        rights.append((b, sb))
+    got = ID_NUMBER.compare(
+        {"id_clean": np.array([x[0] for x in lefts], dtype=object), "id_status": np.array([x[1] for x in lefts], dtype=object)},
+        {"id_clean": np.array([x[0] for x in rights], dtype=object), "id_status": np.array([x[1] for x in rights], dtype=object)},
+    )
+    want = [slow_reference(a, sa, b, sb) for (a, sa), (b, sb) in zip(lefts, rights)]
+    assert got.dtype == np.int8
+    assert got.tolist() == want
+    assert set(want) == {-1, 0, 1, 2, 3, 4}  # every level exercised
