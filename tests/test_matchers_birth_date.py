@@ -1,0 +1,179 @@
+"""Birth-date comparator levels on the hard cases, and the vectorised path against a slow reference."""
+from __future__ import annotations
+
+import datetime as dt
+import random
+
+import numpy as np
+import pytest
+from lunardate import LunarDate
+
+from matchers.base import MISSING
+from matchers.birth_date import BIRTH_DATE, parse_iso
+
+LEVELS = BIRTH_DATE.levels
+
+
+def compare(pairs: list[tuple[tuple[str, str], tuple[str, str]]]) -> np.ndarray:
+    """pairs of ((birth_date, id_birth_date), (birth_date, id_birth_date))."""
+    left = {"birth_date": np.array([p[0][0] for p in pairs], dtype=object),
+            "id_birth_date": np.array([p[0][1] for p in pairs], dtype=object)}
+    right = {"birth_date": np.array([p[1][0] for p in pairs], dtype=object),
+             "id_birth_date": np.array([p[1][1] for p in pairs], dtype=object)}
+    return BIRTH_DATE.compare(left, right)
+
+
+def one(a: str, b: str, a_id: str = "", b_id: str = "") -> str:
+    return BIRTH_DATE.label(int(compare([((a, a_id), (b, b_id))])[0]))
+
+
+def test_parse_iso_shapes():
+    y, m, d, p = parse_iso(np.array(["1990-03-07", "1990-03", "1990", "", "1990-13-01", "90-3-7", "1990-02-31"],
+                                    dtype=object))
+    assert y.tolist()[:3] == [1990, 1990, 1990]
+    assert m.tolist()[:2] == [3, 3] and d.tolist()[0] == 7
+    # day, month, year, missing, bad month, not ISO, day 31 passes the shape check
+    assert p.tolist() == [3, 2, 1, 0, 0, 0, 3]
+
+
+def test_exact():
+    assert one("1990-03-07", "1990-03-07") == "exact"
+
+
+def test_id_birth_date_fills_a_missing_birth_date():
+    assert one("", "1990-03-07", a_id="1990-03-07") == "exact"
+    assert one("", "1990-03-09", a_id="1990-03-07") == "within_2_days"
+    # the record's own date wins over the ID's when both are present
+    assert one("1990-03", "1990-03-07", a_id="1990-03-07") == "coarser_equal"
+
+
+@pytest.mark.parametrize("a,b", [
+    ("1990-03", "1990-03-07"),     # 1990.03 month only
+    ("1990", "1990-03-07"),        # year only
+    ("1990", "1990-11"),
+    ("1990-03", "1990-03"),
+    ("1990-01-01", "1990-08-17"),  # 1 January placeholder for an unknown day
+    ("1990-01-01", "1990-08"),
+])
+def test_equal_at_coarser_precision(a, b):
+    assert one(a, b) == "coarser_equal"
+    assert one(b, a) == "coarser_equal"
+
+
+def test_month_only_with_another_month_is_same_year():
+    assert one("1990-03", "1990-04-07") == "same_year"
+    assert one("1990", "1991-03-07") == "different"
+
+
+@pytest.mark.parametrize("a,b", [("1990-03-07", "1990-03-09"), ("1990-03-07", "1990-03-06"),
+                                 ("1989-12-31", "1990-01-02")])
+def test_within_two_days(a, b):
+    assert one(a, b) == "within_2_days"
+
+
+def test_day_month_swapped():
+    assert one("1990-03-07", "1990-07-03") == "day_month_swapped"
+    assert one("1990-12-11", "1990-11-12") == "day_month_swapped"
+    assert one("1990-03-07", "1991-07-03") == "different"
+
+
+def test_lunar_birthday_written_as_solar():
+    # born on the 11th day of the 2nd lunar month of 1990: solar 1990-03-07
+    lunar = LunarDate(1990, 2, 11)
+    solar = lunar.to_solar_date()
+    as_solar = dt.date(1990, 2, 11).isoformat()  # the lunar date copied into a solar field
+    assert solar.isoformat() == "1990-03-07"
+    assert one(as_solar, solar.isoformat()) == "lunar_shift"
+    assert one(solar.isoformat(), as_solar) == "lunar_shift"
+
+
+def test_lunar_shifts_across_the_years_land_in_the_level():
+    rng = random.Random(3)
+    pairs = []
+    for _ in range(200):
+        y, m, d = rng.randint(1940, 2010), rng.randint(1, 12), rng.randint(2, 28)
+        if (m, d) in ((1, 1),) or m == d:
+            continue
+        solar = LunarDate(y, m, d).to_solar_date()
+        pairs.append(((dt.date(y, m, d).isoformat(), ""), (solar.isoformat(), "")))
+    got = compare(pairs)
+    labels = {LEVELS[x] for x in got}
+    # a few shifts are also a day/month swap of the other date; that level ranks higher
+    assert labels <= {"lunar_shift", "day_month_swapped"}
+    assert sum(LEVELS[x] == "lunar_shift" for x in got) >= 0.95 * len(pairs)
+
+
+def test_same_year_and_different():
+    assert one("1990-03-07", "1990-11-20") == "same_year"
+    assert one("1990-03-07", "1985-03-07") == "different"
+
+
+def test_missing_either_side():
+    got = compare([(("", ""), ("1990-03-07", "")), (("1990-03-07", ""), ("", "")), (("", ""), ("", "")),
+                   (("not a date", ""), ("1990-03-07", ""))])
+    assert got.tolist() == [MISSING] * 4
+
+
+def slow_reference(a: str, b: str) -> int:
+    def parse(s: str):
+        parts = s.split("-")
+        if not s:
+            return None
+        return tuple(int(x) for x in parts)
+
+    pa, pb = parse(a), parse(b)
+    if pa is None or pb is None:
+        return -1
+    if len(pa) == 3 and len(pb) == 3 and pa == pb:
+        return 0
+    qa = pa[:1] if len(pa) == 3 and pa[1:] == (1, 1) else pa
+    qb = pb[:1] if len(pb) == 3 and pb[1:] == (1, 1) else pb
+    k = min(len(qa), len(qb))
+    if k < 3 and qa[:k] == qb[:k]:
+        return 1
+    if len(pa) == 3 and len(pb) == 3:
+        delta = abs((dt.date(*pa) - dt.date(*pb)).days)
+        if 1 <= delta <= 2:
+            return 2
+        if pa[0] == pb[0] and pa[1] == pb[2] and pa[2] == pb[1] and pa[1] != pa[2]:
+            return 3
+        if 19 <= delta <= 54:
+            return 4
+    if pa[0] == pb[0]:
+        return 5
+    return 6
+
+
+def _random_date(rng: random.Random) -> str:
+    d = dt.date(1950, 1, 1) + dt.timedelta(days=rng.randrange(60 * 365))
+    return d.isoformat()
+
+
+def test_vectorised_matches_slow_reference():
+    rng = random.Random(99)
+    pairs = []
+    for _ in range(1000):
+        a = _random_date(rng)
+        da = dt.date.fromisoformat(a)
+        kind = rng.randrange(8)
+        if kind == 0:
+            b = a
+        elif kind == 1:
+            b = (da + dt.timedelta(days=rng.choice([-2, -1, 1, 2]))).isoformat()
+        elif kind == 2 and da.day <= 12:
+            b = dt.date(da.year, da.day, da.month).isoformat()
+        elif kind == 3:
+            b = (da + dt.timedelta(days=rng.randint(-60, 60))).isoformat()
+        elif kind == 4:
+            b = a[: rng.choice([4, 7])]
+        elif kind == 5:
+            b = f"{da.year}-01-01"
+        elif kind == 6:
+            b = rng.choice(["", _random_date(rng)[:7]])
+        else:
+            b = f"{da.year}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"
+        pairs.append((a, b) if rng.random() < 0.5 else (b, a))
+    got = compare([((a, ""), (b, "")) for a, b in pairs]).tolist()
+    want = [slow_reference(a, b) for a, b in pairs]
+    assert got == want
+    assert set(want) == {-1, 0, 1, 2, 3, 4, 5, 6}
