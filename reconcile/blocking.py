@@ -20,16 +20,23 @@ class BlockingPass:
     columns: tuple[str, ...]
     description: str
     only_sparse: bool = False   # only records lacking both ID and birth date (on at least one side)
+    cap: int | None = None      # a tighter block cap for passes on weak keys (e.g. the name alone)
 
 
 DEFAULT_PASSES: tuple[BlockingPass, ...] = (
     BlockingPass("id", ("id_clean",), "ID number"),
     BlockingPass("id_region_birth", ("k_id14",), "region + birth date part of the ID"),
+    BlockingPass("id_part_a", ("k_id_a",), "ID without its first part (typo in region/birth year)"),
+    BlockingPass("id_part_b", ("k_id_b",), "ID without its birth month/day (typo there)"),
     BlockingPass("pinyin_year", ("k_py", "k_year"), "name pinyin + birth year"),
     BlockingPass("pinyin_sorted_year", ("k_py_sorted", "k_year"), "name syllables in any order + birth year"),
     BlockingPass("birth_sex", ("k_birth", "k_sex"), "birth date + sex"),
     BlockingPass("surname_month_county", ("k_surname_py", "k_month", "hukou_region"), "surname pinyin + birth month + hukou county"),
     BlockingPass("given_birth", ("k_given_py", "k_birth"), "given-name pinyin + birth date"),
+    BlockingPass("birth_county", ("k_birth", "hukou_region"), "birth date + hukou county"),
+    BlockingPass("pinyin_county", ("k_py", "hukou_region"), "name pinyin + hukou county"),
+    BlockingPass("surname_birth", ("k_surname_py", "k_birth"), "surname pinyin + birth date"),
+    BlockingPass("name_rare", ("name",), "name alone, only where it is rare (small blocks)", cap=100),
     BlockingPass("name_only", ("name",), "name alone, for records without ID and birth date", only_sparse=True),
 )
 
@@ -137,6 +144,7 @@ def candidate_pairs(
     for bit, p in enumerate(passes):
         st = PassStats(p.name, p.description)
         lc, rc, uniques = _key_codes(left, right_df, p.columns)
+        pass_cap = min(block_cap, p.cap) if p.cap else block_cap
         if p.only_sparse:
             lsparse = left["k_no_id_no_birth"].to_numpy(bool)
             rsparse = right_df["k_no_id_no_birth"].to_numpy(bool)
@@ -145,14 +153,18 @@ def candidate_pairs(
             for lmask, rmask in ((lsparse, np.ones(n_right, bool)), (np.ones(len(left), bool), rsparse)):
                 lcc = np.where(lmask, lc, -1)
                 rcc = np.where(rmask, rc, -1)
-                i, j, sk, sz, sr = _join(lcc, rcc, len(uniques), block_cap, same)
+                i, j, sk, sz, sr = _join(lcc, rcc, len(uniques), pass_cap, same)
                 parts.append((i, j))
                 _note_skips(st, p, uniques, sk, sz, sr)
             i = np.concatenate([parts[0][0], parts[1][0]])
             j = np.concatenate([parts[0][1], parts[1][1]])
         else:
-            i, j, sk, sz, sr = _join(lc, rc, len(uniques), block_cap, same)
-            _note_skips(st, p, uniques, sk, sz, sr)
+            i, j, sk, sz, sr = _join(lc, rc, len(uniques), pass_cap, same)
+            if p.cap is None:
+                _note_skips(st, p, uniques, sk, sz, sr)
+            else:   # blocks over a pass's own cap are expected (common names): count, don't warn each
+                st.skipped_blocks += int(len(sk))
+                st.skipped_records += int(sr.sum())
         code = np.unique(i * n_right + j)
         st.pairs = int(code.size)
         new = code[~np.isin(code, seen, assume_unique=True)] if seen.size else code

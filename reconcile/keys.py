@@ -50,5 +50,14 @@ def add_keys(std: pd.DataFrame) -> pd.DataFrame:
     df["k_given_py"] = [p[n:] for p, n in zip(df["k_py"].tolist(), surname_len.tolist())]
     idc = df["id_clean"].astype(str)
     df["k_id14"] = np.where(idc.str.len() == 18, idc.str.slice(0, 14), "")
+    # Two complementary pieces of the ID: a one-character typo leaves at least one of them intact
+    # together with k_id14 (18 chars: [9:] and [:9]+[14:]; other lengths: the two halves).
+    n = idc.str.len()
+    half = n // 2
+    df["k_id_a"] = np.where(n == 18, idc.str.slice(9), [s[h:] for s, h in zip(idc.tolist(), half.tolist())])
+    df["k_id_b"] = np.where(n == 18, idc.str.slice(0, 9) + idc.str.slice(14), [s[:h] for s, h in zip(idc.tolist(), half.tolist())])
+    short = n < 6
+    df.loc[short, "k_id_a"] = ""
+    df.loc[short, "k_id_b"] = ""
     df["k_no_id_no_birth"] = (idc == "") & (df["k_year"] == "")
     return df
