@@ -174,7 +174,287 @@ def match(
 
 # (section: dedupe / runs / diff)
 # (section: review)
+from typer.core import TyperGroup  # noqa: E402
+
+
+class _ReviewGroup(TyperGroup):
+    """`reconcile review DB` runs `review serve DB`: a positional DB on the group callback would
+    swallow the subcommand names, so the first positional word picks the command instead."""
+
+    def parse_args(self, ctx, args):
+        positional = [a for a in args if not a.startswith("-")]
+        if positional and positional[0] not in self.commands:
+            args = ["serve", *args]
+        return super().parse_args(ctx, args)
+
+
+review_app = typer.Typer(
+    cls=_ReviewGroup, no_args_is_help=True, rich_markup_mode=None,
+    help="Review candidate pairs: web page (reconcile review DB), decide, status, Excel export/import.",
+)
+app.add_typer(review_app, name="review")
+
+
+def _open_db(db: Path):
+    from reconcile.report import open_report
+
+    return open_report(db, create=False)
+
+
+def _os_user() -> str:
+    import getpass
+
+    return getpass.getuser()
+
+
+@review_app.command("serve")
+def review_serve(
+    db: Path = typer.Argument(..., help="Report database written by `reconcile match`."),
+    run_id: Optional[int] = typer.Option(None, "--run", help="Run to review (default: the latest)."),
+    reviewer: Optional[str] = typer.Option(None, "--reviewer", help="Your name, stored with every decision (default: OS user)."),
+    port: int = typer.Option(0, "--port", help="Port on 127.0.0.1 (default 0: a free one)."),
+    no_browser: bool = typer.Option(False, "--no-browser", help="Print the URL but do not open a browser."),
+    lang: Optional[str] = typer.Option(None, "--lang", help="Page language: zh or en."),
+) -> None:
+    """Open the local review page (same as `reconcile review DB`). Ctrl-C stops it.
+
+    Example: reconcile review 比对.db --reviewer 李娟
+    """
+    from reconcile.review.server import serve
+
+    if lang is not None:
+        try:
+            set_lang(lang)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--lang")
+    run(lambda: serve(db, run=run_id, reviewer=reviewer or _os_user(), port=port, open_browser=not no_browser,
+                      lang=get_lang(), echo=lambda s: typer.echo(s, err=True)))
+
+
+@review_app.command("decide")
+def review_decide(
+    db: Path = typer.Argument(..., help="Report database."),
+    origin_key: str = typer.Argument(..., help="Key of the ORIGIN record (left record for within-file pairs)."),
+    dest_key: str = typer.Argument(..., help="Key of the DEST record (right record for within-file pairs)."),
+    decision: str = typer.Option(..., "--decision", help="match | non_match | unsure"),
+    reviewer: str = typer.Option(..., "--reviewer", help="Reviewer name."),
+    reason: str = typer.Option("", "--reason", help="Why (optional)."),
+    run_id: Optional[int] = typer.Option(None, "--run", help="Run whose records are meant (default: the latest)."),
+    pair: str = typer.Option("origin-dest", "--pair", help="origin-dest | origin-origin | dest-dest"),
+) -> None:
+    """Record one decision in the ledger (binds every later run).
+
+    Example: reconcile review decide 比对.db H001 D101 --decision match --reviewer 李娟 --reason 同一身份证
+    """
+    from reconcile.review.ledger import record_decision
+
+    def go():
+        d = _open_db(db)
+        try:
+            return record_decision(d, origin_key, dest_key, decision, reviewer, source_pair=pair, reason=reason,
+                                   run_id=run_id, channel="cli")
+        finally:
+            d.conn.close()
+
+    rec = run(go)
+    key = "review.decide.recorded" if rec.created else "review.decide.unchanged"
+    typer.echo(t(key, decision_id=rec.decision_id, origin_key=origin_key, dest_key=dest_key, decision=decision, reviewer=reviewer))
+
+
+@review_app.command("status")
+def review_status_cmd(
+    db: Path = typer.Argument(..., help="Report database."),
+    run_id: Optional[int] = typer.Option(None, "--run", help="Run (default: the latest)."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """How many pairs wait, are decided or stale; per reviewer and per reporting unit."""
+    from reconcile.review.status import format_status, review_status
+
+    def go():
+        d = _open_db(db)
+        try:
+            return review_status(d, run_id)
+        finally:
+            d.conn.close()
+
+    st = run(go)
+    typer.echo(json.dumps(st, ensure_ascii=False, indent=2) if json_out else format_status(st))
+
+
+@review_app.command("export")
+def review_export(
+    db: Path = typer.Argument(..., help="Report database."),
+    xlsx: Path = typer.Option(..., "--xlsx", help="Workbook to write."),
+    unit: Optional[str] = typer.Option(None, "--unit", help="Only pairs of this reporting unit."),
+    reveal_ids: bool = typer.Option(False, "--reveal-ids", help="Write full ID numbers (each shown record is logged)."),
+    reviewer: Optional[str] = typer.Option(None, "--reviewer", help="Name logged with --reveal-ids (default: OS user)."),
+    run_id: Optional[int] = typer.Option(None, "--run", help="Run (default: the latest)."),
+) -> None:
+    """Write the pairs to decide to Excel (判定 drop-down 是/否/不确定, other cells locked).
+
+    Example: reconcile review export 比对.db --xlsx 待审核.xlsx --unit 城关镇
+    """
+    from reconcile.review.excel import export_xlsx
+
+    who = reviewer or _os_user()
+
+    def go():
+        d = _open_db(db)
+        try:
+            return export_xlsx(d, xlsx, run=run_id, unit=unit, reveal_ids=reveal_ids, reviewer=who)
+        finally:
+            d.conn.close()
+
+    res = run(go)
+    ids = t("review.export.ids_revealed", reviewer=who) if reveal_ids else t("review.export.ids_masked")
+    typer.echo(t("review.export.written", count=res.count, path=str(res.path), run=res.run_id, ids=ids))
+
+
+@review_app.command("import")
+def review_import(
+    db: Path = typer.Argument(..., help="Report database."),
+    xlsx: Path = typer.Argument(..., help="Workbook filled in by the reviewer."),
+    reviewer: str = typer.Option(..., "--reviewer", help="Reviewer name."),
+) -> None:
+    """Record the decisions filled in an exported workbook; list rejected rows (exit 4 if any).
+
+    Example: reconcile review import 比对.db 待审核.xlsx --reviewer 李娟
+    """
+    from reconcile.review.excel import import_xlsx
+
+    def go():
+        d = _open_db(db)
+        try:
+            return import_xlsx(d, xlsx, reviewer)
+        finally:
+            d.conn.close()
+
+    res = run(go)
+    typer.echo(t("review.import.summary", path=str(xlsx), recorded=res.recorded, unchanged=res.unchanged,
+                 blank=res.blank, rejected=len(res.rejected)))
+    for rej in res.rejected:
+        typer.echo(t("review.import.rejected_row", row=rej.row, reason=rej.render()), err=True)
+    if res.rejected:
+        typer.echo(t("review.xlsx_rejected", count=len(res.rejected)), err=True)
+        raise typer.Exit(4)
+
+
 # (section: export / feedback / report)
+def _report_db(db: Path):
+    from reconcile.report import open_report
+
+    return open_report(db, create=False)
+
+
+@app.command("export")
+def export_cmd(
+    db: Path = typer.Argument(..., help="Report database written by `reconcile match`."),
+    run_id: Optional[int] = typer.Option(None, "--run", help="Run to export (default: the latest)."),
+    out: Path = typer.Option(Path("packets"), "--out", help="Folder for the packets (created if missing)."),
+    fmt: str = typer.Option("xlsx", "--format", help="xlsx (locked cells, drop-down answers) or csv (UTF-8 with BOM)."),
+    by: str = typer.Option("unit", "--by", help="Counterpart: unit (township/street) or region (county)."),
+    police: bool = typer.Option(False, "--police", help="Also write per-township rosters of ID conflicts and duplicate IDs."),
+    reveal_ids: bool = typer.Option(False, "--reveal-ids", help="Show full ID numbers (logged in the report)."),
+) -> None:
+    """Export verification packets (协查单): one file per own unit and counterpart.
+
+    Example: reconcile export 比对.db --out 协查单/ --police
+    """
+    from reconcile.coordination import export_packets
+
+    res = run(lambda: export_packets(_report_db(db), out, run=run_id, fmt=fmt, by=by, reveal_ids=reveal_ids, police=police))
+    for p in res.files:
+        typer.echo(str(p))
+    typer.echo(t("coord.msg.exported", run=res.run_id, requests=res.requests, files=len(res.per_file), new=res.new,
+                 existing=res.existing, closed=res.closed, out=str(out)), err=True)
+    if police:
+        typer.echo(t("coord.msg.roster", rows=res.roster_rows), err=True)
+    if reveal_ids:
+        typer.echo(t("coord.msg.reveal_warning"), err=True)
+
+
+feedback_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None,
+                           help="Verification feedback (反馈): import returned packets, show status per counterpart.")
+app.add_typer(feedback_app, name="feedback")
+
+
+@feedback_app.command("import")
+def feedback_import_cmd(
+    db: Path = typer.Argument(..., help="Report database."),
+    files: List[Path] = typer.Argument(..., help="Returned packets (.xlsx or .csv)."),
+) -> None:
+    """Record the answers of returned packets; unchanged rows are ignored, edited rows rejected.
+
+    Exit code 4 when some rows were rejected (the others are recorded).
+    """
+    from reconcile.coordination import import_feedback
+
+    results = run(lambda: import_feedback(_report_db(db), [str(f) for f in files]))
+    rejected = 0
+    for r in results:
+        typer.echo(t("coord.msg.imported", file=r.file, answered=r.answered, unchanged=r.unchanged, blank=r.blank,
+                     rejected=len(r.rejected)))
+        for rej in r.rejected:
+            typer.echo(t("coord.msg.rejected_row", row=rej.row, reason=rej.reason), err=True)
+        rejected += len(r.rejected)
+    if rejected:
+        typer.echo(t("coord.err.feedback_rejected", count=rejected), err=True)
+        raise typer.Exit(4)
+
+
+@feedback_app.command("status")
+def feedback_status_cmd(
+    db: Path = typer.Argument(..., help="Report database."),
+    days: int = typer.Option(30, "--days", help="Open requests older than this many days are overdue."),
+    json_out: bool = typer.Option(False, "--json", help="Print the status as JSON on stdout."),
+) -> None:
+    """Per counterpart: sent, answered, open, 反馈率 (answered / sent), oldest open request; overdue list."""
+    from rich.console import Console
+
+    from reconcile.coordination.feedback import feedback_status, status_json, status_tables
+
+    if days < 1:
+        raise typer.BadParameter(t("coord.err.bad_days"), param_hint="--days")
+    st = run(lambda: feedback_status(_report_db(db), days=days))
+    if json_out:
+        typer.echo(json.dumps(status_json(st), ensure_ascii=False, indent=2))
+        return
+    con = Console()
+    for table in status_tables(st):
+        con.print(table)
+
+
+@app.command("report")
+def report_cmd(
+    db: Path = typer.Argument(..., help="Report database."),
+    run_id: Optional[int] = typer.Option(None, "--run", help="Run to report on (default: the latest)."),
+    html: Optional[Path] = typer.Option(None, "--html", help="Write the bulletin as one self-contained HTML file."),
+    xlsx: Optional[Path] = typer.Option(None, "--xlsx", help="Write the bulletin tables as an xlsx workbook."),
+    targets: Optional[Path] = typer.Option(None, "--targets", help="TOML with [targets], e.g. id_accuracy = \">= 0.90\"."),
+    mask_names: bool = typer.Option(False, "--mask-names", help="Partly mask names (张*伟)."),
+    lang: Optional[str] = typer.Option(None, "--lang", help="Bulletin language: zh or en (default: the interface language)."),
+) -> None:
+    """Monthly bulletin (通报): headline counts, unit league table with targets, charts, duplicate matrix.
+
+    Example: reconcile report 比对.db --html 通报.html --xlsx 通报.xlsx --targets targets.toml
+    """
+    from reconcile.bulletin import write_bulletin
+    from reconcile.errors import ConfigError
+
+    if lang is not None and lang not in ("zh", "en"):
+        raise typer.BadParameter("zh | en", param_hint="--lang")
+
+    def go():
+        if html is None and xlsx is None:
+            raise ConfigError("bulletin.err.no_output")
+        return write_bulletin(_report_db(db), run=run_id, html=html, xlsx=xlsx, targets=targets,
+                              mask_names=mask_names, lang=lang or get_lang())
+
+    b, paths = run(go)
+    for p in paths:
+        typer.echo(t("bulletin.msg.written", run=b.run_id, path=str(p)))
+
+
 
 
 def main() -> None:
