@@ -26,6 +26,10 @@ MAIN_FIELDS = (
     "flow_status", "flow_place", "unit",
 )
 HIDDEN_FIELDS = {"run_id", "source", "fingerprint", "raw_json", "line"}
+# record_key is in the column heading; a diff of two keys says nothing.
+ROW_SKIP = HIDDEN_FIELDS | {"record_key"}
+# Coded values shown in words (catalogue review.value.<field>.<code>).
+CODED_FIELDS = {"sex": "sex", "id_sex": "sex", "flow_status": "flow_status"}
 
 Segments = list[list]  # [[changed: bool, text], ...]
 
@@ -82,12 +86,19 @@ def field_label(field: str, lang: str | None = None) -> str:
     return t(key, lang=lang) if key in catalogue() else field
 
 
+def _coded(kind: str, code: str, lang: str | None) -> str:
+    key = f"review.value.{kind}.{code}"
+    return t(key, lang=lang) if code and key in catalogue() else code
+
+
 def _field_rows(left: dict, right: dict, lang: str | None) -> list[dict]:
     cols = [c for c in MAIN_FIELDS if c in left or c in right]
-    cols += [c for c in list(left) + [c for c in right if c not in left] if c not in cols and c not in HIDDEN_FIELDS]
+    cols += [c for c in list(left) + [c for c in right if c not in left] if c not in cols and c not in ROW_SKIP]
     rows = []
     for c in cols:
         a, b = _text(left.get(c)), _text(right.get(c))
+        if c in CODED_FIELDS:
+            a, b = _coded(CODED_FIELDS[c], a, lang), _coded(CODED_FIELDS[c], b, lang)
         la, lb = char_diff(a, b)
         if c in ID_FIELDS:
             ma, mb = mask_id(a), mask_id(b)
