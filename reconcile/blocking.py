@@ -61,23 +61,50 @@ class Candidates:
 
 
 def _key_codes(left: pd.DataFrame, right: pd.DataFrame, cols: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray, list]:
-    """Integer codes of the joint key over both frames; -1 where any key column is empty."""
-    lk = left[list(cols)].astype(str)
-    rk = right[list(cols)].astype(str)
-    if len(cols) == 1:
-        lj, rj = lk[cols[0]], rk[cols[0]]
-        lempty, rempty = (lj == "").to_numpy(), (rj == "").to_numpy()
-    else:
-        lempty = (lk == "").any(axis=1).to_numpy()
-        rempty = (rk == "").any(axis=1).to_numpy()
-        lj = lk.agg("\x1f".join, axis=1)
-        rj = rk.agg("\x1f".join, axis=1)
-    codes, uniques = pd.factorize(pd.concat([lj, rj], ignore_index=True), sort=False)
-    lc = codes[: len(left)].astype(np.int64)
-    rc = codes[len(left):].astype(np.int64)
-    lc[lempty] = -1
-    rc[rempty] = -1
-    return lc, rc, list(uniques)
+    """Integer codes of the joint key over both frames; -1 where any key column is empty.
+
+    Each column is factorised once over both frames and the codes are combined pairwise into one
+    integer (re-factorised after each step so it never overflows): no per-row Python.
+    """
+    nl = len(left)
+    combined: np.ndarray | None = None
+    empty = np.zeros(nl + len(right), dtype=bool)
+    parts: list[np.ndarray] = []
+    for c in cols:
+        both = pd.concat([left[c], right[c]], ignore_index=True).astype(str)
+        codes, uniq = pd.factorize(both, sort=False)
+        empty |= (both == "").to_numpy()
+        parts.append(uniq.to_numpy() if hasattr(uniq, "to_numpy") else np.asarray(uniq))
+        if combined is None:
+            combined = codes.astype(np.int64)
+        else:
+            combined, _ = pd.factorize(combined * (len(uniq) + 1) + codes, sort=False)
+            combined = combined.astype(np.int64)
+    assert combined is not None
+    combined = combined.copy()
+    combined[empty] = -1
+    # Human-readable key per code, only needed for the (rare) skipped-block warnings.
+    n_codes = int(combined.max()) + 1 if combined.size else 0
+    labels = _LazyLabels(left, right, cols, combined)
+    return combined[:nl], combined[nl:], labels if n_codes else []
+
+
+class _LazyLabels(list):
+    """Looks up a key's text on demand (warnings for skipped blocks), without building all of them."""
+
+    def __init__(self, left: pd.DataFrame, right: pd.DataFrame, cols: tuple[str, ...], codes: np.ndarray) -> None:
+        super().__init__()
+        self._left, self._right, self._cols, self._codes = left, right, cols, codes
+        self._n = int(codes.max()) + 1 if codes.size else 0
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __getitem__(self, code):  # type: ignore[override]
+        pos = int(np.flatnonzero(self._codes == code)[0])
+        nl = len(self._left)
+        row = self._left.iloc[pos] if pos < nl else self._right.iloc[pos - nl]
+        return "\x1f".join(str(row[c]) for c in self._cols)
 
 
 def _join(lc: np.ndarray, rc: np.ndarray, n_codes: int, cap: int, same: bool) -> tuple[np.ndarray, ...]:

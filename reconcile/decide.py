@@ -15,6 +15,12 @@ def threshold_decisions(prob: np.ndarray, match_threshold: float, review_thresho
     return out
 
 
+# A record's best candidate keeps its MATCH over a rival (another person) only when it is this
+# many bits (log2 Bayes factor) stronger: 5 bits = 32 times more likely. Closer rivals mean the
+# data cannot tell the two apart (张艳 1984-03 against two 张艳 born in March 1984): a person decides.
+AMBIGUITY_MARGIN_BITS = 5.0
+
+
 def one_to_one(
     li: np.ndarray,
     ri: np.ndarray,
@@ -22,31 +28,40 @@ def one_to_one(
     decision: np.ndarray,
     left_person: np.ndarray,
     right_person: np.ndarray,
+    weight: np.ndarray | None = None,
+    margin: float = AMBIGUITY_MARGIN_BITS,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Keep at most one MATCH per record, strongest first, except where the other side holds
     duplicates of the same person (``*_person``: within-file cluster label per record): then every
-    duplicate keeps its match. Demoted pairs become REVIEW.
+    duplicate keeps its match. Losing pairs become REVIEW; when the loser is within ``margin``
+    bits of the winner (``weight``: match weights), the winner is demoted to REVIEW as well.
 
     Returns (new decisions, boolean mask of demoted pairs).
     """
     out = decision.copy()
     demoted = np.zeros(len(decision), dtype=bool)
+    if weight is None:
+        weight = np.log2(np.clip(prob, 1e-300, 1 - 1e-16) / np.clip(1 - prob, 1e-16, 1))
     idx = np.nonzero(decision == MATCH)[0]
     idx = idx[np.argsort(-prob[idx], kind="stable")]
-    left_taken: dict[int, int] = {}    # left record -> right person it matched
-    right_taken: dict[int, int] = {}   # right record -> left person it matched
+    left_taken: dict[int, tuple[int, int]] = {}    # left record -> (right person, winning pair)
+    right_taken: dict[int, tuple[int, int]] = {}   # right record -> (left person, winning pair)
     for k in idx.tolist():
         i, j = int(li[k]), int(ri[k])
         lp, rp = int(left_person[i]), int(right_person[j])
-        ok = True
-        if i in left_taken and left_taken[i] != rp:
-            ok = False   # i already matched another person on the right
-        if j in right_taken and right_taken[j] != lp:
-            ok = False
-        if ok:
-            left_taken.setdefault(i, rp)
-            right_taken.setdefault(j, lp)
-        else:
-            out[k] = REVIEW
-            demoted[k] = True
+        rivals = []
+        if i in left_taken and left_taken[i][0] != rp:
+            rivals.append(left_taken[i][1])
+        if j in right_taken and right_taken[j][0] != lp:
+            rivals.append(right_taken[j][1])
+        if not rivals:
+            left_taken.setdefault(i, (rp, k))
+            right_taken.setdefault(j, (lp, k))
+            continue
+        out[k] = REVIEW
+        demoted[k] = True
+        for w in rivals:
+            if weight[w] - weight[k] < margin and out[w] == MATCH:
+                out[w] = REVIEW
+                demoted[w] = True
     return out, demoted

@@ -15,7 +15,9 @@ FINGERPRINT_FIELDS: tuple[str, ...] = (
 def record_fingerprints(std: pd.DataFrame) -> pd.Series:
     """sha256 (first 16 hex chars) of the record's FINGERPRINT_FIELDS, one per row."""
     cols = [c for c in FINGERPRINT_FIELDS if c in std.columns]
-    joined = std[cols].astype(str).agg("\x1f".join, axis=1) if len(std) else pd.Series([], dtype=str)
+    if not len(std):
+        return pd.Series([], dtype=str)
+    joined = std[cols[0]].astype(str).str.cat([std[c].astype(str) for c in cols[1:]], sep="\x1f")
     return joined.map(lambda s: hashlib.sha256(s.encode("utf-8")).hexdigest()[:16])
 
 

@@ -16,7 +16,7 @@ import pandas as pd
 from matchers.base import MISSING, Comparator
 from reconcile.blocking import DEFAULT_PASSES, BlockingPass, Candidates, candidate_pairs
 from reconcile.compare import column_arrays, compare_pairs, random_pairs
-from reconcile.model import Model, level_frequencies, train_em
+from reconcile.model import FieldParams, Model, estimate_prior, level_frequencies, pattern_log2_bf, train_em, train_sessions
 from reconcile.scoring import TF_FIELDS, Scores, TermFrequencies, score
 
 Progress = Callable[[str, dict], None]
@@ -45,6 +45,24 @@ class Linkage:
     @property
     def ri(self) -> np.ndarray:
         return self.candidates.right
+
+
+# Training sessions: (pass name, fields that pass blocks on). EM for a session leaves those out.
+TRAINING_SESSIONS: tuple[tuple[str, frozenset[str]], ...] = (
+    ("id", frozenset({"id_number"})),
+    ("birth_sex", frozenset({"birth_date", "sex"})),
+    ("pinyin_county", frozenset({"name", "hukou"})),
+)
+
+
+def _session_masks(cand: Candidates, passes: tuple[BlockingPass, ...]):
+    names = [p.name for p in passes]
+    out = []
+    for name, blocked in TRAINING_SESSIONS:
+        if name in names:
+            bit = 1 << names.index(name)
+            out.append((name, (cand.passes & bit) != 0, blocked))
+    return out
 
 
 def estimate_u(
@@ -95,20 +113,27 @@ def link(
 
     t0 = time.perf_counter()
     iters = 0
+    n_right = len(left) if right is None else len(right)
+    total_pairs = len(left) * (len(left) - 1) / 2 if right is None else float(len(left)) * n_right
     if model is None:
-        n_right = None if right is None else len(right)
-        u = estimate_u(larr, None if right is None else rarr, len(left), n_right, comparators, u_sample)
+        u = estimate_u(larr, None if right is None else rarr, len(left), None if right is None else n_right,
+                       comparators, u_sample)
         if m_from is not None:
-            model = Model(prior=m_from.prior, fields=[
-                type(f)(f.field, f.levels, list(f.m), [float(x) for x in u[k]]) for k, f in enumerate(m_from.fields)
-            ], trained_on={"m_from": "cross-registry model", "u_sample": u_sample})
-            # the prior differs within one file: re-estimate it alone, m and u fixed
-            model, iters = train_em(levels, comparators, u, m_init=[f.m for f in m_from.fields],
-                                    prior_init=max(m_from.prior, 1e-4),
-                                    fix_m={f.field: f.m for f in m_from.fields})
+            # within one file: the cross-registry m, this file's u, and this file's prior
+            m = [list(f.m) for f in m_from.fields]
+            info: dict = {"m_from": "cross-registry model"}
         else:
-            model, iters = train_em(levels, comparators, u)
-        model.trained_on.update({"pairs": int(levels.shape[0]), "u_sample": u_sample, "em_iterations": iters})
+            sessions = _session_masks(cand, passes)
+            m, info = train_sessions(levels, sessions, comparators, u)
+        fields = [FieldParams(c.field, c.levels, [float(x) for x in m[k]], [float(x) for x in u[k]])
+                  for k, c in enumerate(comparators)]
+        weights = [f.weights() for f in fields]
+        lbf = pattern_log2_bf(levels, weights)
+        start = min(len(left), n_right) * 0.5 / max(total_pairs, 1.0)
+        prior = estimate_prior(lbf, max(total_pairs, 1.0), start)
+        model = Model(prior=prior, fields=fields,
+                      trained_on={"pairs": int(levels.shape[0]), "u_sample": u_sample, "sessions": info,
+                                  "total_pairs": total_pairs})
     timings["train"] = time.perf_counter() - t0
     progress("train", {"iterations": iters, "prior": model.prior})
 

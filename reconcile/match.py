@@ -37,7 +37,7 @@ class MatchOptions:
     match_threshold: float = 0.95
     review_threshold: float = 0.30
     block_cap: int = 20_000
-    u_sample: int = 300_000
+    u_sample: int = 150_000
     origin: dict[str, Any] = field(default_factory=dict)   # read_registry kwargs for ORIGIN
     dest: dict[str, Any] = field(default_factory=dict)     # read_registry kwargs for DEST
     model_from_run: int | None = None
@@ -137,7 +137,7 @@ def run_match(
         for side in (origin, dest):
             if len(side.std) > 1:
                 within[side.name] = link(side.std, None, comps, block_cap=opts.block_cap, m_from=cross.model,
-                                         tf=tf, u_sample=min(opts.u_sample, 200_000))
+                                         tf=tf, u_sample=min(opts.u_sample, 100_000))
     timings["within_file"] = time.perf_counter() - t0
     progress("within", {k: (0 if v is None else int(v.li.size)) for k, v in within.items()})
 
@@ -220,7 +220,7 @@ def assemble(origin: Side, dest: Side, cross: Linkage, within: dict[str, Linkage
     decision = threshold_decisions(prob, opts.match_threshold, opts.review_threshold)
     decided_by = np.array(["model"] * len(decision), dtype=object)
     stale = np.zeros(len(decision), dtype=np.int8)
-    decision, demoted = one_to_one(li, ri, prob, decision, o_person, d_person)
+    decision, demoted = one_to_one(li, ri, prob, decision, o_person, d_person, weight=cross.scores.weight)
 
     is_match = decision == MATCH
     # best candidate per record (any scored pair), for untraceable / unregistered

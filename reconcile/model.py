@@ -177,3 +177,67 @@ def train_em(
         fields=[FieldParams(c.field, c.levels, [float(x) for x in m[f]], [float(x) for x in u[f]]) for f, c in enumerate(comparators)],
     )
     return model, it
+
+
+# --- training by sessions --------------------------------------------------------------------
+# Candidate pairs are not random pairs: the non-matches inside a block agree on the block's key.
+# As in Splink, m is therefore estimated in sessions, one per training blocking pass, each
+# running EM on that pass's pairs with the blocked fields left out; a field's m is the mean over
+# the sessions that estimated it.
+
+def train_sessions(
+    levels: np.ndarray,
+    session_masks: Sequence[tuple[str, np.ndarray, frozenset[str]]],
+    comparators: Sequence[Comparator],
+    u: list[np.ndarray],
+    max_iter: int = 60,
+) -> tuple[list[list[float]], dict[str, Any]]:
+    """m per field from EM sessions. ``session_masks``: (name, boolean pair mask, fields blocked on)."""
+    k_fields = len(comparators)
+    sums: list[np.ndarray | None] = [None] * k_fields
+    counts = [0] * k_fields
+    info: dict[str, Any] = {}
+    defaults = initial_m(comparators)
+    for name, mask, blocked in session_masks:
+        use = [f for f, c in enumerate(comparators) if c.field not in blocked]
+        sub = levels[mask][:, use]
+        if sub.shape[0] < 20 or not use:
+            info[name] = {"pairs": int(sub.shape[0]), "skipped": "too few pairs"}
+            continue
+        comps = [comparators[f] for f in use]
+        model, iters = train_em(sub, comps, [u[f] for f in use], m_init=[defaults[f] for f in use],
+                                prior_init=0.1, max_iter=max_iter)
+        info[name] = {"pairs": int(sub.shape[0]), "iterations": iters, "session_prior": model.prior,
+                      "fields": [comparators[f].field for f in use]}
+        for pos, f in enumerate(use):
+            m = np.asarray(model.fields[pos].m, float)
+            sums[f] = m if sums[f] is None else sums[f] + m
+            counts[f] += 1
+    m_out = []
+    for f in range(k_fields):
+        if counts[f]:
+            m = sums[f] / counts[f]
+            m_out.append(list(m / m.sum()))
+        else:
+            m_out.append(defaults[f])
+            info.setdefault("untrained_fields", []).append(comparators[f].field)
+    return m_out, info
+
+
+def estimate_prior(lbf: np.ndarray, total_pairs: float, start: float, max_iter: int = 200) -> float:
+    """P(match) for a random record pair, by EM over the whole pair space.
+
+    ``lbf``: log2 Bayes factors (sum of field weights, no prior) of the candidate pairs; pairs
+    outside the candidates are taken to be non-matches. Iterates lambda = sum(posterior) / total.
+    """
+    lam = min(max(start, 1e-15), 0.5)
+    for _ in range(max_iter):
+        logit = lbf + math.log2(lam / (1 - lam))
+        p = 1.0 / (1.0 + np.exp2(-np.clip(logit, -200, 200)))
+        new = float(p.sum()) / total_pairs
+        new = min(max(new, 1e-15), 0.5)
+        if abs(new - lam) <= 1e-9 * lam:
+            lam = new
+            break
+        lam = new
+    return lam
