@@ -123,10 +123,18 @@ def normalise_id_text(raw: str) -> str:
     spaces, zero-width characters; full-width digits; x and its look-alikes -> X."""
     s = unicodedata.normalize("NFKC", raw)
     s = _INVISIBLE.sub("", s)
-    for _ in range(2):  # wrappers can nest: '="…"'
-        if s.startswith("=") and len(s) >= 3 and s[1] == '"' and s.endswith('"'):
+    for _ in range(4):  # wrappers can nest: '="…"'
+        before = s
+        if s[:1] in ("'", "‘", "’", "`"):
+            s = s[1:]
+        if s.startswith('="') and s.endswith('"') and len(s) >= 3:
             s = s[2:-1]
-        s = s.strip("'\"‘’“”`")
+        elif s.startswith("="):
+            s = s[1:]
+        if len(s) >= 2 and s[0] in '"“”' and s[-1] in '"“”':
+            s = s[1:-1]
+        if s == before:
+            break
     if s.endswith(".0") or s.endswith(".00"):
         head = s.rsplit(".", 1)[0]
         if head.isdigit():

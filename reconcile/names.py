@@ -7,7 +7,8 @@ Normal form (``normalise_name``):
 - Han names: every whitespace removed (张　伟 -> 张伟); every separator dot of a transliterated
   minority name (· • ・ ‧ ． . ･ ‧ ⋅ ∙ 。 and the dash - ‐ ‑ – — between characters) becomes
   U+00B7 ``·``, repeated dots collapse, leading/trailing dots go; traditional -> simplified with
-  OpenCC ``t2s``, except a leading 於 (a surname of its own, not the traditional 于).
+  OpenCC ``t2s``, except a leading 於 (a surname of its own, not the traditional 于), 乾 (qián,
+  which t2s would make 干) and conversions to characters outside the BMP (頔 stays 頔).
 - Latin names: upper case, tone marks stripped (Zhāng Wěi -> ZHANG WEI), ü folded to V the way
   pypinyin's toneless output writes it (Lǚ -> LV, matching 吕 -> lv), separator dots and commas
   become spaces, runs of spaces collapse.
@@ -37,8 +38,10 @@ _DASHES = "-‐‑‒–—―"
 _INVISIBLE = re.compile(r"[\u200b-\u200f\u2060-\u2064\ufeff\u00ad]")
 _HAN_SEPARATORS = re.compile(f"[\\s{re.escape(_DOTS + _DASHES)}]+")
 _LATIN_SEPARATORS = re.compile(r"[\s,，·•・‧.∙⋅･_/]+")
-# protected from t2s: 於 is its own surname (於 vs 于), not only the traditional form of 于
+# protected from t2s: 於 is its own surname (於 vs 于), not only the traditional form of 于;
+# 乾 is the standard character for qián (乾坤), which t2s turns into 干 outside set phrases
 _T2S_KEEP_SURNAMES = frozenset("於")
+_T2S_KEEP = frozenset("乾")
 
 
 class NameInfo(NamedTuple):
@@ -100,10 +103,16 @@ def _traditional_chars() -> frozenset[str]:
 def _to_simplified(s: str) -> str:
     if _traditional_chars().isdisjoint(s):
         return s
-    head = ""
-    if s[0] in _T2S_KEEP_SURNAMES:
-        head, s = s[0], s[1:]
-    return head + _t2s().convert(s)
+    out = _t2s().convert(s)
+    if len(out) != len(s):
+        return out
+    # Undo what is wrong for names, position by position: a leading 於 (its own surname), 乾
+    # (qián in names; t2s reads it as 干), and outputs outside the BMP (頔 -> 𬱖: no font has it).
+    chars = list(out)
+    for i, (a, b) in enumerate(zip(s, out)):
+        if a != b and (a in _T2S_KEEP or (i == 0 and a in _T2S_KEEP_SURNAMES) or (ord(b) > 0xFFFF >= ord(a))):
+            chars[i] = a
+    return "".join(chars)
 
 
 def _strip_tones(s: str) -> str:
