@@ -100,6 +100,9 @@ def dest_frame(origin: list[dict], variant: int) -> list[dict]:
     copies = ["O1", "O3", "O5", "O7", "O9", "O2", "O4", "O11", "O12", "O13", "O6"]
     if variant >= 2:
         copies.remove("O6")          # 曾丽华's duplicate registration was cleared at the destination
+        copies.append("O17")         # 郑爽 was found after a verification request
+    if variant >= 3:
+        copies.append("O19")         # 马强 too
     for j, ok in enumerate(copies, start=1):
         src = o[ok]
         unit = DEST_UNITS[j % 2]
@@ -113,7 +116,7 @@ def dest_frame(origin: list[dict], variant: int) -> list[dict]:
         if variant >= 3 and k == 2:
             continue
         unit = DEST_UNITS[k % 2]
-        rows.append(rec("dest", f"D{n + k + 1}", name, sex, birth, make_id(ANREN, birth, 200 + k, sex), unit=unit,
+        rows.append(rec("dest", f"D{21 + k}", name, sex, birth, make_id(ANREN, birth, 200 + k, sex), unit=unit,
                         hukou=f"湖南省郴州市安仁县{ORIGIN_UNITS[k]}", hukou_region=ANREN, hukou_region_name="安仁县",
                         residence=f"广东省东莞市{unit}", residence_region=DG))
     # 李红梅 at the destination carries 李建国's ID number (ID conflict across files).

@@ -232,3 +232,36 @@ def feedback_status(db: sqlite_utils.Database, *, days: int = 30, now: str | dat
                                                   r.get("created_at") or "", int(age), r.get("packet_file") or ""))
     overdue.sort(key=lambda o: (-o.age_days, o.counterpart, o.request_id))
     return FeedbackStatus(days, rows, total, overdue)
+
+
+def status_tables(st: FeedbackStatus, lang: str | None = None):
+    """Rich tables for the terminal: per counterpart, then the overdue requests."""
+    from rich.table import Table
+
+    tab = Table(title=t("coord.msg.status_title", lang=lang, days=st.days))
+    for key in ("counterpart", "sent", "answered", "open", "closed", "rate", "oldest"):
+        tab.add_column(t(f"coord.status.{key}", lang=lang), justify="left" if key == "counterpart" else "right")
+
+    def add(r: CounterpartStatus, style: str | None = None) -> None:
+        tab.add_row(r.counterpart, str(r.sent), str(r.answered), str(r.open), str(r.closed),
+                    "" if r.feedback_rate is None else f"{r.feedback_rate * 100:.1f}%",
+                    "" if r.oldest_open_days is None else str(r.oldest_open_days), style=style)
+
+    for r in st.rows:
+        add(r)
+    add(st.total, "bold")
+    over = Table(title=t("coord.msg.overdue_title", lang=lang, count=len(st.overdue)))
+    for key in ("request_id", "counterpart", "kind", "age", "file"):
+        over.add_column(t(f"coord.status.{key}", lang=lang), justify="right" if key == "age" else "left")
+    for o in st.overdue:
+        over.add_row(o.request_id, o.counterpart, t(f"coord.kind.{o.kind}", lang=lang) if o.kind else "", str(o.age_days),
+                     o.packet_file)
+    return tab, over
+
+
+def status_json(st: FeedbackStatus) -> dict[str, Any]:
+    """The status as plain data (for --json)."""
+    from dataclasses import asdict
+
+    return {"days": st.days, "counterparts": [asdict(r) for r in st.rows], "total": asdict(st.total),
+            "overdue": [asdict(o) for o in st.overdue]}
