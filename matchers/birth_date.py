@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from matchers._vec import code_matrix, column, lengths
+from matchers._vec import code_matrix, column
 from matchers.base import MISSING, Columns, Comparator
 
 LEVELS: tuple[str, ...] = (
@@ -33,33 +33,40 @@ def parse_iso(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, n
     """
     n = len(values)
     codes, overflow = code_matrix(values, 10)
-    c = codes.astype(np.int64)
-    digit = (c >= 48) & (c <= 57)
-    dig = c - 48
-    ln = lengths(codes)
-    year_ok = digit[:, :4].all(axis=1) & ~overflow
-    month_ok = year_ok & (c[:, 4] == 45) & digit[:, 5:7].all(axis=1)
-    day_ok = month_ok & (c[:, 7] == 45) & digit[:, 8:10].all(axis=1)
-    year = dig[:, 0] * 1000 + dig[:, 1] * 100 + dig[:, 2] * 10 + dig[:, 3]
-    month = np.where(month_ok, dig[:, 5] * 10 + dig[:, 6], 0)
-    day = np.where(day_ok, dig[:, 8] * 10 + dig[:, 9], 0)
+    # one small int16 vector per character position (no (n, 10) int64 temporaries)
+    d = [codes[:, j].astype(np.int16) - 48 for j in range(10)]
+    is_digit = [(x >= 0) & (x <= 9) for x in d]
+    dash = -3  # ord("-") - 48
+    year_ok = is_digit[0] & is_digit[1] & is_digit[2] & is_digit[3] & ~overflow
+    month_ok = year_ok & (d[4] == dash) & is_digit[5] & is_digit[6]
+    day_ok = month_ok & (d[7] == dash) & is_digit[8] & is_digit[9]
+    year = d[0] * 1000 + d[1] * 100 + d[2] * 10 + d[3]
+    month = np.where(month_ok, d[5] * 10 + d[6], 0).astype(np.int16)
+    day = np.where(day_ok, d[8] * 10 + d[9], 0).astype(np.int16)
+    end4, end7 = codes[:, 4] == 0, codes[:, 7] == 0
+    month_valid = (month >= 1) & (month <= 12)
     prec = np.full(n, NONE, dtype=np.int8)
-    prec[year_ok & (ln == 4)] = YEAR
-    prec[month_ok & (ln == 7) & (month >= 1) & (month <= 12)] = MONTH
-    prec[day_ok & (ln == 10) & (month >= 1) & (month <= 12) & (day >= 1) & (day <= 31)] = DAY
-    year = np.where(prec > NONE, year, 0)
+    prec[year_ok & end4] = YEAR
+    prec[month_ok & end7 & month_valid] = MONTH
+    prec[day_ok & month_valid & (day >= 1) & (day <= 31)] = DAY  # width 10 + no overflow: length 10
+    year = np.where(prec > NONE, year, 0).astype(np.int16)
     return year, month, day, prec
 
 
 def _effective(cols: Columns) -> np.ndarray:
     bd = column(cols, "birth_date")
-    return np.where(bd != "", bd, column(cols, "id_birth_date"))
+    empty = bd == ""
+    if not empty.any():
+        return bd
+    out = bd.copy()
+    out[empty] = column(cols, "id_birth_date")[empty]
+    return out
 
 
 def _days(year: np.ndarray, month: np.ndarray, day: np.ndarray) -> np.ndarray:
     """Days since 1970-01-01 for valid day-precision dates."""
-    months = (year - 1970) * 12 + (month - 1)
-    return (months.astype("datetime64[M]").astype("datetime64[D]") + (day - 1)).astype(np.int64)
+    months = (year.astype(np.int64) - 1970) * 12 + (month - 1)
+    return (months.astype("datetime64[M]").astype("datetime64[D]") + (day.astype(np.int64) - 1)).astype(np.int64)
 
 
 def compare_birth_date(left: Columns, right: Columns) -> np.ndarray:

@@ -15,8 +15,16 @@ import numpy as np
 from matchers._vec import code_matrix, column, lengths
 from matchers.base import MISSING, Columns, Comparator
 
-LEVELS: tuple[str, ...] = ("exact", "exact_upgraded", "typo", "same_region_birth", "different")
-EXACT, EXACT_UPGRADED, TYPO, SAME_REGION_BIRTH, DIFFERENT = range(len(LEVELS))
+LEVELS: tuple[str, ...] = ("exact", "exact_upgraded", "typo", "same_region_birth", "different", "different_valid")
+EXACT, EXACT_UPGRADED, TYPO, SAME_REGION_BIRTH, DIFFERENT, DIFFERENT_VALID = range(len(LEVELS))
+
+# Why `different_valid` is its own, weakest level: two numbers that both pass the MOD 11-2 check
+# and differ belong to two people (twins share region + birth date and still get different
+# valid numbers). Only a wrong-but-valid number typed for someone (rare) gives it to a true
+# match, while a garbled number (bad checksum, not a typo) says much less. Fellegi-Sunter
+# assumes fields are independent; twins and same-day namesakes agree on birth date, sex, county
+# and often a generation character, so this level must be able to carry a strong negative weight.
+_VALID = ("valid", "upgraded_from_15")
 
 ID_LENGTH = 18
 REGION_BIRTH_CHARS = 14  # 6 region digits + 8 birth-date digits; then 3 sequence + 1 check
@@ -53,32 +61,48 @@ def compare_id(left: Columns, right: Columns) -> np.ndarray:
             la, _ = code_matrix(a[idx], width)
             lb, _ = code_matrix(b[idx], width)
             out[idx] = _levels_fixed(la, lb, np.zeros(len(idx), dtype=bool))
+    both_valid = _usable(column(left, "id_status")) & _usable(column(right, "id_status"))
+    out[both_valid & ((out == SAME_REGION_BIRTH) | (out == DIFFERENT))] = DIFFERENT_VALID
     out[missing] = MISSING
     return out
+
+
+def _usable(status: np.ndarray) -> np.ndarray:
+    # two scalar compares: np.isin on object arrays sorts, several times slower
+    return (status == _VALID[0]) | (status == _VALID[1])
 
 
 def _levels_fixed(ca: np.ndarray, cb: np.ndarray, overflow: np.ndarray) -> np.ndarray:
     """Levels for unequal, non-missing pairs given their zero-padded code matrices."""
     out = np.full(len(ca), DIFFERENT, dtype=np.int8)
-    same_len = lengths(ca) == lengths(cb)
+    w = ca.shape[1]
+    if ((ca[:, -1] != 0) & (cb[:, -1] != 0)).all():  # the usual case: all exactly `w` long
+        same_len = np.ones(len(ca), dtype=bool)
+        full = ~overflow & (w == ID_LENGTH)
+    else:
+        la = lengths(ca)
+        same_len = la == lengths(cb)
+        full = same_len & (la == ID_LENGTH) & ~overflow
     diff = ca != cb
-    hamming = diff.sum(axis=1)
+    # one uint8 product gives the Hamming distance and the differences in region + birth
+    weights = np.zeros((w, 2), dtype=np.uint8 if w < 256 else np.int64)
+    weights[:, 0] = 1
+    weights[:REGION_BIRTH_CHARS, 1] = 1
+    counts = diff.view(np.uint8) @ weights
+    hamming, head = counts[:, 0], counts[:, 1]
     typo = same_len & (hamming == 1)
     # adjacent transposition: exactly two differences, side by side, characters swapped
     two = np.flatnonzero(same_len & (hamming == 2))
     if len(two):
         first = diff[two].argmax(axis=1)
-        nxt = np.minimum(first + 1, ca.shape[1] - 1)
-        rows = two
+        nxt = np.minimum(first + 1, w - 1)
         swapped = (
-            diff[rows, nxt]
-            & (ca[rows, first] == cb[rows, nxt])
-            & (ca[rows, nxt] == cb[rows, first])
+            diff[two, nxt]
+            & (ca[two, first] == cb[two, nxt])
+            & (ca[two, nxt] == cb[two, first])
         )
         typo[two[swapped]] = True
-    full = same_len & (lengths(ca) == ID_LENGTH) & ~overflow
-    region_birth = full & ~diff[:, :REGION_BIRTH_CHARS].any(axis=1)
-    out[region_birth] = SAME_REGION_BIRTH
+    out[full & (head == 0)] = SAME_REGION_BIRTH
     out[typo] = TYPO
     return out
 

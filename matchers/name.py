@@ -16,9 +16,9 @@ from numpy.dtypes import StringDType
 from rapidfuzz.distance import OSA
 from rapidfuzz.process import cpdist
 
-from matchers._vec import code_matrix, column, lengths
+from matchers._vec import code_matrix, column, lengths, row_sums
 from matchers.base import MISSING, Columns, Comparator
-from matchers.shapes import shape_alike
+from matchers.shapes import SHAPE_CHARS, shape_alike
 
 LEVELS: tuple[str, ...] = ("exact", "same_pinyin", "one_char", "contained", "latin_pinyin", "different")
 EXACT, SAME_PINYIN, ONE_CHAR, CONTAINED, LATIN_PINYIN, DIFFERENT = range(len(LEVELS))
@@ -53,7 +53,7 @@ def compare_name(left: Columns, right: Columns) -> np.ndarray:
 
     han2 = np.flatnonzero(rest & han_a & han_b)
     if len(han2):
-        out[han2] = _han_levels(_take(left, han2), _take(right, han2))
+        out[han2] = _han_levels(left, right, han2)
     latin = np.flatnonzero(rest & ((lat_a & (lat_b | han_b)) | (han_a & lat_b)))
     if len(latin):
         out[latin] = _latin_levels(_take(left, latin), _take(right, latin))
@@ -68,66 +68,72 @@ def _take(cols: Columns, idx: np.ndarray) -> dict[str, np.ndarray]:
 # ---------------------------------------------------------------- Han pairs
 
 
-def _han_levels(left: dict[str, np.ndarray], right: dict[str, np.ndarray]) -> np.ndarray:
-    """Han-Han pairs that are not equal as strings."""
-    a, b = left["name"], right["name"]
-    out = np.empty(len(a), dtype=np.int8)
+def _han_levels(left: Columns, right: Columns, idx: np.ndarray) -> np.ndarray:
+    """Han-Han pairs ``idx`` whose names are not equal as strings."""
+    a, b = column(left, "name")[idx], column(right, "name")[idx]
     ca, over_a = code_matrix(a, _HAN_WIDTH)
     cb, over_b = code_matrix(b, _HAN_WIDTH)
     long_rows = over_a | over_b
+    if not long_rows.any():
+        return _han_code_levels(ca, cb, left, right, idx)
+    out = np.empty(len(a), dtype=np.int8)
     short = np.flatnonzero(~long_rows)
-    if len(short):
-        out[short] = _han_code_levels(ca[short], cb[short], _sub(left, short), _sub(right, short))
-    longs = np.flatnonzero(long_rows)
-    if len(longs):
-        width = max(max(map(len, a[longs])), max(map(len, b[longs])))
-        la, _ = code_matrix(a[longs], width)
-        lb, _ = code_matrix(b[longs], width)
-        out[longs] = _han_code_levels(la, lb, _sub(left, longs), _sub(right, longs))
+    out[short] = _han_code_levels(ca[short], cb[short], left, right, idx[short])
+    longs = np.flatnonzero(long_rows)  # rare: minority names; their own, wider matrices
+    width = max(max(map(len, a[longs])), max(map(len, b[longs])))
+    la, _ = code_matrix(a[longs], width)
+    lb, _ = code_matrix(b[longs], width)
+    out[longs] = _han_code_levels(la, lb, left, right, idx[longs])
     return out
 
 
-def _sub(cols: dict[str, np.ndarray], idx: np.ndarray) -> dict[str, np.ndarray]:
-    return {c: v[idx] for c, v in cols.items()}
-
-
-def _han_code_levels(ca: np.ndarray, cb: np.ndarray, left: dict, right: dict) -> np.ndarray:
-    m = len(ca)
-    out = np.full(m, DIFFERENT, dtype=np.int8)
+def _han_code_levels(ca: np.ndarray, cb: np.ndarray, left: Columns, right: Columns, idx: np.ndarray) -> np.ndarray:
+    """Levels from code matrices; stronger levels are assigned last and overwrite."""
+    out = np.full(len(ca), DIFFERENT, dtype=np.int8)
     ca, sep_a = _strip_separators(ca)
     cb, sep_b = _strip_separators(cb)
     sep = sep_a | sep_b
     la, lb = lengths(ca), lengths(cb)
     same_len = la == lb
     diff = ca != cb
-    n_diff = diff.sum(axis=1)
+    n_diff = row_sums(diff)
 
-    # contained: same surname and one given name inside the other ...
-    contained = _given_contained(left, right)
+    # contained: same surname and one given name inside the other (with the same surname
+    # the given names differ in length exactly when the names do) ...
+    cand = np.flatnonzero(la != lb)
+    if len(cand):
+        out[cand[_given_contained(left, right, idx[cand])]] = CONTAINED
     # ... or one OSA edit on names of 3+ characters: a dropped compound-surname character
     # (欧阳晓棠/欧晓棠), a dropped or added character, two neighbours swapped.
     long_enough = np.maximum(la, lb) >= 3
-    contained |= long_enough & same_len & _adjacent_swap(ca, cb, diff, n_diff)
+    out[long_enough & same_len & _adjacent_swap(ca, cb, diff, n_diff)] = CONTAINED
     one_off = np.flatnonzero(long_enough & (np.abs(la - lb) == 1))
     if len(one_off):
-        contained[one_off] |= _one_deletion(ca[one_off], cb[one_off], la[one_off] > lb[one_off])
-    out[contained] = CONTAINED
+        out[one_off[_one_deletion(ca[one_off], cb[one_off], la[one_off] > lb[one_off])]] = CONTAINED
 
     # one character apart, or every differing character is a shape-alike pair
-    one_char = same_len & (n_diff == 1)
+    out[same_len & (n_diff == 1)] = ONE_CHAR
     multi = np.flatnonzero(same_len & (n_diff >= 2))
     if len(multi):
         d = diff[multi]
-        alike = shape_alike(ca[multi], cb[multi])
-        one_char[multi[np.all(alike | ~d, axis=1)]] = True
-    out[one_char] = ONE_CHAR
+        # cheap gate first: every differing character is on the shape list at all
+        gate = np.all(~d | (SHAPE_CHARS[ca[multi]] & SHAPE_CHARS[cb[multi]]), axis=1)
+        multi = multi[gate]
+        if len(multi):
+            alike = shape_alike(ca[multi], cb[multi])
+            out[multi[np.all(alike | ~diff[multi], axis=1)]] = ONE_CHAR
 
-    pa, pb = left["name_pinyin"], right["name_pinyin"]
-    same_py = (pa == pb) & (pa != "")
-    redo = np.flatnonzero(sep & ~same_py)  # pinyin of dotted names may carry the separator
-    if len(redo):
-        same_py[redo] = (_strip_text(pa[redo]) == _strip_text(pb[redo])) & (pa[redo] != "")
-    out[same_py] = SAME_PINYIN
+    # homophones have one syllable per character: only same-length names can be, except
+    # dotted names, whose pinyin is compared letters-only (it may carry the separator)
+    plain = np.flatnonzero(same_len & ~sep)
+    if len(plain):
+        pa, pb = column(left, "name_pinyin")[idx[plain]], column(right, "name_pinyin")[idx[plain]]
+        out[plain[(pa == pb) & (pa != "")]] = SAME_PINYIN
+    dotted = np.flatnonzero(sep)
+    if len(dotted):
+        pa = _letters_only(column(left, "name_pinyin")[idx[dotted]])
+        pb = _letters_only(column(right, "name_pinyin")[idx[dotted]])
+        out[dotted[(pa == pb) & (pa != "")]] = SAME_PINYIN
 
     out[sep & (n_diff == 0)] = EXACT  # equal once separators are ignored
     return out
@@ -136,22 +142,25 @@ def _han_code_levels(ca: np.ndarray, cb: np.ndarray, left: dict, right: dict) ->
 def _strip_separators(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Remove ``·`` and spaces (shift the rest left); also return which rows had any."""
     is_sep = (codes == _SEPARATORS[0]) | (codes == _SEPARATORS[1])
-    rows = np.flatnonzero(is_sep.any(axis=1))
+    has = is_sep.any(axis=1)
+    rows = np.flatnonzero(has)
     if len(rows):
         codes = codes.copy()
-        sub = np.where(is_sep[rows], 0, codes[rows])
-        order = np.argsort(sub == 0, axis=1, kind="stable")
-        codes[rows] = np.take_along_axis(sub, order, axis=1)
-    has = np.zeros(len(codes), dtype=bool)
-    has[rows] = True
+        sub = codes[rows]
+        keep = ~is_sep[rows] & (sub != 0)
+        target = np.cumsum(keep, axis=1) - 1
+        r, c = np.nonzero(keep)
+        packed = np.zeros_like(sub)
+        packed[r, target[r, c]] = sub[r, c]
+        codes[rows] = packed
     return codes, has
 
 
-def _strip_text(values: np.ndarray) -> np.ndarray:
-    s = values.astype(StringDType())
-    for sep in (" ", "·", "'", "-"):
-        s = np.strings.replace(s, sep, "")
-    return s
+def _letters_only(values: np.ndarray) -> np.ndarray:
+    """Letters and digits only, computed once per distinct value."""
+    codes, uniq = pd.factorize(values)
+    keys = np.array(["".join(_TOKEN.findall(u)) for u in uniq] + [""], dtype=object)
+    return keys[codes]  # code -1 (never produced for str input) would map to ""
 
 
 def _adjacent_swap(ca: np.ndarray, cb: np.ndarray, diff: np.ndarray, n_diff: np.ndarray) -> np.ndarray:
@@ -188,16 +197,16 @@ def _one_deletion(ca: np.ndarray, cb: np.ndarray, a_longer: np.ndarray) -> np.nd
     return np.any(prefix_ok & suffix_ok, axis=1)
 
 
-def _given_contained(left: dict, right: dict) -> np.ndarray:
-    """Same non-empty surname, different non-empty given names, one inside the other."""
-    ga, gb = left["given"], right["given"]
-    cand = np.flatnonzero(
-        (left["surname"] == right["surname"]) & (left["surname"] != "") & (ga != "") & (gb != "") & (ga != gb)
-    )
-    out = np.zeros(len(ga), dtype=bool)
+def _given_contained(left: Columns, right: Columns, idx: np.ndarray) -> np.ndarray:
+    """For pairs ``idx``: same non-empty surname, different non-empty given names, one
+    inside the other."""
+    sa, sb = column(left, "surname")[idx], column(right, "surname")[idx]
+    ga, gb = column(left, "given")[idx], column(right, "given")[idx]
+    cand = np.flatnonzero((sa == sb) & (sa != "") & (ga != "") & (gb != "") & (ga != gb))
+    out = np.zeros(len(idx), dtype=bool)
     if len(cand):
-        sa, sb = ga[cand].astype(StringDType()), gb[cand].astype(StringDType())
-        out[cand] = (np.strings.find(sa, sb) >= 0) | (np.strings.find(sb, sa) >= 0)
+        xa, xb = ga[cand].astype(StringDType()), gb[cand].astype(StringDType())
+        out[cand] = (np.strings.find(xa, xb) >= 0) | (np.strings.find(xb, xa) >= 0)
     return out
 
 
@@ -226,7 +235,7 @@ def _latin_levels(left: dict[str, np.ndarray], right: dict[str, np.ndarray]) -> 
     ll = np.flatnonzero(both)
     if len(ll):
         sub_out = out[ll]
-        contained = _given_contained(_sub(left, ll), _sub(right, ll))
+        contained = _given_contained(left, right, ll)
         sub_out[contained] = CONTAINED
         pa, pb = ka["plain"][ll], kb["plain"][ll]
         typo = cpdist(list(pa), list(pb), scorer=OSA.distance, score_cutoff=1, workers=1) <= 1

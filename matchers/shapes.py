@@ -33,6 +33,12 @@ SHAPE_KEYS: np.ndarray = np.unique(
 )
 
 
+# lookup table over all code points: is this character in any shape-alike pair? (a cheap
+# gate before the exact pair lookup)
+SHAPE_CHARS: np.ndarray = np.zeros(0x110000, dtype=bool)
+SHAPE_CHARS[[ord(ch) for p in SHAPE_ALIKE_PAIRS for ch in p]] = True
+
+
 def pair_keys(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Order-free int64 keys of code-point pairs (arrays of equal shape)."""
     a = a.astype(np.int64)
