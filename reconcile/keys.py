@@ -61,3 +61,29 @@ def add_keys(std: pd.DataFrame) -> pd.DataFrame:
     df.loc[short, "k_id_b"] = ""
     df["k_no_id_no_birth"] = (idc == "") & (df["k_year"] == "")
     return df
+
+
+def fill_unit_hukou(std: pd.DataFrame, dominance: float = 0.9, min_resolved: int = 5) -> pd.DataFrame:
+    """Fill unresolved hukou counties from the record's reporting unit, where that unit is plainly
+    inside one county: a household registry's township lists "牌楼乡大门村6组" without naming the
+    county. Only when >= ``dominance`` of the unit's resolved addresses (at least ``min_resolved``)
+    name one county; the filled county is marked in ``hukou_region_source``.
+    """
+    df = std.copy()
+    df["hukou_region_source"] = np.where(df["hukou_region"] != "", "address", "")
+    if "unit" not in df or not (df["unit"] != "").any():
+        return df
+    resolved = df[(df["hukou_region"] != "") & (df["unit"] != "")]
+    if resolved.empty:
+        return df
+    counts = resolved.groupby(["unit", "hukou_region"]).size().rename("n").reset_index()
+    totals = counts.groupby("unit")["n"].transform("sum")
+    counts["share"] = counts["n"] / totals
+    best = counts[(counts["share"] >= dominance) & (totals >= min_resolved)].drop_duplicates("unit")
+    fill = dict(zip(best["unit"], best["hukou_region"]))
+    names = dict(zip(resolved["hukou_region"], resolved["hukou_region_name"]))
+    todo = (df["hukou_region"] == "") & df["unit"].isin(list(fill))
+    df.loc[todo, "hukou_region"] = df.loc[todo, "unit"].map(fill)
+    df.loc[todo, "hukou_region_name"] = df.loc[todo, "hukou_region"].map(names).fillna("")
+    df.loc[todo, "hukou_region_source"] = "unit"
+    return df

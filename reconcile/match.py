@@ -23,7 +23,7 @@ from reconcile.decide import DECISION_NAMES, MATCH, NONE, REVIEW, one_to_one, th
 from reconcile.errors import ConfigError, ReportError
 from reconcile.fields import STANDARD_COLUMNS, USABLE_ID_STATUSES
 from reconcile.fingerprint import record_fingerprints
-from reconcile.keys import add_keys
+from reconcile.keys import add_keys, fill_unit_hukou
 from reconcile.linkage import Linkage, Progress, evidence_json, link, _noop
 from reconcile.model import Model
 from reconcile.report import RunOutput, now_iso, open_report, write_run
@@ -86,7 +86,7 @@ def load_side(name: str, path: str | Path, options: Mapping[str, Any]) -> Side:
 
     loaded = read_registry(path, **options)
     std = standardise(loaded.frame)
-    std = add_keys(std.reset_index(drop=True))
+    std = add_keys(fill_unit_hukou(std.reset_index(drop=True)))
     return Side(name=name, loaded=loaded, std=std, sha256=file_sha256(Path(path)))
 
 
