@@ -133,7 +133,7 @@ def render_html(b: Bulletin, *, lang: str = "zh", mask_names: bool = False) -> s
             out.append(f'<th class="num">{_e(t("bulletin.indicator." + k, lang=L))}{sub}</th>')
         out.append(f"<th class=\"num\">{_e(t('bulletin.league.met', lang=L))}</th></tr></thead><tbody>")
         for r in b.units:
-            out.append(f'<tr data-unit="{_e(r.unit)}"><td class="num" data-rank="{r.rank}">{r.rank}</td><td>{_e(r.unit)}</td>'
+            out.append(f'<tr data-unit="{_e(r.unit)}"><td class="num" data-rank="{r.rank}">{r.rank}</td><td>{_e(r.unit or t("bulletin.league.blank_unit", lang=L))}</td>'
                        f'<td>{_e(t("bulletin.league.side_" + r.sides, lang=L))}</td>'
                        f'<td class="num" data-field="records" data-value="{r.records}">{r.records}</td>')
             for k in INDICATORS:
@@ -156,7 +156,7 @@ def render_html(b: Bulletin, *, lang: str = "zh", mask_names: bool = False) -> s
     out.append(f'<section id="charts"><h2>{_e(t("bulletin.section.charts", lang=L))}</h2>')
     series = [t("bulletin.metric." + o, lang=L) for o in UNIT_OUTCOMES]
     if b.units:
-        rows = [(r.unit, [r.outcomes[o] for o in UNIT_OUTCOMES]) for r in sorted(b.units, key=lambda r: r.unit)]
+        rows = [(r.unit or t("bulletin.league.blank_unit", lang=L), [r.outcomes[o] for o in UNIT_OUTCOMES]) for r in sorted(b.units, key=lambda r: r.unit)]
         out.append(f'<figure id="chart-outcomes"><figcaption>{_e(t("bulletin.chart.outcomes", lang=L))}</figcaption>'
                    + svg.stacked_bars(rows, series, t("bulletin.chart.outcomes", lang=L)) + "</figure>")
     labels = [tr["label"] for tr in b.trends]
@@ -207,7 +207,7 @@ def _matrix(m: pd.DataFrame, caption: str, kind: str, L: str) -> str:
             v = int(m.loc[r, c])
             alpha = 0.12 + 0.6 * v / top if v else 0
             style = f' style="background:rgba(213,94,0,{alpha:.2f})"' if v else ""
-            parts.append(f'<td class="num" data-row="{_e(r)}" data-col="{_e(c)}" data-value="{v}"{style}>{v or ""}</td>')
+            parts.append(f'<td class="num" data-m="{kind}" data-row="{_e(r)}" data-col="{_e(c)}" data-value="{v}"{style}>{v or ""}</td>')
         parts.append("</tr>")
     parts.append("</tbody></table>")
     return "".join(parts)

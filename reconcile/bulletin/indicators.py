@@ -257,7 +257,9 @@ def compute_bulletin(db: sqlite_utils.Database, run: int | None = None, *,
     untr_units = pd.Series(units_of("origin", untr.get("origin_key", [])), dtype=object).value_counts().to_dict()
 
     unit_rows: list[UnitRow] = []
-    for unit, g in records.groupby("unit", sort=True):
+    # No unit column mapped at all: there is no league table (an empty unit is shown as such otherwise).
+    grouped = records.groupby("unit", sort=True) if (records["unit"] != "").any() else []
+    for unit, g in grouped:
         n = len(g)
         usable = g["id_status"].isin(USABLE_ID_STATUSES)
         consistent = usable & (g["birth_conflict"].astype(str).isin(["0", "", "0.0"])) & (

@@ -8,7 +8,7 @@ from openpyxl import Workbook
 
 from reconcile.bulletin.html import list_rows, pct
 from reconcile.bulletin.indicators import HEADLINE, INDICATORS, TREND_SERIES, UNIT_OUTCOMES, Bulletin
-from reconcile.coordination.xlsx_safe import fit_columns, set_text
+from reconcile.coordination.xlsx_safe import HEADER_FONT, fit_columns, set_text
 from reconcile.i18n import t
 from reconcile.privacy import mask_name
 
@@ -16,7 +16,7 @@ from reconcile.privacy import mask_name
 def _sheet(wb: Workbook, title: str, headers: list[str], rows: list[list[object]]) -> None:
     ws = wb.create_sheet(title[:31])
     for j, h in enumerate(headers, start=1):
-        set_text(ws, 1, j, h).font = ws.cell(1, j).font.copy(bold=True)
+        set_text(ws, 1, j, h).font = HEADER_FONT
     for i, r in enumerate(rows, start=2):
         for j, v in enumerate(r, start=1):
             if isinstance(v, (int, float)) and not isinstance(v, bool):
