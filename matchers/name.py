@@ -111,9 +111,11 @@ def _han_code_levels(ca: np.ndarray, cb: np.ndarray, left: Columns, right: Colum
     if len(one_off):
         out[one_off[_one_deletion(ca[one_off], cb[one_off], la[one_off] > lb[one_off])]] = CONTAINED
 
-    # one character apart, or every differing character is a shape-alike pair
-    out[same_len & (n_diff == 1)] = ONE_CHAR
-    multi = np.flatnonzero(same_len & (n_diff >= 2))
+    # one character apart, or every differing character is a shape-alike pair (names of 2+
+    # characters: two different one-character values say nothing)
+    two_plus = same_len & (la >= 2)
+    out[two_plus & (n_diff == 1)] = ONE_CHAR
+    multi = np.flatnonzero(two_plus & (n_diff >= 2))
     if len(multi):
         d = diff[multi]
         # cheap gate first: every differing character is on the shape list at all
@@ -200,13 +202,16 @@ def _one_deletion(ca: np.ndarray, cb: np.ndarray, a_longer: np.ndarray) -> np.nd
 def _given_contained(left: Columns, right: Columns, idx: np.ndarray) -> np.ndarray:
     """For pairs ``idx``: same non-empty surname, different non-empty given names, one
     inside the other."""
-    sa, sb = column(left, "surname")[idx], column(right, "surname")[idx]
-    ga, gb = column(left, "given")[idx], column(right, "given")[idx]
-    cand = np.flatnonzero((sa == sb) & (sa != "") & (ga != "") & (gb != "") & (ga != gb))
     out = np.zeros(len(idx), dtype=bool)
+    sa = column(left, "surname")[idx]
+    same = np.flatnonzero((sa == column(right, "surname")[idx]) & (sa != ""))
+    if len(same) == 0:
+        return out
+    ga, gb = column(left, "given")[idx[same]], column(right, "given")[idx[same]]
+    cand = np.flatnonzero((ga != "") & (gb != "") & (ga != gb))
     if len(cand):
         xa, xb = ga[cand].astype(StringDType()), gb[cand].astype(StringDType())
-        out[cand] = (np.strings.find(xa, xb) >= 0) | (np.strings.find(xb, xa) >= 0)
+        out[same[cand]] = (np.strings.find(xa, xb) >= 0) | (np.strings.find(xb, xa) >= 0)
     return out
 
 
@@ -214,64 +219,83 @@ def _given_contained(left: Columns, right: Columns, idx: np.ndarray) -> np.ndarr
 
 
 def _latin_levels(left: dict[str, np.ndarray], right: dict[str, np.ndarray]) -> np.ndarray:
-    """Pairs where one side is Latin and the other Latin or Han."""
+    """Pairs where one side is Latin and the other Latin or Han.
+
+    Token orders: a Latin side may be written in any of four orders (as given, last token
+    first, first token last, reversed); it matches when one of them equals the other side's
+    natural order (Han: surname syllables first, or given-name syllables first; Latin: as
+    given). ZHANG WEI, WEI ZHANG, XIAOWEI ZHANG, XIAO TANG OU YANG all match their Han name.
+    """
     m = len(left["name"])
     out = np.full(m, DIFFERENT, dtype=np.int8)
     lat_a, lat_b = left["name_script"] == "latin", right["name_script"] == "latin"
-    ka, kb = _pinyin_keys(left), _pinyin_keys(right)
-
-    both = lat_a & lat_b
-    # tokens in another order: any rotation/reversal of one side equals the other's
-    # natural order (a Han side also offers given-then-surname order)
+    va, na = _order_keys(left, lat_a)
+    vb, nb = _order_keys(right, lat_b)
     reordered = np.zeros(m, dtype=bool)
-    for va in ka.values():
-        reordered |= (va == kb["plain"]) | (va == kb["given_first"])
-    for vb in kb.values():
-        reordered |= (vb == ka["plain"]) | (vb == ka["given_first"])
-    reordered &= ka["plain"] != ""
-    # Latin-Latin order matters only across the two sides; Latin-Han needs nothing more
+    for x in va:
+        for y in nb:
+            reordered |= x == y
+    for x in vb:
+        for y in na:
+            reordered |= x == y
+    reordered &= (va[0] != "") & (vb[0] != "")
     out[reordered] = LATIN_PINYIN
 
-    ll = np.flatnonzero(both)
+    ll = np.flatnonzero(lat_a & lat_b)
     if len(ll):
         sub_out = out[ll]
-        contained = _given_contained(left, right, ll)
-        sub_out[contained] = CONTAINED
-        pa, pb = ka["plain"][ll], kb["plain"][ll]
-        typo = cpdist(list(pa), list(pb), scorer=OSA.distance, score_cutoff=1, workers=1) <= 1
-        sub_out[typo & (pa != "")] = ONE_CHAR
-        sub_out[(pa == pb) & (pa != "")] = EXACT  # equal once spaces are ignored
+        sub_out[_given_contained(left, right, ll)] = CONTAINED
+        pa, pb = va[0][ll], vb[0][ll]
+        nonempty = (pa != "") & (pb != "")
+        typo = cpdist(pa.tolist(), pb.tolist(), scorer=OSA.distance, score_cutoff=1, workers=1) <= 1
+        sub_out[typo & nonempty] = ONE_CHAR
+        sub_out[(pa == pb) & nonempty] = EXACT  # equal once spaces are ignored
         out[ll] = sub_out
     return out
 
 
-def _pinyin_keys(cols: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Letters-only pinyin keys in several token orders, computed once per distinct value.
+def _order_keys(cols: dict[str, np.ndarray], is_latin: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Letters-only pinyin keys, computed once per distinct value.
 
-    ``plain``: tokens as given; ``given_first``: for Han, given-name syllables then surname
-    syllables (a Han surname has one syllable per character); for Latin: last token first.
-    ``first_last``: first token moved to the end; ``reversed``: all tokens reversed.
+    Returns ``(orders, natural)``: four arrays of the orders a value may have been written
+    in, and two arrays of its natural orders. Latin: orders = as given, last token first,
+    first token last, reversed; natural = as given. Han: orders = natural = surname
+    syllables first, given-name syllables first (one syllable per surname character).
     """
-    # surname length per distinct surname, never per pair; -1 marks a Latin side
-    codes_s, uniq_s = pd.factorize(cols["surname"])
-    lens = np.array([len(s) for s in uniq_s], dtype=np.int64)
-    surname_len = np.where(cols["name_script"] == "han", lens[codes_s] if len(uniq_s) else 0, -1)
-    keyed = cols["name_pinyin"] + "\x1f" + surname_len.astype(str).astype(object)
-    codes, uniq = pd.factorize(keyed)
-    variants: dict[str, list[str]] = {"plain": [], "given_first": [], "first_last": [], "reversed": []}
-    for value in uniq:
-        pinyin, _, slen = value.partition("\x1f")
-        toks = [_canon_token(t) for t in _TOKEN.findall(pinyin.lower())]
-        k = int(slen)
-        if k < 0:  # Latin: last token to the front (WEI ZHANG -> zhangwei)
-            given_first = toks[-1:] + toks[:-1]
-        else:
-            given_first = toks[k:] + toks[:k]
-        variants["plain"].append("".join(toks))
-        variants["given_first"].append("".join(given_first))
-        variants["first_last"].append("".join(toks[1:] + toks[:1]))
-        variants["reversed"].append("".join(reversed(toks)))
-    return {name: np.array(vals, dtype=object)[codes] for name, vals in variants.items()}
+    n = len(is_latin)
+    keys = [np.empty(n, dtype=object) for _ in range(4)]
+    pinyin = cols["name_pinyin"]
+    li = np.flatnonzero(is_latin)
+    if len(li):
+        codes, uniq = pd.factorize(pinyin[li])
+        table = np.array([_latin_orders(u) for u in uniq] or [("",) * 4], dtype=object)
+        for j in range(4):
+            keys[j][li] = table[codes, j]
+    hi = np.flatnonzero(~is_latin)
+    if len(hi):
+        codes_s, uniq_s = pd.factorize(cols["surname"][hi])
+        slen = np.array([str(len(u)) for u in uniq_s] or ["0"], dtype=object)[codes_s]
+        codes, uniq = pd.factorize(pinyin[hi] + "\x1f" + slen)
+        table = np.array([_han_orders(u) for u in uniq] or [("",) * 2], dtype=object)
+        keys[0][hi] = table[codes, 0]
+        keys[1][hi] = table[codes, 1]
+        keys[2][hi] = keys[0][hi]
+        keys[3][hi] = keys[1][hi]
+    natural = [keys[0], np.where(is_latin, keys[0], keys[1])]
+    return keys, natural
+
+
+def _latin_orders(pinyin: str) -> tuple[str, str, str, str]:
+    toks = [_canon_token(t) for t in _TOKEN.findall(pinyin.lower())]
+    return ("".join(toks), "".join(toks[-1:] + toks[:-1]), "".join(toks[1:] + toks[:1]), "".join(reversed(toks)))
+
+
+def _han_orders(keyed: str) -> tuple[str, str]:
+    pinyin, _, slen = keyed.partition("\x1f")
+    pinyin = pinyin.replace("ü", "v")
+    toks = pinyin.split() if pinyin.replace(" ", "").isalpha() else _TOKEN.findall(pinyin)
+    k = int(slen)
+    return "".join(toks), "".join(toks[k:] + toks[:k])
 
 
 def _canon_token(tok: str) -> str:

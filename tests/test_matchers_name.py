@@ -73,6 +73,8 @@ def test_syllables_not_letters_make_a_homophone():
 def test_one_character_apart():
     assert one(han("王丽华", "wang li hua"), han("王丽娟", "wang li juan")) == "one_char"
     assert one(han("张己", "zhang ji"), han("张已", "zhang yi")) == "one_char"
+    # two different one-character names are not "one character apart"
+    assert one(han("张", "zhang", 1), han("李", "li", 1)) == "different"
 
 
 def test_shape_alike_characters():
@@ -208,7 +210,7 @@ def slow_reference(a: Row, b: Row) -> int:
             return 0
         if a[1] and (_letters(a[1]) == _letters(b[1]) if sep else a[1] == b[1]):
             return 1
-        if len(x) == len(y):
+        if len(x) == len(y) >= 2:
             diffs = [(p, q) for p, q in zip(x, y) if p != q]
             if len(diffs) == 1 or all(is_shape_alike(p, q) for p, q in diffs):
                 return 2
@@ -224,7 +226,12 @@ def slow_reference(a: Row, b: Row) -> int:
                 return 2
             if _contained(a, b):
                 return 3
-        if oa[0] and (any(v in ob[:2] for v in oa) or any(v in oa[:2] for v in ob)):
+        # a Latin side in any of its orders against the other side's natural orders
+        na = oa[:1] if sa == "latin" else oa[:2]
+        nb = ob[:1] if sb == "latin" else ob[:2]
+        la = oa if sa == "latin" else oa[:2]
+        lb = ob if sb == "latin" else ob[:2]
+        if oa[0] and ob[0] and (any(v in nb for v in la) or any(v in na for v in lb)):
             return 4
         return 5
     return 5
