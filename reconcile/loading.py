@@ -65,6 +65,8 @@ HEADER_SEARCH_ROWS = 20     # the header must be within the first 20 rows
 SNIFF_CHARS = 1 << 16
 _CSV_CHUNK = 100_000
 _OLE_SIGNATURE = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # compound file: .xls, or an encrypted .xlsx
+_ENCRYPTED_STREAM = "EncryptedPackage".encode("utf-16-le")  # directory entry name in an encrypted .xlsx
+_XLS_STREAM = "Workbook".encode("utf-16-le")  # the BIFF8 stream of an .xls
 _BOMS: tuple[tuple[bytes, str], ...] = (
     (b"\xef\xbb\xbf", "utf-8-sig"),
     (b"\xff\xfe\x00\x00", "utf-32"),  # before utf-16: FF FE is also its prefix
@@ -314,7 +316,8 @@ def _sniff(head: str, truncated: bool, preferred: str) -> tuple[str, int]:
         body = [r for r in recs[h + 1:] if any(c.strip() for c in r)]
         consistent = sum(1 for r in body if len(r) == len(hdr)) / len(body) if body else 1.0
         filled = sum(1 for c in hdr if c.strip())
-        score = (filled >= 2, consistent, len(hdr))
+        # A header on the first line beats one found below "title lines" by another delimiter.
+        score = (filled >= 2, consistent, -h, len(hdr))
         if best is None or score > best[0]:
             best = (score, d, h)
     assert best is not None
@@ -453,6 +456,7 @@ def _grid_csv(text: str, delim: str, h: int, file: str) -> _Grid:
     except csv.Error as exc:
         raise InputError("load.error.csv_parse", file=file, line=prev + 1, detail=str(exc)) from None
     flush()
+    _check_unclosed_quote(text, delim, lines[-1] if lines else header_line, prev, file)
     if chunks and W:
         cells = [np.concatenate([c[j] for c in chunks]) for j in range(W)]
     else:
@@ -465,6 +469,22 @@ def _grid_csv(text: str, delim: str, h: int, file: str) -> _Grid:
 
     return _Grid(header, header_line, cells, np.asarray(lines, dtype=np.int64), np.asarray(nfields, dtype=np.int64),
                  np.asarray(extra, dtype=bool), raw_text)
+
+
+def _check_unclosed_quote(text: str, delim: str, last_start: int, last_line: int, file: str) -> None:
+    """A quote that opens a field and never closes swallows the rest of the file into one record:
+    an error naming the line where it opens, not one silently huge row."""
+    if last_line <= last_start:  # the last record is a single line
+        return
+    offset = 0
+    for _ in range(last_start - 1):
+        offset = text.index("\n", offset) + 1
+    try:
+        for _ in csv.reader(io.StringIO(text[offset:], newline=""), delimiter=delim, strict=True):
+            pass
+    except csv.Error as exc:
+        if "unexpected end of data" in str(exc):
+            raise InputError("load.error.csv_parse", file=file, line=last_start, detail=str(exc)) from None
 
 
 # ---- xlsx --------------------------------------------------------------------------------------
@@ -499,7 +519,12 @@ def _grid_xlsx(p: Path, file: str, sheet: str | None) -> tuple[_Grid, str]:
     except OSError as exc:
         raise InputError("load.error.unreadable", file=file, detail=exc.strerror or type(exc).__name__) from None
     if magic.startswith(_OLE_SIGNATURE[:4]):
-        # An .xlsx saved with a password is an OLE compound file holding the encrypted package.
+        # An .xlsx saved with a password is an OLE compound file holding an "EncryptedPackage"
+        # stream. A compound file with a "Workbook" stream and no such package is an old .xls
+        # that was renamed to .xlsx.
+        content = _read_bytes(p, file)
+        if _ENCRYPTED_STREAM not in content and _XLS_STREAM in content:
+            raise InputError("load.error.xls", file=file)
         raise InputError("load.error.xlsx_encrypted", file=file)
     if not magic.startswith(b"PK"):
         raise InputError("load.error.xlsx_corrupt", file=file, detail="not a zip archive")

@@ -314,12 +314,33 @@ def test_corrupt_xlsx(tmp_path):
 
 def test_password_protected_xlsx(tmp_path):
     path = tmp_path / "secret.xlsx"
-    path.write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 504 + b"EncryptedPackage" + b"\x00" * 512)
+    # the start of an OLE compound file whose directory lists EncryptedPackage (what Excel writes)
+    path.write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 504 + "EncryptedInfo".encode("utf-16-le")
+                     + b"\x00" * 100 + "EncryptedPackage".encode("utf-16-le") + b"\x00" * 512)
     with pytest.raises(InputError) as exc:
         read_registry(path)
     assert exc.value.exit_code == 3
     assert "secret.xlsx" in error_text(exc) and "password" in error_text(exc)
     assert "密码" in error_text(exc, "zh")
+
+
+def test_old_xls_renamed_to_xlsx(tmp_path):
+    path = tmp_path / "renamed_xls.xlsx"
+    path.write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 504 + "Workbook".encode("utf-16-le") + b"\x00" * 512)
+    with pytest.raises(InputError) as exc:
+        read_registry(path)
+    assert "renamed_xls.xlsx" in error_text(exc) and ".xlsx or CSV" in error_text(exc)
+
+
+def test_unclosed_quote_is_an_error_at_its_line(tmp_path):
+    path = tmp_path / "open_quote.csv"
+    path.write_text('姓名,身份证号,户籍地址\n张伟,431028199003071234,"郴州市安仁县\n李娜,431028199003071250,长沙市\n'
+                    '王芳,431028199003071269,永兴县\n', encoding="utf-8")
+    with pytest.raises(InputError) as exc:
+        read_registry(path)
+    assert exc.value.exit_code == 3
+    assert "open_quote.csv" in error_text(exc) and "line 2" in error_text(exc) and "quote" in error_text(exc)
+    assert "第 2 行" in error_text(exc, "zh")
 
 
 def test_xls_asks_to_save_as_xlsx_or_csv(tmp_path):
