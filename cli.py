@@ -228,7 +228,7 @@ def review_serve(
         except ValueError as exc:
             raise typer.BadParameter(str(exc), param_hint="--lang")
     run(lambda: serve(db, run=run_id, reviewer=reviewer or _os_user(), port=port, open_browser=not no_browser,
-                      lang=get_lang(), echo=lambda s: typer.echo(s, err=True)))
+                      lang=get_lang(), echo=lambda s, err=False: typer.echo(s, err=err)))
 
 
 @review_app.command("decide")

@@ -240,3 +240,20 @@ def test_pair_detail_masks_ids_and_highlights_characters(report):
     assert char_diff("阿依古丽·买买提", "阿依古丽买买提") == (
         [[False, "阿依古丽"], [True, "·"], [False, "买买提"]], [[False, "阿依古丽买买提"]])
     assert pair_detail(db, run_id, "origin-dest", "H001", "D999") is None
+
+
+def test_stale_non_match_outside_the_candidates_is_dropped(tmp_path):
+    path = tmp_path / "report.db"
+    build_report(path)
+    db = open_report(path, create=False)
+    record_decision(db, "H005", "D106", "non_match", "李娟")   # never a candidate
+    record_decision(db, "H002", "D106", "match", "李娟")       # never a candidate either
+    run2 = build_report(path, dest_edits={"D106": {"residence": "广东省东莞市虎门镇"}})
+    out = apply_decisions(db, _new_links(path, run2, set()), fingerprints_of(path, run2))
+    # The stale match comes back for review; the stale non_match is not worth a reviewer's time.
+    assert list(zip(out["origin_key"], out["decision"], out["stale"])) == [("H002", "review", 1)]
+    st = pair_states(db, run2)
+    extra = st[~st["in_links"].astype(bool)]
+    assert list(zip(extra["origin_key"], extra["dest_key"], extra["state"])) == [("H002", "D106", "stale")]
+    db.conn.close()
+

@@ -116,7 +116,7 @@ def test_ctrl_c_stops_the_command_cleanly(tmp_path):
         url = None
         deadline = time.time() + 60
         while time.time() < deadline and url is None:
-            line = proc.stderr.readline()
+            line = proc.stdout.readline()
             if not line:
                 break
             if "http://127.0.0.1:" in line:

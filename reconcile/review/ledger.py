@@ -416,7 +416,8 @@ def apply_decisions(
       gains ``"stale": {"changed": [...], "decision": ..., "decision_id": ..., "run_id": ...}``;
     - decided pairs absent from ``links`` whose two records are in the new run are appended
       (match_probability / match_weight NaN): a decided match binds even if blocking missed it.
-      Decisions on records that are not in the new run are left out.
+      Decisions on records that are not in the new run are left out, and so are stale
+      ``non_match`` decisions on pairs the model no longer proposes.
     """
     ensure_ledger(db)
     out = links.copy()
@@ -477,6 +478,8 @@ def apply_decisions(
         if lfp is None or rfp is None:
             continue  # a record of the pair is not in this run
         d, s, ev = _apply_one(dec, lfp, rfp, None)
+        if s and dec["decision"] == "non_match":
+            continue  # neither the model nor the reviewer thinks they match: not worth a review
         extra.append({
             "source_pair": sp, "origin_key": ok, "dest_key": dk, "match_probability": float("nan"),
             "match_weight": float("nan"), "decision": d, "evidence_json": ev, "decided_by": "review",

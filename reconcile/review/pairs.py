@@ -122,7 +122,10 @@ def pair_states(db: sqlite_utils.Database, run_id: int) -> pd.DataFrame:
         if (ls, str(dec["origin_key"])) in fp and (rs, str(dec["dest_key"])) in fp:
             link = {"source_pair": sp, "origin_key": str(dec["origin_key"]), "dest_key": str(dec["dest_key"]),
                     "match_probability": None, "match_weight": None, "decision": None, "decided_by": None, "evidence_json": None}
-            rows.append(_row(link, dec, fp, names, units, in_links=False))
+            row = _row(link, dec, fp, names, units, in_links=False)
+            # Same rule as apply_decisions: a stale non_match the model no longer proposes is dropped.
+            if not (row["state"] == STALE and dec["decision"] == "non_match"):
+                rows.append(row)
     frame = pd.DataFrame(rows, columns=STATE_COLUMNS)
     if frame.empty:
         return frame

@@ -302,15 +302,25 @@ class ReviewServer(ThreadingHTTPServer):
 
 def serve(
     db_path: str | Path, *, run: int | None, reviewer: str, port: int = 0, open_browser: bool = True,
-    lang: str | None = None, echo=print,
+    lang: str | None = None, echo=None,
 ) -> None:
-    """Run the review page until Ctrl-C. ``echo`` receives the start/stop messages."""
+    """Run the review page until Ctrl-C.
+
+    ``echo(text, err)`` receives the messages: the URL line with ``err=False`` (stdout, so a
+    script can read it), the hint and the stop message with ``err=True``.
+    """
+    if echo is None:
+        import sys
+
+        def echo(text: str, err: bool = False) -> None:
+            print(text, file=sys.stderr if err else sys.stdout, flush=True)
+
     from reconcile.i18n import t
 
     app = ReviewApp(db_path, run=run, reviewer=reviewer, lang=lang)
     server = ReviewServer(app, port=port)
     echo(t("review.serve.started", run=app.run_id, reviewer=reviewer, url=server.url))
-    echo(t("review.serve.stop_hint"))
+    echo(t("review.serve.stop_hint"), True)
     if open_browser:
         import webbrowser
 
@@ -321,4 +331,4 @@ def serve(
         pass
     finally:
         server.server_close()
-        echo(t("review.serve.stopped"))
+        echo(t("review.serve.stopped"), True)
