@@ -201,3 +201,82 @@ def test_cli_export(db, tmp_path):
     assert bad.exit_code == 2
     missing = CliRunner().invoke(app, ["export", str(tmp_path / "nope.db"), "--out", str(tmp_path / "o4")])
     assert missing.exit_code == 5 and not (tmp_path / "nope.db").exists()
+
+
+def test_weak_candidates_below_the_review_threshold_are_not_routed(db, tmp_path):
+    # 黄晓明's best origin candidate (朱红, 龙海镇) scored 0.55; make it 0.10 (< review threshold 0.5).
+    db.execute("UPDATE unregistered SET best_probability = 0.10 WHERE run_id = 3 AND best_origin_key = 'O21'")
+    db.conn.commit()
+    [f] = [f for f in build_findings(db, 3) if f.kind == "unregistered" and f.dest_key == "D21"]
+    assert f.counterpart == "安仁县" and f.origin is None and f.probability is None
+
+
+# ---- end to end on a report written by the real `reconcile match` ----------------------------
+E2E_ORIGIN = [  # 编号, 姓名, 性别, 出生日期, (birth, seq, sex) for the ID, 户籍地址, 流动状态, 流入地, 乡镇
+    ("H001", "张伟", "男", "1990-03-07", ("19900307", 616, "M"), "湖南省郴州市安仁县永乐江镇新丰村1号", "流出", "广东省东莞市长安镇", "永乐江镇"),
+    ("H002", "王芳", "女", "1985-11-02", ("19851102", 1022, "F"), "湖南省郴州市安仁县安平镇城关社区2号", "常住", "", "安平镇"),
+    ("H003", "欧阳晓棠", "女", "1992-06-18", ("19920618", 1514, "F"), "湖南省郴州市安仁县永乐江镇大石村3号", "流出", "", "永乐江镇"),
+    ("H004", "李娜", "女", "1988-01-25", ("19880125", 2010, "F"), "湖南省郴州市安仁县安平镇北门4号", "流出", "广东省东莞市虎门镇", "安平镇"),
+    ("H005", "刘洋", "男", "1979-12-30", ("19791230", 3058, "M"), "湖南省郴州市安仁县龙海镇5号", "常住", "", "龙海镇"),
+    ("H006", "-王小明", "男", "1996-04-20", ("19960420", 1505, "M"), "湖南省郴州市安仁县龙海镇6号", "常住", "", "龙海镇"),
+    ("H007", "陈静", "女", "1993-08-08", ("19930808", 512, "F"), "湖南省郴州市安仁县永乐江镇7号", "流出", "", "永乐江镇"),
+    ("H008", "李建国", "男", "1975-06-01", ("19750601", 3, "M"), "湖南省郴州市安仁县龙海镇8号", "常住", "", "龙海镇"),
+]
+E2E_DEST = [  # 序号, 姓名, 性别, 出生年月, ID of (origin person | own), 户籍地, 现居住地, 街道
+    ("D101", "张伟", "男", "1990-03-07", "H001", "湖南省郴州市安仁县永乐江镇", "广东省东莞市长安镇振安路3号", "长安镇"),
+    ("D102", "王芳", "女", "1985-11-02", "H002", "湖南省郴州市安仁县安平镇", "广东省东莞市长安镇", "长安镇"),
+    ("D104", "李娜", "女", "1988-01-25", "H004", "湖南省郴州市安仁县安平镇", "广东省东莞市虎门镇", "虎门镇"),
+    ("D106", "-王小明", "男", "1996-04-20", "H006", "湖南省郴州市安仁县龙海镇", "广东省东莞市虎门镇", "虎门镇"),
+    ("D107", "黄晓明", "男", "1990-01-01", ("19900101", 2009, "M"), "湖南省郴州市安仁县永乐江镇", "广东省东莞市长安镇", "长安镇"),
+    ("D108", "李红梅", "女", "1980-02-14", "H008", "湖南省郴州市安仁县安平镇", "广东省东莞市虎门镇", "虎门镇"),
+]
+
+
+@pytest.mark.slow
+def test_end_to_end_on_a_real_match_report(tmp_path):
+    from openpyxl import load_workbook as lw
+
+    from tests._coord_data import make_id
+
+    ids = {r[0]: make_id("431028", *r[4]) for r in E2E_ORIGIN}
+    origin = "编号,姓名,性别,出生日期,公民身份号码,户籍地址,流动状态,流入地,乡镇\n" + "".join(
+        ",".join([r[0], r[1], r[2], r[3], ids[r[0]], *r[5:]]) + "\n" for r in E2E_ORIGIN)
+    dest = "序号,姓名,性别,出生年月,身份证号,户籍地,现居住地,街道\n" + "".join(
+        ",".join([r[0], r[1], r[2], r[3], ids[r[4]] if isinstance(r[4], str) else make_id("431028", *r[4]), *r[5:]]) + "\n"
+        for r in E2E_DEST)
+    (tmp_path / "户籍人口.csv").write_bytes(origin.encode("gb18030"))
+    (tmp_path / "流入人口.csv").write_bytes(dest.encode("utf-8-sig"))
+    out = tmp_path / "比对.db"
+    runner = CliRunner()
+    r = runner.invoke(app, ["match", str(tmp_path / "户籍人口.csv"), str(tmp_path / "流入人口.csv"), "--origin-key", "编号",
+                            "--dest-key", "序号", "--out", str(out), "--json"])
+    assert r.exit_code == 0, r.output
+    summary = json.loads(r.stdout)
+    r = runner.invoke(app, ["--lang", "en", "export", str(out), "--out", str(tmp_path / "packets"), "--police"])
+    assert r.exit_code == 0, r.output
+    files = [Path(p) for p in r.stdout.split()]
+    assert files and all(p.exists() for p in files)
+    for p in files:
+        assert not [c for c in _cells(p) if FULL_ID.search(c)], p.name
+    db = open_report(out, create=False)
+    kinds = dict(db.execute("SELECT kind, count(*) FROM verification_requests GROUP BY kind").fetchall())
+    assert kinds.get("duplicate", 0) == summary["cross_region_duplicates"]
+    assert kinds.get("untraceable", 0) == summary["untraceable"]
+    assert kinds.get("unregistered", 0) == summary["unregistered"]
+    # 王小明 (typed "-王小明") is a resident at home and registered in 虎门镇: a duplicate request, as text.
+    packet = tmp_path / "packets" / "协查单_龙海镇_致_虎门镇.xlsx"
+    ws = lw(packet)["协查清单"]
+    rows = list(ws.iter_rows(min_row=2, values_only=True))
+    assert any(row[ALL_COLUMNS.index("o_name")] == "-王小明" and row[1] == "重复人口" for row in rows)
+    ws.cell(2, ALL_COLUMNS.index("answer") + 1).value = "属实"
+    ws.parent.save(tmp_path / "back.xlsx")
+    r = runner.invoke(app, ["--lang", "en", "feedback", "import", str(out), str(tmp_path / "back.xlsx")])
+    assert r.exit_code == 0 and "1 answer(s) recorded" in r.stdout, r.output
+    r = runner.invoke(app, ["--lang", "en", "report", str(out), "--html", str(tmp_path / "b.html"), "--xlsx",
+                            str(tmp_path / "b.xlsx")])
+    assert r.exit_code == 0, r.output
+    html = (tmp_path / "b.html").read_text(encoding="utf-8")
+    for metric in ("traced", "untraceable", "cross_region_duplicates", "unregistered", "id_conflict_records", "links_match"):
+        assert re.search(rf'data-metric="{metric}" data-value="{summary[metric]}"', html), metric
+    assert not FULL_ID.search(html)
+    assert 'data-unit="虎门镇"' in html and 'data-unit="永乐江镇"' in html

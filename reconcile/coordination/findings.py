@@ -14,6 +14,7 @@ residence county for the destination side) instead of by reporting unit.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -105,12 +106,23 @@ def _prob(v: Any) -> float | None:
     return None if f != f else f
 
 
+def candidate_floor(db: sqlite_utils.Database, run_id: int) -> float:
+    """The run's review threshold: a best candidate below it is noise, not worth another unit's time."""
+    row = db.execute("SELECT settings_json FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+    try:
+        v = json.loads(row[0] or "{}").get("review_threshold") if row else None
+    except (ValueError, AttributeError):
+        v = None
+    return float(v) if isinstance(v, (int, float)) else 0.0
+
+
 def build_findings(db: sqlite_utils.Database, run_id: int, by: str = "unit") -> list[Finding]:
     """Every verification request a run implies, in a stable order."""
     if by not in ("unit", "region"):
         raise ValueError("by must be 'unit' or 'region'")
     recs = load_records(db, run_id)
     out: list[Finding] = []
+    floor = candidate_floor(db, run_id)
     dest_units = sorted({_s(r, "unit") for (src, _k), r in recs.items() if src == "dest" and _s(r, "unit")},
                         key=len, reverse=True)
 
@@ -139,7 +151,7 @@ def build_findings(db: sqlite_utils.Database, run_id: int, by: str = "unit") -> 
 
     for r in read_table(db, "untraceable", run_id).to_dict("records"):
         orec = o(r["origin_key"]) or {"record_key": str(r["origin_key"])}
-        drec = d(r.get("best_dest_key"))
+        drec = d(r.get("best_dest_key")) if (_prob(r.get("best_probability")) or 0.0) >= floor else None
         if drec:
             cp = dest_party(drec, by)
         else:
@@ -169,7 +181,7 @@ def build_findings(db: sqlite_utils.Database, run_id: int, by: str = "unit") -> 
 
     for r in read_table(db, "unregistered", run_id).to_dict("records"):
         drec = d(r["dest_key"]) or {"record_key": str(r["dest_key"])}
-        orec = o(r.get("best_origin_key"))
+        orec = o(r.get("best_origin_key")) if (_prob(r.get("best_probability")) or 0.0) >= floor else None
         if orec:
             cp = origin_party(orec, by)
         else:
