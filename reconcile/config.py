@@ -150,9 +150,12 @@ class LoadOptions:
         return opts
 
     def merged(self, *, encoding: str | None = None, sheet: str | None = None, key: str | None = None,
-               mapping: Mapping[str, str] | None = None) -> "LoadOptions":
+               mapping: Mapping[str, str] | None = None, soft: bool = False) -> "LoadOptions":
         """Command-line options over these ones: a value given (not None) wins; mappings merge,
-        and a command-line entry replaces any config entry for the same header or the same field."""
+        and a command-line entry replaces any config entry for the same header or the same field.
+
+        ``soft=True`` adds the command-line mapping as soft entries (``reconcile match`` applies
+        one ``--map`` list to both files, whose headers differ)."""
         out = LoadOptions(
             encoding=encoding if encoding is not None else self.encoding,
             sheet=sheet if sheet is not None else self.sheet,
@@ -163,9 +166,12 @@ class LoadOptions:
         if mapping:
             cli_fields = {f for f in mapping.values() if f != IGNORE}
             for d in (out.mapping, out.soft_mapping):
-                for h in [h for h, f in d.items() if f in cli_fields or h in mapping]:
+                # Soft command-line entries may not apply to this file: then a strict config entry
+                # for the same field must survive, so only the same header is replaced there.
+                same_field_goes = d is out.soft_mapping or not soft
+                for h in [h for h, f in d.items() if h in mapping or (same_field_goes and f in cli_fields)]:
                     del d[h]
-            out.mapping.update(mapping)
+            (out.soft_mapping if soft else out.mapping).update(mapping)
         return out
 
     def kwargs(self) -> dict[str, Any]:

@@ -327,6 +327,8 @@ def _sniff(head: str, truncated: bool, preferred: str) -> tuple[str, int]:
 def _read_text(p: Path, file: str, encoding: str | None, preferred: str) -> tuple[_Grid, str, str]:
     """Read, decode (once, whole) and split a text file; keeps at most two copies alive at a time."""
     data = _read_bytes(p, file)
+    if data.startswith((b"PK\x03\x04", _OLE_SIGNATURE)):  # a workbook under a text name
+        raise InputError("load.error.workbook_as_text", file=file)
     text, enc = _decode(data, file, encoding)
     normalised = "\r" in text
     if normalised:  # one line-break convention; a lone CR (old Mac) is a line break too

@@ -170,3 +170,20 @@ def test_empty_config_is_fine(tmp_path):
     assert cfg == {}
     assert loading_options(cfg, "origin") == {"encoding": None, "sheet": None, "key": None, "mapping": None,
                                               "soft_mapping": None}
+
+
+def test_cli_mapping_as_soft_entries_for_match(tmp_path):
+    cfg = load_config(write(tmp_path, '[origin.columns]\n"户籍住址" = "hukou"\n'))
+    maps = parse_map_options(["户籍地=hukou", "证件号=id_number"])
+    origin = LoadOptions.from_config(cfg, "origin").merged(mapping=maps, soft=True)
+    # the side's own strict entry stays: the soft 户籍地 may not exist in the origin file
+    assert origin.mapping == {"户籍住址": "hukou"}
+    assert origin.soft_mapping == {"户籍地": "hukou", "证件号": "id_number"}
+    origin_file = tmp_path / "origin.csv"
+    origin_file.write_text("姓名,证件号,户籍住址\n张伟,431028199003071234,安仁县\n", encoding="utf-8")
+    assert read_registry(origin_file, **origin.kwargs()).columns == {"姓名": "name", "证件号": "id_number",
+                                                                      "户籍住址": "hukou"}
+    dest_file = tmp_path / "dest.csv"
+    dest_file.write_text("姓名,证件号,户籍地\n张伟,431028199003071234,郴州市\n", encoding="utf-8")
+    reg = read_registry(dest_file, **LoadOptions.from_config(cfg, "dest").merged(mapping=maps, soft=True).kwargs())
+    assert reg.columns == {"姓名": "name", "证件号": "id_number", "户籍地": "hukou"}

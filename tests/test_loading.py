@@ -674,3 +674,12 @@ def test_round_trip_through_csv_writer(tmp_path, monkeypatch, rows, exact):
     assert list(reg.frame["line"]) == [ln for _, ln in loaded]
     assert [r.line for r in reg.rejected] == [ln for s, ln in zip(stripped, expected_lines) if not any(s)]
     assert reg.rows_read == len(rows)
+
+
+def test_workbook_with_a_text_extension(tmp_path):
+    path = make_xlsx(tmp_path / "export.xlsx")
+    renamed = path.rename(tmp_path / "export.csv")
+    with pytest.raises(InputError) as exc:
+        read_registry(renamed)
+    assert exc.value.exit_code == 3 and "export.csv" in error_text(exc) and ".xlsx" in error_text(exc)
+    assert "Excel 工作簿" in error_text(exc, "zh")
