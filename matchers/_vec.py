@@ -54,12 +54,13 @@ def code_matrix(values: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]
         return out, np.zeros(n, dtype=bool)
     lens = np.diff(seps, prepend=-1, append=len(buf)) - 1
     chars = buf[~is_sep]
-    first = np.cumsum(lens) - lens  # where each value starts among the chars
-    col = np.arange(len(chars)) - np.repeat(first, lens)
-    flat = np.repeat(np.arange(n, dtype=np.int64) * width, lens) + col
+    itype = np.int32 if n * width + len(chars) < 2**31 else np.int64
+    first = np.cumsum(lens, dtype=itype) - lens  # where each value starts among the chars
+    # flat target index of every character: its row's offset, plus its place in the value
+    flat = np.repeat(np.arange(n, dtype=itype) * width - first, lens) + np.arange(len(chars), dtype=itype)
     overflow = lens > width
     if overflow.any():
-        keep = col < width
+        keep = np.arange(len(chars), dtype=itype) - np.repeat(first, lens) < width  # place in value
         flat, chars = flat[keep], chars[keep]
     out = np.zeros((n, width), dtype=buf.dtype)
     out.ravel()[flat] = chars

@@ -53,14 +53,15 @@ def parse_iso(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, n
     return year, month, day, prec
 
 
-def _effective(cols: Columns) -> np.ndarray:
-    bd = column(cols, "birth_date")
-    empty = bd == ""
-    if not empty.any():
-        return bd
-    out = bd.copy()
-    out[empty] = column(cols, "id_birth_date")[empty]
-    return out
+def _effective_parsed(cols: Columns) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Parsed ``birth_date``; where it is empty (or not ISO), the parsed ``id_birth_date``."""
+    ymdp = parse_iso(column(cols, "birth_date"))
+    empty = np.flatnonzero(ymdp[3] == NONE)
+    if len(empty):
+        fill = parse_iso(column(cols, "id_birth_date")[empty])
+        for arr, new in zip(ymdp, fill):
+            arr[empty] = new
+    return ymdp
 
 
 def _days(year: np.ndarray, month: np.ndarray, day: np.ndarray) -> np.ndarray:
@@ -76,8 +77,8 @@ def compare_birth_date(left: Columns, right: Columns) -> np.ndarray:
     same year is ``coarser_equal``: it is read as year precision unless both sides agree
     to the day.
     """
-    ya, ma, da, pa = parse_iso(_effective(left))
-    yb, mb, db, pb = parse_iso(_effective(right))
+    ya, ma, da, pa = _effective_parsed(left)
+    yb, mb, db, pb = _effective_parsed(right)
     n = len(ya)
     out = np.full(n, DIFFERENT, dtype=np.int8)
     if n == 0:

@@ -23,16 +23,21 @@ _COUNTY, _CITY, _PROVINCE, _NONE = 3, 2, 1, 0
 
 
 def _parse(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Digit matrix (n, 6) and precision per code (0 when not a 6-digit code)."""
+    """Code matrix (n, 6) and precision per code (0 when not a 6-digit code).
+
+    Column-wise operations throughout: numpy reductions along a 6-wide axis are slow.
+    """
     codes, overflow = code_matrix(values, 6)
-    c = codes.astype(np.int16) - 48
-    ok = ((c >= 0) & (c <= 9)).all(axis=1) & ~overflow
-    zero = c == 0
+    cols = [codes[:, j] for j in range(6)]
+    ok = ~overflow
+    for c in cols:
+        ok &= (c >= 48) & (c <= 57)
+    zero = [c == 48 for c in cols]
     prec = np.full(len(values), _COUNTY, dtype=np.int8)
-    prec[zero[:, 4:].all(axis=1)] = _CITY
-    prec[zero[:, 2:].all(axis=1)] = _PROVINCE
-    prec[~ok | zero[:, :2].all(axis=1)] = _NONE
-    return c, prec
+    prec[zero[4] & zero[5]] = _CITY
+    prec[zero[2] & zero[3] & zero[4] & zero[5]] = _PROVINCE
+    prec[~ok | (zero[0] & zero[1])] = _NONE
+    return codes, prec
 
 
 def compare_hukou(left: Columns, right: Columns) -> np.ndarray:
@@ -45,10 +50,10 @@ def compare_hukou(left: Columns, right: Columns) -> np.ndarray:
     ca, pa = _parse(a)
     cb, pb = _parse(b)
     prec = np.minimum(pa, pb)
-    eq = ca == cb
-    province = eq[:, :2].all(axis=1)
-    city = province & eq[:, 2:4].all(axis=1)
-    county = city & eq[:, 4:].all(axis=1)
+    eq = [ca[:, j] == cb[:, j] for j in range(6)]
+    province = eq[0] & eq[1]
+    city = province & eq[2] & eq[3]
+    county = city & eq[4] & eq[5]
     out[province] = SAME_PROVINCE
     out[city & (prec >= _CITY)] = SAME_CITY
     out[county & (prec >= _COUNTY)] = SAME_COUNTY

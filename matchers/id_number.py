@@ -25,6 +25,8 @@ EXACT, EXACT_UPGRADED, TYPO, SAME_REGION_BIRTH, DIFFERENT, DIFFERENT_VALID = ran
 # assumes fields are independent; twins and same-day namesakes agree on birth date, sex, county
 # and often a generation character, so this level must be able to carry a strong negative weight.
 _VALID = ("valid", "upgraded_from_15")
+# ...but only when each number also agrees with its own record's birth date: a record carrying
+# someone else's number (重号, a family member's number typed in) shows it by disagreeing.
 
 ID_LENGTH = 18
 REGION_BIRTH_CHARS = 14  # 6 region digits + 8 birth-date digits; then 3 sequence + 1 check
@@ -72,6 +74,17 @@ def _usable(status: np.ndarray) -> np.ndarray:
     return (status == _VALID[0]) | (status == _VALID[1])
 
 
+def _self_consistent(side: Columns) -> np.ndarray:
+    """True where the record's birth date is missing or agrees (at its precision) with its ID's."""
+    if "birth_date" not in side or "id_birth_date" not in side:
+        return np.ones(len(column(side, "id_clean")), dtype=bool)
+    bd = column(side, "birth_date").astype(str)
+    idb = column(side, "id_birth_date").astype(str)
+    n = np.char.str_len(bd.astype("U10"))
+    prefix = np.array([i[:k] for i, k in zip(idb.tolist(), n.tolist())], dtype=object) if len(bd) else bd
+    return (bd == "") | (prefix == bd)
+
+
 def _levels_fixed(ca: np.ndarray, cb: np.ndarray, overflow: np.ndarray) -> np.ndarray:
     """Levels for unequal, non-missing pairs given their zero-padded code matrices."""
     out = np.full(len(ca), DIFFERENT, dtype=np.int8)
@@ -107,4 +120,5 @@ def _levels_fixed(ca: np.ndarray, cb: np.ndarray, overflow: np.ndarray) -> np.nd
     return out
 
 
-ID_NUMBER = Comparator(field="id_number", levels=LEVELS, columns=("id_clean", "id_status"), fn=compare_id)
+ID_NUMBER = Comparator(field="id_number", levels=LEVELS,
+                       columns=("id_clean", "id_status", "birth_date", "id_birth_date"), fn=compare_id)

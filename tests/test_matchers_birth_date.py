@@ -45,6 +45,8 @@ def test_id_birth_date_fills_a_missing_birth_date():
     assert one("", "1990-03-09", a_id="1990-03-07") == "within_2_days"
     # the record's own date wins over the ID's when both are present
     assert one("1990-03", "1990-03-07", a_id="1990-03-07") == "coarser_equal"
+    # text that is not an ISO date counts as absent
+    assert one("not a date", "1990-03-07", a_id="1990-03-07") == "exact"
 
 
 @pytest.mark.parametrize("a,b", [
