@@ -185,3 +185,27 @@ def test_requests_without_token_are_refused(server):
     assert con.execute("SELECT count(*) FROM review_decisions").fetchone() == (0,)
     con.close()
     assert srv.server_address[0] == "127.0.0.1"
+
+
+def test_markup_in_data_stays_text(tmp_path, browser):
+    from reconcile.review.server import ReviewApp, ReviewServer
+
+    db = tmp_path / "report.db"
+    payload = '<img src=x onerror="document.body.dataset.pwned=1">刘阳'
+    build_report(db, dest_edits={"D106": {"name": payload}})
+    srv = ReviewServer(ReviewApp(db, run=None, reviewer="李娟", lang="en"))
+    srv.start_background()
+    try:
+        page = browser.new_page()
+        page.goto(srv.url)
+        page.wait_for_selector("body[data-ready='1']")
+        page.locator('#queue li[data-key="origin-dest|H006|D106"]').click()
+        _wait_pair(page, "origin-dest|H006|D106")
+        cell = page.locator('#fields tr[data-field="name"] td[data-side="right"] .val')
+        assert cell.inner_text() == payload
+        assert page.locator("#fields img").count() == 0
+        assert page.evaluate("document.body.dataset.pwned") is None
+        assert page.locator("#title").inner_text() == "Review candidate matches"
+    finally:
+        srv.shutdown()
+        srv.server_close()
