@@ -43,20 +43,38 @@ def compare_name(left: Columns, right: Columns) -> np.ndarray:
     out = np.full(n, DIFFERENT, dtype=np.int8)
     if n == 0:
         return out
-    missing = (a == "") | (b == "")
-    exact = (a == b) & ~missing
+    # one code matrix per side serves the missing and exact tests too (cheaper than
+    # comparing the object arrays) and then the Han levels
+    ca, over_a = code_matrix(a, _HAN_WIDTH)
+    cb, over_b = code_matrix(b, _HAN_WIDTH)
+    over = over_a | over_b
+    missing = (ca[:, 0] == 0) | (cb[:, 0] == 0)
+    exact = (row_sums(ca != cb) == 0) & ~over
+    longs = np.flatnonzero(over)
+    exact[longs] = a[longs] == b[longs]
+    exact &= ~missing
     out[exact] = EXACT
     rest = ~exact & ~missing
-    sa, sb = column(left, "name_script"), column(right, "name_script")
-    han_a, han_b = sa == "han", sb == "han"
-    lat_a, lat_b = sa == "latin", sb == "latin"
+    han_a, han_b = column(left, "name_script") == "han", column(right, "name_script") == "han"
 
-    han2 = np.flatnonzero(rest & han_a & han_b)
-    if len(han2):
-        out[han2] = _han_levels(left, right, han2)
-    latin = np.flatnonzero(rest & ((lat_a & (lat_b | han_b)) | (han_a & lat_b)))
-    if len(latin):
-        out[latin] = _latin_levels(_take(left, latin), _take(right, latin))
+    han2 = rest & han_a & han_b
+    short = np.flatnonzero(han2 & ~over)
+    if len(short):
+        out[short] = _han_code_levels(ca[short], cb[short], left, right, short)
+    long_han = np.flatnonzero(han2 & over)
+    if len(long_han):  # rare: minority names; their own, wider matrices
+        width = max(max(map(len, a[long_han])), max(map(len, b[long_han])))
+        la, _ = code_matrix(a[long_han], width)
+        lb, _ = code_matrix(b[long_han], width)
+        out[long_han] = _han_code_levels(la, lb, left, right, long_han)
+
+    other = np.flatnonzero(rest & ~(han_a & han_b))
+    if len(other):
+        lat_a = column(left, "name_script")[other] == "latin"
+        lat_b = column(right, "name_script")[other] == "latin"
+        latin = other[(lat_a & (lat_b | han_b[other])) | (han_a[other] & lat_b)]
+        if len(latin):
+            out[latin] = _latin_levels(_take(left, latin), _take(right, latin))
     out[missing] = MISSING
     return out
 
@@ -66,25 +84,6 @@ def _take(cols: Columns, idx: np.ndarray) -> dict[str, np.ndarray]:
 
 
 # ---------------------------------------------------------------- Han pairs
-
-
-def _han_levels(left: Columns, right: Columns, idx: np.ndarray) -> np.ndarray:
-    """Han-Han pairs ``idx`` whose names are not equal as strings."""
-    a, b = column(left, "name")[idx], column(right, "name")[idx]
-    ca, over_a = code_matrix(a, _HAN_WIDTH)
-    cb, over_b = code_matrix(b, _HAN_WIDTH)
-    long_rows = over_a | over_b
-    if not long_rows.any():
-        return _han_code_levels(ca, cb, left, right, idx)
-    out = np.empty(len(a), dtype=np.int8)
-    short = np.flatnonzero(~long_rows)
-    out[short] = _han_code_levels(ca[short], cb[short], left, right, idx[short])
-    longs = np.flatnonzero(long_rows)  # rare: minority names; their own, wider matrices
-    width = max(max(map(len, a[longs])), max(map(len, b[longs])))
-    la, _ = code_matrix(a[longs], width)
-    lb, _ = code_matrix(b[longs], width)
-    out[longs] = _han_code_levels(la, lb, left, right, idx[longs])
-    return out
 
 
 def _han_code_levels(ca: np.ndarray, cb: np.ndarray, left: Columns, right: Columns, idx: np.ndarray) -> np.ndarray:
@@ -125,13 +124,13 @@ def _han_code_levels(ca: np.ndarray, cb: np.ndarray, left: Columns, right: Colum
             alike = shape_alike(ca[multi], cb[multi])
             out[multi[np.all(alike | ~diff[multi], axis=1)]] = ONE_CHAR
 
-    # homophones have one syllable per character: only same-length names can be, except
-    # dotted names, whose pinyin is compared letters-only (it may carry the separator)
+    # homophones have one syllable per character: only same-length names (separators
+    # removed) can be; dotted names compare pinyin letters-only (it may carry the separator)
     plain = np.flatnonzero(same_len & ~sep)
     if len(plain):
         pa, pb = column(left, "name_pinyin")[idx[plain]], column(right, "name_pinyin")[idx[plain]]
         out[plain[(pa == pb) & (pa != "")]] = SAME_PINYIN
-    dotted = np.flatnonzero(sep)
+    dotted = np.flatnonzero(sep & same_len)
     if len(dotted):
         pa = _letters_only(column(left, "name_pinyin")[idx[dotted]])
         pb = _letters_only(column(right, "name_pinyin")[idx[dotted]])
