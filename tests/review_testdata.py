@@ -75,11 +75,13 @@ def records_frame(rows: list[tuple], source: str, edits: dict[str, dict] | None 
 
 
 def evidence_json(name_l: str, name_r: str, id_l: str, id_r: str, p: float) -> str:
+    # Level labels as the comparators in matchers/ name them.
+    same_id, no_id = id_l == id_r and bool(id_l), not (id_l and id_r)
     fields = {
-        "id": {"left": id_l, "right": id_r, "level": "equal" if id_l == id_r and id_l else ("missing" if not (id_l and id_r) else "one_digit"),
-               "weight": 12.5 if id_l == id_r and id_l else (0.0 if not (id_l and id_r) else 6.1)},
-        "name": {"left": name_l, "right": name_r, "level": "equal" if name_l == name_r else "same_pinyin", "weight": 4.2 if name_l == name_r else 1.8},
-        "birth_date": {"left": "", "right": "", "level": "equal", "weight": 5.5},
+        "id_number": {"left": id_l, "right": id_r, "level": "exact" if same_id else ("missing" if no_id else "typo"),
+                      "weight": 12.5 if same_id else (0.0 if no_id else 6.1)},
+        "name": {"left": name_l, "right": name_r, "level": "exact" if name_l == name_r else "same_pinyin", "weight": 4.2 if name_l == name_r else 1.8},
+        "birth_date": {"left": "", "right": "", "level": "exact", "weight": 5.5},
         "sex": {"left": "", "right": "", "level": "equal", "weight": 0.9},
     }
     return json.dumps({"prior": -14.0, "fields": fields, "tf": {}}, ensure_ascii=False)

@@ -54,7 +54,8 @@ def test_export_layout_masking_locking(db, tmp_path):
     r = rows[("H002", "D102")]
     assert ws.cell(r, _col("甲方身份证号")).value == "431028********2046"
     assert ws.cell(r, _col("甲方性别")).value == "女"
-    assert "公民身份号码:one_digit +6.1" in ws.cell(r, _col("比对依据")).value
+    assert "公民身份号码:一位之差或相邻颠倒 +6.1" in ws.cell(r, _col("比对依据")).value
+    assert "姓名:完全相同 +4.2" in ws.cell(r, _col("比对依据")).value
     # The unsure pair comes pre-filled so leaving it alone changes nothing.
     r1 = rows[("H001", "D101")]
     assert (ws.cell(r1, _col("判定")).value, ws.cell(r1, _col("理由")).value) == ("不确定", "待电话核实")

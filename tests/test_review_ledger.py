@@ -161,7 +161,7 @@ def test_apply_decisions_binds_a_rerun(tmp_path):
     assert (stale["decision"], stale["stale"]) == ("review", 1)
     ev = json.loads(stale["evidence_json"])
     assert ev["stale"]["changed"] == ["dest"] and ev["stale"]["decision"] == "match"
-    assert ev["fields"]["id"]["level"] == "one_digit"  # the model's evidence is kept
+    assert ev["fields"]["id_number"]["level"] == "typo"  # the model's evidence is kept
     assert json.loads(out.loc[("H001", "D101"), "evidence_json"])["review"]["reviewer"] == "李娟"
     assert len(out) == 7
     assert run1 != run2
@@ -237,6 +237,11 @@ def test_pair_detail_masks_ids_and_highlights_characters(report):
     assert [t for changed, t in fields["id_number"]["left_segs"] if changed][0] == "0"
     assert "431028198511022046" not in json.dumps(det)
     assert fields["sex"]["left"] == "female"
+    ev = {f["field"]: f for f in det["evidence"]["fields"]}
+    assert (ev["id_number"]["label"], ev["id_number"]["level_label"], ev["id_number"]["weight"]) == (
+        "ID number", "one digit or transposition apart", 6.1)
+    assert ev["id_number"]["left"] == "431028********2046"   # evidence values are masked too
+    assert det["evidence"]["prior"] == -14.0
     assert char_diff("阿依古丽·买买提", "阿依古丽买买提") == (
         [[False, "阿依古丽"], [True, "·"], [False, "买买提"]], [[False, "阿依古丽买买提"]])
     assert pair_detail(db, run_id, "origin-dest", "H001", "D999") is None

@@ -28,7 +28,7 @@ from reconcile.privacy import mask_id
 from reconcile.report import resolve_run
 from reconcile.review.ledger import SOURCE_PAIRS, ensure_ledger, log_reveal, pair_records, record_decision, secret_key
 from reconcile.review.pairs import STALE, TO_DECIDE, UNSURE, evidence, filter_pairs, order_queue, pair_states
-from reconcile.review.view import field_label
+from reconcile.review.view import field_label, level_label
 
 SHEET = "待审核"
 HELP_SHEET = "说明"
@@ -85,7 +85,7 @@ def _evidence_text(ev_json: Any) -> str:
             continue
         w = f.get("weight")
         ws = f"{w:+.1f}" if isinstance(w, (int, float)) else "–"
-        parts.append(f"{field_label(name, 'zh')}:{f.get('level', '')} {ws}")
+        parts.append(f"{field_label(name, 'zh')}:{level_label(str(f.get('level', '')), 'zh')} {ws}")
     return "；".join(parts)
 
 

@@ -86,6 +86,12 @@ def field_label(field: str, lang: str | None = None) -> str:
     return t(key, lang=lang) if key in catalogue() else field
 
 
+def level_label(level: str, lang: str | None = None) -> str:
+    """A comparator level in words (catalogue review.level.<label>), else the label itself."""
+    key = f"review.level.{level}"
+    return t(key, lang=lang) if level and key in catalogue() else level
+
+
 def _coded(kind: str, code: str, lang: str | None) -> str:
     key = f"review.value.{kind}.{code}"
     return t(key, lang=lang) if code and key in catalogue() else code
@@ -134,6 +140,7 @@ def _evidence_view(ev: dict, lang: str | None) -> dict:
         w = f.get("weight")
         fields.append({
             "field": name, "label": field_label(name, lang), "level": _text(f.get("level")),
+            "level_label": level_label(_text(f.get("level")), lang),
             "weight": float(w) if isinstance(w, (int, float)) else None,
             "left": mask_ids_in_text(_text(f.get("left"))), "right": mask_ids_in_text(_text(f.get("right"))),
         })

@@ -249,7 +249,7 @@
     if (ev.prior !== null) steps.push({ label: tr("web.prior"), level: "", from: 0, to: cum, w: cum, kind: cum >= 0 ? "pos" : "neg" });
     for (const f of ev.fields) {
       const w = f.weight || 0;
-      steps.push({ label: f.label, level: f.level, from: cum, to: cum + w, w: f.weight, kind: w >= 0 ? "pos" : "neg" });
+      steps.push({ label: f.label, level: f.level_label || f.level, from: cum, to: cum + w, w: f.weight, kind: w >= 0 ? "pos" : "neg" });
       cum += w;
     }
     steps.push({ label: tr("web.total"), level: fmtP(d.match_probability), from: 0, to: cum, w: cum, kind: "tot" });
