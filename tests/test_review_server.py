@@ -146,3 +146,14 @@ def test_duplicate_cluster_shows_all_its_records(srv):
     assert members == {("D108", 1, "440306********821X"), ("D109", 0, "")}
     residence = next(f for f in det["fields"] if f["field"] == "residence")
     assert residence["right_segs"] == [[False, "广东省深圳市宝安区"], [True, "西乡街道"]]
+
+
+def test_port_in_use_is_a_clean_error(srv):
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    server, db = srv
+    r = CliRunner().invoke(app, ["--lang", "zh", "review", str(db), "--no-browser", "--port", str(server.server_address[1])])
+    assert r.exit_code == 2
+    assert f"无法在 127.0.0.1 的端口 {server.server_address[1]} 上监听" in r.stderr

@@ -21,7 +21,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import sqlite_utils
 
-from reconcile.errors import ReconcileError
+from reconcile.errors import ConfigError, ReconcileError
 from reconcile.i18n import catalogue, get_lang
 from reconcile.report import open_report, resolve_run
 from reconcile.review.ledger import DECISIONS, SOURCE_PAIRS, ensure_ledger, record_decision, undo_decision
@@ -318,7 +318,10 @@ def serve(
     from reconcile.i18n import t
 
     app = ReviewApp(db_path, run=run, reviewer=reviewer, lang=lang)
-    server = ReviewServer(app, port=port)
+    try:
+        server = ReviewServer(app, port=port)
+    except OSError as exc:  # port taken, or not allowed
+        raise ConfigError("review.port_unavailable", port=port, detail=exc.strerror or str(exc)) from None
     echo(t("review.serve.started", run=app.run_id, reviewer=reviewer, url=server.url))
     echo(t("review.serve.stop_hint"), True)
     if open_browser:
