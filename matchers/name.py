@@ -228,8 +228,9 @@ def _latin_levels(left: dict[str, np.ndarray], right: dict[str, np.ndarray]) -> 
     m = len(left["name"])
     out = np.full(m, DIFFERENT, dtype=np.int8)
     lat_a, lat_b = left["name_script"] == "latin", right["name_script"] == "latin"
-    va, na = _order_keys(left, lat_a)
-    vb, nb = _order_keys(right, lat_b)
+    vocab: dict[str, int] = {"": -1}  # shared key ids: the pair tests compare small ints
+    va, na, plain_a = _order_keys(left, lat_a, vocab)
+    vb, nb, plain_b = _order_keys(right, lat_b, vocab)
     reordered = np.zeros(m, dtype=bool)
     for x in va:
         for y in nb:
@@ -237,51 +238,64 @@ def _latin_levels(left: dict[str, np.ndarray], right: dict[str, np.ndarray]) -> 
     for x in vb:
         for y in na:
             reordered |= x == y
-    reordered &= (va[0] != "") & (vb[0] != "")
+    reordered &= (va[0] >= 0) & (vb[0] >= 0)
     out[reordered] = LATIN_PINYIN
 
     ll = np.flatnonzero(lat_a & lat_b)
     if len(ll):
         sub_out = out[ll]
         sub_out[_given_contained(left, right, ll)] = CONTAINED
-        pa, pb = va[0][ll], vb[0][ll]
-        nonempty = (pa != "") & (pb != "")
-        typo = cpdist(pa.tolist(), pb.tolist(), scorer=OSA.distance, score_cutoff=1, workers=1) <= 1
-        sub_out[typo & nonempty] = ONE_CHAR
-        sub_out[(pa == pb) & nonempty] = EXACT  # equal once spaces are ignored
+        nonempty = (va[0][ll] >= 0) & (vb[0][ll] >= 0)
+        # one letter edit: only keys whose lengths differ by at most one need OSA
+        near = np.flatnonzero(nonempty & (np.abs(plain_a[1][ll] - plain_b[1][ll]) <= 1))
+        if len(near):
+            xa, xb = plain_a[0][ll[near]], plain_b[0][ll[near]]
+            typo = cpdist(xa.tolist(), xb.tolist(), scorer=OSA.distance, score_cutoff=1, workers=1) <= 1
+            sub_out[near[typo]] = ONE_CHAR
+        sub_out[(va[0][ll] == vb[0][ll]) & nonempty] = EXACT  # equal once spaces are ignored
         out[ll] = sub_out
     return out
 
 
-def _order_keys(cols: dict[str, np.ndarray], is_latin: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Letters-only pinyin keys, computed once per distinct value.
+def _order_keys(
+    cols: dict[str, np.ndarray], is_latin: np.ndarray, vocab: dict[str, int]
+) -> tuple[list[np.ndarray], list[np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """Letters-only pinyin keys as ids in ``vocab``, computed once per distinct value.
 
-    Returns ``(orders, natural)``: four arrays of the orders a value may have been written
-    in, and two arrays of its natural orders. Latin: orders = as given, last token first,
-    first token last, reversed; natural = as given. Han: orders = natural = surname
-    syllables first, given-name syllables first (one syllable per surname character).
+    Returns ``(orders, natural, (plain, plain_len))``: four id arrays of the orders a value
+    may have been written in, two of its natural orders, and the plain key as text with its
+    length. Latin: orders = as given, last token first, first token last, reversed;
+    natural = as given. Han: orders = natural = surname syllables first, given-name
+    syllables first (one syllable per surname character). Empty keys get id -1.
     """
     n = len(is_latin)
-    keys = [np.empty(n, dtype=object) for _ in range(4)]
+    ids = np.full((n, 4), -1, dtype=np.int64)
+    plain = np.empty(n, dtype=object)
+    plain_len = np.zeros(n, dtype=np.int64)
     pinyin = cols["name_pinyin"]
+
+    def fill(rows: np.ndarray, codes: np.ndarray, table: list[tuple[str, ...]]) -> None:
+        tid = np.array([[vocab.setdefault(k, len(vocab)) for k in t] for t in table], dtype=np.int64)
+        if tid.shape[1] == 2:  # Han: its two natural orders stand for all four
+            tid = tid[:, [0, 1, 0, 1]]
+        ids[rows] = tid[codes]
+        texts = np.array([t[0] for t in table], dtype=object)
+        plain[rows] = texts[codes]
+        plain_len[rows] = np.array([len(t[0]) for t in table], dtype=np.int64)[codes]
+
     li = np.flatnonzero(is_latin)
     if len(li):
         codes, uniq = pd.factorize(pinyin[li])
-        table = np.array([_latin_orders(u) for u in uniq] or [("",) * 4], dtype=object)
-        for j in range(4):
-            keys[j][li] = table[codes, j]
+        fill(li, codes, [_latin_orders(u) for u in uniq])
     hi = np.flatnonzero(~is_latin)
     if len(hi):
         codes_s, uniq_s = pd.factorize(cols["surname"][hi])
         slen = np.array([str(len(u)) for u in uniq_s] or ["0"], dtype=object)[codes_s]
         codes, uniq = pd.factorize(pinyin[hi] + "\x1f" + slen)
-        table = np.array([_han_orders(u) for u in uniq] or [("",) * 2], dtype=object)
-        keys[0][hi] = table[codes, 0]
-        keys[1][hi] = table[codes, 1]
-        keys[2][hi] = keys[0][hi]
-        keys[3][hi] = keys[1][hi]
-    natural = [keys[0], np.where(is_latin, keys[0], keys[1])]
-    return keys, natural
+        fill(hi, codes, [_han_orders(u) for u in uniq])
+    orders = [ids[:, j] for j in range(4)]
+    natural = [orders[0], np.where(is_latin, orders[0], orders[1])]
+    return orders, natural, (plain, plain_len)
 
 
 def _latin_orders(pinyin: str) -> tuple[str, str, str, str]:
