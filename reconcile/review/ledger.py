@@ -22,6 +22,7 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
+import numpy as np
 import pandas as pd
 import sqlite_utils
 
@@ -440,17 +441,20 @@ def apply_decisions(
         by_pair[canonical_pair(rec["source_pair"], str(rec["origin_key"]), str(rec["dest_key"]))] = _py(rec)
 
     seen: set[tuple[str, str, str]] = set()
-    decisions = out["decision"].tolist()
-    decided_by = out["decided_by"].tolist()
-    stale = out["stale"].tolist()
-    rev_dec = out["review_decision"].tolist()
-    rev_id = list(out["review_decision_id"])
-    evidence = out["evidence_json"].tolist()
-    for i, (sp, ok, dk) in enumerate(zip(out["source_pair"], out["origin_key"], out["dest_key"])):
+    # Only rows with a decision need Python work: find them with one vectorised lookup.
+    sp_s, ok_s, dk_s = out["source_pair"], out["origin_key"], out["dest_key"]
+    flip = (sp_s.isin(["origin-origin", "dest-dest"]) & (dk_s < ok_s)).to_numpy()
+    a = np.where(flip, dk_s.to_numpy(dtype=object), ok_s.to_numpy(dtype=object))
+    b = np.where(flip, ok_s.to_numpy(dtype=object), dk_s.to_numpy(dtype=object))
+    joined = sp_s.to_numpy(dtype=object) + "\x1f" + a + "\x1f" + b
+    wanted = {"\x1f".join(k) for k in by_pair}
+    hits = np.flatnonzero(pd.Series(joined).isin(wanted).to_numpy())
+    cols = {c: out.columns.get_loc(c) for c in ("decision", "decided_by", "stale", "review_decision", "evidence_json")}
+    rev_id = out["review_decision_id"].copy()
+    for i in hits:
+        sp, ok, dk = sp_s.iat[i], ok_s.iat[i], dk_s.iat[i]
         key = canonical_pair(sp, ok, dk)
-        dec = by_pair.get(key)
-        if dec is None:
-            continue
+        dec = by_pair[key]
         seen.add(key)
         ls, rs = SOURCE_PAIRS.get(sp, ("origin", "dest"))
         # The ledger may store the within-file pair the other way round.
@@ -458,14 +462,14 @@ def apply_decisions(
             lfp, rfp = fingerprints.get((ls, ok)), fingerprints.get((rs, dk))
         else:
             lfp, rfp = fingerprints.get((ls, dk)), fingerprints.get((rs, ok))
-        d, s, ev = _apply_one(dec, lfp, rfp, evidence[i])
-        decisions[i], decided_by[i], stale[i], rev_dec[i], rev_id[i], evidence[i] = d, "review", s, dec["decision"], dec["decision_id"], ev
-    out["decision"] = decisions
-    out["decided_by"] = decided_by
-    out["stale"] = stale
-    out["review_decision"] = rev_dec
-    out["review_decision_id"] = pd.array(rev_id, dtype="Int64")
-    out["evidence_json"] = evidence
+        d, st, ev = _apply_one(dec, lfp, rfp, out.iat[i, cols["evidence_json"]])
+        out.iat[i, cols["decision"]] = d
+        out.iat[i, cols["decided_by"]] = "review"
+        out.iat[i, cols["stale"]] = st
+        out.iat[i, cols["review_decision"]] = dec["decision"]
+        out.iat[i, cols["evidence_json"]] = ev
+        rev_id.iat[i] = dec["decision_id"]
+    out["review_decision_id"] = rev_id
 
     extra = []
     for key, dec in by_pair.items():
