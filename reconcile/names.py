@@ -27,7 +27,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import NamedTuple
 
-__all__ = ["NameInfo", "normalise_name", "name_pinyin", "split_name", "surname_reading", "is_han"]
+__all__ = ["NameInfo", "normalise_name", "name_pinyin", "name_fields", "split_name", "surname_reading", "is_han"]
 
 _DATA = Path(__file__).parent / "data"
 
@@ -182,17 +182,28 @@ def _surnames() -> dict[str, str]:
     return table
 
 
-@lru_cache(maxsize=1)
-def _compounds() -> frozenset[str]:
-    return frozenset(s for s in _surnames() if len(s) == 2)
+_COMPOUNDS: set[str] = set()
 
 
+def _compounds() -> set[str]:
+    if not _COMPOUNDS:
+        _COMPOUNDS.update(s for s in _surnames() if len(s) == 2)
+    return _COMPOUNDS
+
+
+@lru_cache(maxsize=65536)
 def surname_reading(surname: str) -> str:
     """Toneless reading of a surname: from the table, else pypinyin's."""
     hit = _surnames().get(surname)
     if hit is not None:
         return hit
     return " ".join(_pinyin_chars(surname))
+
+
+@lru_cache(maxsize=262144)
+def _reading(text: str) -> str:
+    """Space-separated toneless reading of a Han run (given names repeat: cached)."""
+    return " ".join(_pinyin_chars(text))
 
 
 def split_name(name: str) -> tuple[str, str]:
@@ -204,11 +215,11 @@ def split_name(name: str) -> tuple[str, str]:
     """
     if not name:
         return ("", "")
-    if "·" in name and is_han(name[0]):
-        head, _, tail = name.partition("·")
-        return (head, tail)
     if is_han(name[0]):
-        if len(name) >= 3 and name[:2] in _compounds():
+        if "·" in name:
+            head, _, tail = name.partition("·")
+            return (head, tail)
+        if len(name) >= 3 and name[:2] in (_COMPOUNDS or _compounds()):
             return (name[:2], name[2:].strip())
         return (name[0], name[1:].strip())
     head, _, tail = name.partition(" ")
@@ -217,11 +228,33 @@ def split_name(name: str) -> tuple[str, str]:
 
 # --- pinyin ----------------------------------------------------------------------------------
 
-@lru_cache(maxsize=262144)
-def _pinyin_chars(text: str) -> tuple[str, ...]:
+@lru_cache(maxsize=65536)
+def _pinyin_phrase(text: str) -> tuple[str, ...]:
     from pypinyin import Style, lazy_pinyin
 
     return tuple(lazy_pinyin(text, style=Style.NORMAL, v_to_u=False, errors="default"))
+
+
+@lru_cache(maxsize=65536)
+def _char_reading(ch: str) -> tuple[str, bool]:
+    """(pypinyin's toneless reading of one character, whether it has several toneless readings)."""
+    from pypinyin import Style, pinyin
+
+    readings = pinyin(ch, style=Style.NORMAL, heteronym=True, v_to_u=False, errors="default")[0]
+    return _pinyin_phrase(ch)[0], len(set(readings)) > 1
+
+
+def _pinyin_chars(text: str) -> tuple[str, ...]:
+    """Toneless readings of a Han run. Character by character from a cache unless a character has
+    several readings, when pypinyin reads the run as a phrase (朝阳 zhao yang); the two agree
+    for everything else, and the phrase path costs ~100 µs a call."""
+    out = []
+    for ch in text:
+        reading, several = _char_reading(ch)
+        if several and len(text) > 1:
+            return _pinyin_phrase(text)
+        out.append(reading)
+    return tuple(out)
 
 
 @lru_cache(maxsize=1)
@@ -259,7 +292,15 @@ def _segment(token: str) -> tuple[str, ...]:
     return best[0][2] if best[0] is not None else (token,)
 
 
-@lru_cache(maxsize=262144)
+def name_fields(name: str) -> tuple[str, str, str]:
+    """(name_pinyin, surname, given) of a normalised name in one pass (what standardise() needs)."""
+    surname, given = split_name(name)
+    if surname and "·" not in name and _HAN_NAME.fullmatch(name):
+        head = surname_reading(surname)
+        return (head + " " + _reading(given) if given else head), surname, given
+    return name_pinyin(name), surname, given
+
+
 def name_pinyin(name: str) -> str:
     """Toneless pinyin key of a normalised name: 张伟 and 章玮 -> 'zhang wei', 单雄 -> 'shan xiong',
     欧阳修 -> 'ou yang xiu', 买买提·艾力 -> 'mai mai ti ai li', ZHANG XIAOWEI -> 'zhang xiao wei'."""
@@ -268,11 +309,7 @@ def name_pinyin(name: str) -> str:
     if _HAN_NAME.fullmatch(name):
         if "·" in name:
             return " ".join(p for part in name.split("·") if part for p in _pinyin_chars(part))
-        surname, given = split_name(name)
-        out = [surname_reading(surname)]
-        if given:
-            out.extend(_pinyin_chars(given))
-        return " ".join(out)
+        return name_fields(name)[0]
     # Latin or mixed: Han runs read by pypinyin, Latin tokens split into syllables
     out: list[str] = []
     for run in re.findall(r"[A-Za-z]+|[^\sA-Za-z'\-·]+", name):

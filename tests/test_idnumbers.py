@@ -243,3 +243,45 @@ def test_fast_and_slow_paths_agree() -> None:
     # the clean 18-digit fast path and the normalising path give the same answer
     for raw in (VALID, X_ID, "431028199005061000", "431028199005061431"):
         assert clean_id(raw, TODAY) == clean_id(" " + raw + " ", TODAY)
+
+
+def _mixed_values() -> list[str]:
+    return [VALID, X_ID, "431028199005061000", "431028199005061431", "431028900506123", "'" + VALID,
+            "4.31028E+17", "", "abc", "43102819900230123X", "USA110090050612", "11010519491231002x",
+            "91184019900506123" + calc_check_digit("91184019900506123"),
+            "43102820300506123" + calc_check_digit("43102820300506123"),   # future birth date
+            "43102818790506123" + calc_check_digit("43102818790506123"),   # before 1880
+            "43102820000229123" + calc_check_digit("43102820000229123"),   # leap day
+            "43102819000229123" + calc_check_digit("43102819000229123"),   # 1900 was not leap
+            "４３１０２８１９９００５０６１２３１", "张三李四王五赵六钱七孙八周九吴", VALID]
+
+
+def test_batch_agrees_with_single() -> None:
+    from reconcile.idnumbers import clean_ids
+
+    values = _mixed_values()
+    assert clean_ids(values, TODAY) == [clean_id(v, TODAY) for v in values]
+
+
+def test_columns_agree_with_single() -> None:
+    from reconcile.idnumbers import ID_COLUMNS, id_columns
+
+    values = _mixed_values()
+    cols = id_columns(values, TODAY)
+    assert list(cols) == list(ID_COLUMNS)
+    for i, v in enumerate(values):
+        assert tuple(cols[c][i] for c in ID_COLUMNS) == tuple(clean_id(v, TODAY)), v
+    empty = id_columns([], TODAY)
+    assert list(empty) == list(ID_COLUMNS) and all(len(a) == 0 for a in empty.values())
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.text(alphabet="0123456789X", min_size=17, max_size=18), max_size=30))
+def test_columns_agree_with_single_on_random_numbers(raws: list[str]) -> None:
+    from reconcile.idnumbers import ID_COLUMNS, id_columns
+
+    # make about half of them valid, so both the vectorised and the fallback path run
+    values = [r[:17] + check_char(r[:17]) if r[:17].isdigit() and i % 2 else r for i, r in enumerate(raws)]
+    cols = id_columns(values, TODAY)
+    for i, v in enumerate(values):
+        assert tuple(cols[c][i] for c in ID_COLUMNS) == tuple(clean_id(v, TODAY))

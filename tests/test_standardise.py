@@ -146,6 +146,17 @@ def test_typo_id_future_date(out: pd.DataFrame) -> None:
     assert r["birth_conflict"] and r["sex_conflict"]
 
 
+def test_missing_cells_become_empty_text() -> None:
+    frame = make_frame(ROWS[:2])
+    frame.loc[0, "name"] = None
+    frame.loc[1, "hukou"] = float("nan")
+    result = standardise(frame, today=TODAY)
+    assert list(result["name_raw"]) == ["", "欧阳晓棠"]
+    assert result["name_script"].iloc[0] == "empty"
+    assert list(result["hukou_address"]) == ["湖南省郴州市安仁县永乐江镇", ""]
+    assert list(result["hukou_region"]) == ["431028", ""]
+
+
 def test_empty_frame() -> None:
     result = standardise(make_frame([]), today=TODAY)
     assert list(result.columns) == [*STANDARD_COLUMNS, "line"]
@@ -169,7 +180,13 @@ def test_each_function_runs_once_per_distinct_value(monkeypatch: pytest.MonkeyPa
             return fn(value, *args, **kwargs)
         return wrapper
 
-    monkeypatch.setattr(std_mod, "clean_id", counting("id", std_mod.clean_id))
+    real_id_columns = std_mod.id_columns
+
+    def counting_ids(values, *args, **kwargs):
+        calls["id"].extend(values)
+        return real_id_columns(values, *args, **kwargs)
+
+    monkeypatch.setattr(std_mod, "id_columns", counting_ids)
     monkeypatch.setattr(std_mod, "normalise_name", counting("name", std_mod.normalise_name))
     monkeypatch.setattr(std_mod, "resolve_address", counting("address", std_mod.resolve_address))
     monkeypatch.setattr(std_mod, "parse_birth_date", counting("date", std_mod.parse_birth_date))
