@@ -68,21 +68,16 @@ def stderr_console():
 # Each command lives in its own section below, registered on `app`; keep them thin.
 # (section: profile)
 def _load_options(encoding, sheet, maps, config, key, side=None) -> dict:
-    """read_registry kwargs from CLI options layered over the TOML config."""
-    from reconcile.config import load_config, loading_options
+    """read_registry kwargs: command-line options layered over the TOML config. For `match`
+    (``side`` given) a --map entry applies to whichever file has that header."""
+    from reconcile.config import LoadOptions, load_config
     from reconcile.loading import parse_map_options
 
-    opts: dict = {}
-    if config is not None:
-        opts.update(loading_options(load_config(config), side))
-    mapping = dict(opts.get("mapping") or {})
-    mapping.update(parse_map_options(maps or []))
-    if mapping:
-        opts["mapping"] = mapping
-    for k, v in (("encoding", encoding), ("sheet", sheet), ("key", key)):
-        if v is not None:
-            opts[k] = v
-    return opts
+    cfg = load_config(config) if config is not None else {}
+    base = LoadOptions.from_config(cfg, side)
+    merged = base.merged(encoding=encoding, sheet=sheet, key=key, mapping=parse_map_options(maps or []),
+                         soft=side is not None)
+    return merged.kwargs()
 
 
 @app.command()

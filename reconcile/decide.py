@@ -30,20 +30,24 @@ def one_to_one(
     right_person: np.ndarray,
     weight: np.ndarray | None = None,
     margin: float = AMBIGUITY_MARGIN_BITS,
+    fixed: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Keep at most one MATCH per record, strongest first, except where the other side holds
     duplicates of the same person (``*_person``: within-file cluster label per record): then every
     duplicate keeps its match. Losing pairs become REVIEW; when the loser is within ``margin``
     bits of the winner (``weight``: match weights), the winner is demoted to REVIEW as well.
 
+    ``fixed``: pairs a reviewer decided; they are never demoted and go first.
     Returns (new decisions, boolean mask of demoted pairs).
     """
     out = decision.copy()
+    fixed = np.zeros(len(decision), bool) if fixed is None else fixed
     demoted = np.zeros(len(decision), dtype=bool)
     if weight is None:
         weight = np.log2(np.clip(prob, 1e-300, 1 - 1e-16) / np.clip(1 - prob, 1e-16, 1))
     idx = np.nonzero(decision == MATCH)[0]
-    idx = idx[np.argsort(-prob[idx], kind="stable")]
+    order_prob = np.where(fixed[idx], 2.0, np.nan_to_num(prob[idx], nan=0.0))
+    idx = idx[np.argsort(-order_prob, kind="stable")]
     left_taken: dict[int, tuple[int, int]] = {}    # left record -> (right person, winning pair)
     right_taken: dict[int, tuple[int, int]] = {}   # right record -> (left person, winning pair)
     for k in idx.tolist():
@@ -58,10 +62,12 @@ def one_to_one(
             left_taken.setdefault(i, (rp, k))
             right_taken.setdefault(j, (lp, k))
             continue
+        if fixed[k]:
+            continue   # a reviewer's match stands next to another one (they decided both)
         out[k] = REVIEW
         demoted[k] = True
         for w in rivals:
-            if weight[w] - weight[k] < margin and out[w] == MATCH:
+            if not fixed[w] and weight[w] - weight[k] < margin and out[w] == MATCH:
                 out[w] = REVIEW
                 demoted[w] = True
     return out, demoted

@@ -17,7 +17,7 @@ from matchers.base import MISSING, Comparator
 from reconcile.blocking import DEFAULT_PASSES, BlockingPass, Candidates, candidate_pairs
 from reconcile.compare import column_arrays, compare_pairs, random_pairs
 from reconcile.model import FieldParams, Model, estimate_prior, level_frequencies, pattern_log2_bf, train_em, train_sessions
-from reconcile.scoring import TF_FIELDS, Scores, TermFrequencies, score
+from reconcile.scoring import TF_FIELDS, Scores, TermFrequencies, score, tf_offsets
 
 Progress = Callable[[str, dict], None]
 
@@ -124,7 +124,10 @@ def link(
             info: dict = {"m_from": "cross-registry model"}
         else:
             sessions = _session_masks(cand, passes)
-            m, info = train_sessions(levels, sessions, comparators, u)
+            tf_vals = {fld: left[col].astype(str).to_numpy(object)[cand.left]
+                       for fld, col in TF_FIELDS.items() if col in left.columns}
+            offsets = tf_offsets(levels, [c.field for c in comparators], u, tf, tf_vals)
+            m, info = train_sessions(levels, sessions, comparators, u, offsets=offsets)
         fields = [FieldParams(c.field, c.levels, [float(x) for x in m[k]], [float(x) for x in u[k]])
                   for k, c in enumerate(comparators)]
         weights = [f.weights() for f in fields]

@@ -194,16 +194,57 @@ def _model_from_run(db, run_id: int) -> Model:
 
 
 # ---------------------------------------------------------------------------------------------
-def within_clusters(side: Side, lk: Linkage | None, opts: MatchOptions) -> tuple[np.ndarray, list, np.ndarray]:
+def within_decisions(side: Side, lk: Linkage | None, opts: MatchOptions, db=None):
+    """Decisions on one file's own pairs (duplicates): thresholds, then reviewers' decisions."""
+    if lk is None or lk.li.size == 0:
+        return np.zeros(0, np.int8), np.zeros(0, object), np.zeros(0, np.int8)
+    prob = lk.scores.probability
+    decision = threshold_decisions(prob, opts.match_threshold, opts.review_threshold)
+    decided_by = np.array(["model"] * len(decision), dtype=object)
+    stale = np.zeros(len(decision), np.int8)
+    if db is None:
+        return decision, decided_by, stale
+    from reconcile.review.ledger import apply_decisions, decided_pairs, ensure_ledger
+
+    ensure_ledger(db)
+    sp = f"{side.name}-{side.name}"
+    cur = decided_pairs(db)
+    if cur.empty or not (cur["source_pair"] == sp).any():
+        return decision, decided_by, stale
+    keys = side.keys
+    keep = np.nonzero(decision >= REVIEW)[0]
+    links = pd.DataFrame({
+        "source_pair": sp, "origin_key": keys[lk.li[keep]], "dest_key": keys[lk.ri[keep]],
+        "match_probability": prob[keep], "match_weight": lk.scores.weight[keep],
+        "decision": [DECISION_NAMES[int(x)] for x in decision[keep]], "evidence_json": None,
+    })
+    fps = {(side.name, k): fp for k, fp in zip(keys.tolist(), record_fingerprints(side.std).tolist())}
+    applied = apply_decisions(db, links, fps)
+    pos = {}
+    for k, (a, b) in enumerate(zip(keys[lk.li].tolist(), keys[lk.ri].tolist())):
+        pos[(a, b)] = k
+        pos[(b, a)] = k
+    code = {"match": MATCH, "review": REVIEW, "non_match": NONE}
+    for row in applied[(applied["decided_by"] == "review") & (applied["source_pair"] == sp)].itertuples():
+        k = pos.get((row.origin_key, row.dest_key))
+        if k is None:
+            continue   # decided pair the blocking did not propose this time: nothing to bind here
+        decision[k] = code.get(row.decision, REVIEW)
+        decided_by[k] = "review"
+        stale[k] = int(row.stale or 0)
+    return decision, decided_by, stale
+
+
+def within_clusters(side: Side, lk: Linkage | None, decision: np.ndarray) -> tuple[np.ndarray, list]:
     """Person label per record of one file from its within-file match edges (guarded)."""
     n = len(side.std)
     if lk is None or lk.li.size == 0:
-        return np.arange(n), [], np.zeros(0, dtype=bool)
-    prob = lk.scores.probability
-    is_match = prob >= opts.match_threshold
+        return np.arange(n), []
+    is_match = decision == MATCH
+    prob = np.where(np.isnan(lk.scores.probability), 1.0, lk.scores.probability)
     ids = np.where(side.std["id_status"].isin(USABLE_ID_STATUSES), side.std["id_number"], "").astype(object)
     res = guarded_clusters(n, lk.li[is_match], lk.ri[is_match], prob[is_match], ids)
-    return res.labels, res.refused, is_match
+    return res.labels, res.refused
 
 
 def assemble(origin: Side, dest: Side, cross: Linkage, within: dict[str, Linkage | None],
@@ -214,13 +255,21 @@ def assemble(origin: Side, dest: Side, cross: Linkage, within: dict[str, Linkage
     prob = cross.scores.probability
     li, ri = cross.li, cross.ri
 
-    o_person, o_refused, o_within_match = within_clusters(origin, within["origin"], opts)
-    d_person, d_refused, d_within_match = within_clusters(dest, within["dest"], opts)
+    wdec = {sd.name: within_decisions(sd, within[sd.name], opts, db) for sd in (origin, dest)}
+    o_person, o_refused = within_clusters(origin, within["origin"], wdec["origin"][0])
+    d_person, d_refused = within_clusters(dest, within["dest"], wdec["dest"][0])
 
     decision = threshold_decisions(prob, opts.match_threshold, opts.review_threshold)
     decided_by = np.array(["model"] * len(decision), dtype=object)
     stale = np.zeros(len(decision), dtype=np.int8)
-    decision, demoted = one_to_one(li, ri, prob, decision, o_person, d_person, weight=cross.scores.weight)
+    stale_evidence: dict[int, str] = {}
+    if db is not None:
+        cross, decision, decided_by, stale, stale_evidence = apply_reviews(
+            db, origin, dest, cross, decision, comps, opts)
+        prob, li, ri = cross.scores.probability, cross.li, cross.ri
+    reviewed = decided_by == "review"
+    decision, demoted = one_to_one(li, ri, prob, decision, o_person, d_person, weight=cross.scores.weight,
+                                   fixed=reviewed)
 
     is_match = decision == MATCH
     # best candidate per record (any scored pair), for untraceable / unregistered
@@ -280,7 +329,7 @@ def assemble(origin: Side, dest: Side, cross: Linkage, within: dict[str, Linkage
         uf.union(i, nO + j)
     for side, lk, off in ((origin, within["origin"], 0), (dest, within["dest"], nO)):
         if lk is not None and lk.li.size:
-            rv = lk.scores.probability >= opts.review_threshold
+            rv = wdec[side.name][0] >= REVIEW
             for a, b in zip(lk.li[rv].tolist(), lk.ri[rv].tolist()):
                 uf.union(a + off, b + off)
     id_conflicts = _id_conflicts(origin, dest, uf)
@@ -303,14 +352,15 @@ def assemble(origin: Side, dest: Side, cross: Linkage, within: dict[str, Linkage
         "decision": [DECISION_NAMES[int(x)] for x in decision[keep]],
         "decided_by": decided_by[keep],
         "stale": stale[keep],
-        "evidence_json": [evidence_json(int(k), cross, comps, larr, darr) for k in keep],
+        "evidence_json": [stale_evidence.get(int(k)) or evidence_json(int(k), cross, comps, larr, darr) for k in keep],
     })
     wl = [links]
     for side, lk, arr in ((origin, within["origin"], larr), (dest, within["dest"], darr)):
         if lk is None or lk.li.size == 0:
             continue
         p = lk.scores.probability
-        kk = np.nonzero(p >= opts.review_threshold)[0]
+        wd, wby, wst = wdec[side.name]
+        kk = np.nonzero(wd >= REVIEW)[0]
         keys = side.keys
         wl.append(pd.DataFrame({
             "source_pair": f"{side.name}-{side.name}",
@@ -318,9 +368,9 @@ def assemble(origin: Side, dest: Side, cross: Linkage, within: dict[str, Linkage
             "dest_key": keys[lk.ri[kk]],
             "match_probability": p[kk],
             "match_weight": lk.scores.weight[kk],
-            "decision": np.where(p[kk] >= opts.match_threshold, "match", "review"),
-            "decided_by": "model",
-            "stale": 0,
+            "decision": [DECISION_NAMES[int(x)] for x in wd[kk]],
+            "decided_by": wby[kk],
+            "stale": wst[kk],
             "evidence_json": [evidence_json(int(k), lk, comps, arr, arr) for k in kk],
         }))
     links = pd.concat(wl, ignore_index=True)
@@ -365,6 +415,85 @@ def assemble(origin: Side, dest: Side, cross: Linkage, within: dict[str, Linkage
         "warnings": warnings,
     }
     return {"summary": summary, "tables": tables}
+
+
+def apply_reviews(db, origin: Side, dest: Side, cross: Linkage, decision: np.ndarray,
+                  comps: Sequence[Comparator], opts: MatchOptions):
+    """Reviewers' decisions bind: decided match -> MATCH, non_match -> never matches, unsure or
+    stale (a record changed since) -> REVIEW. Decided pairs the blocking did not propose are
+    compared and scored, then added. Returns the (possibly extended) linkage and arrays."""
+    from reconcile.compare import column_arrays, compare_pairs
+    from reconcile.review.ledger import apply_decisions, decided_pairs, ensure_ledger
+    from reconcile.scoring import score
+
+    ensure_ledger(db)
+    n = len(decision)
+    decided_by = np.array(["model"] * n, dtype=object)
+    stale = np.zeros(n, dtype=np.int8)
+    if decided_pairs(db).empty:
+        return cross, decision, decided_by, stale, {}
+    o_keys, d_keys = origin.keys, dest.keys
+    li, ri = cross.li, cross.ri
+    keep = np.nonzero(decision >= REVIEW)[0]
+    links = pd.DataFrame({
+        "source_pair": "origin-dest", "origin_key": o_keys[li[keep]], "dest_key": d_keys[ri[keep]],
+        "match_probability": cross.scores.probability[keep], "match_weight": cross.scores.weight[keep],
+        "decision": [DECISION_NAMES[int(x)] for x in decision[keep]], "evidence_json": None, "_k": keep,
+    })
+    fps = {}
+    for side in (origin, dest):
+        for k, fp in zip(side.keys.tolist(), record_fingerprints(side.std).tolist()):
+            fps[(side.name, k)] = fp
+    # every other candidate pair too, so a reviewer's decision on a low-scoring pair is honoured
+    applied = apply_decisions(db, links, fps)
+    applied = applied[applied["source_pair"] == "origin-dest"]
+    reviewed = applied[applied["decided_by"] == "review"]
+    pos = {(o, d): k for k, (o, d) in enumerate(zip(o_keys[li].tolist(), d_keys[ri].tolist()))}
+    o_index = {k: i for i, k in enumerate(o_keys.tolist())}
+    d_index = {k: i for i, k in enumerate(d_keys.tolist())}
+    missing = [(o_index[o], d_index[d]) for o, d in zip(reviewed.origin_key, reviewed.dest_key)
+               if (o, d) not in pos and o in o_index and d in d_index]
+    if missing:
+        ni = np.array([m[0] for m in missing], np.int64)
+        nj = np.array([m[1] for m in missing], np.int64)
+        lv = compare_pairs(column_arrays(origin.std, comps), column_arrays(dest.std, comps), ni, nj, comps)
+        sc = score(lv, cross.model)
+        cand = cross.candidates
+        cand.left = np.concatenate([cand.left, ni])
+        cand.right = np.concatenate([cand.right, nj])
+        cand.passes = np.concatenate([cand.passes, np.zeros(len(ni), cand.passes.dtype)])
+        cross.levels = np.concatenate([cross.levels, lv])
+        for attr in ("weight", "probability", "field_weights", "tf_adjust"):
+            setattr(cross.scores, attr, np.concatenate([getattr(cross.scores, attr), getattr(sc, attr)]))
+        decision = np.concatenate([decision, np.full(len(ni), NONE, decision.dtype)])
+        decided_by = np.concatenate([decided_by, np.array(["model"] * len(ni), dtype=object)])
+        stale = np.concatenate([stale, np.zeros(len(ni), np.int8)])
+        for k, (i, j) in enumerate(missing):
+            pos[(o_keys[i], d_keys[j])] = n + k
+    code = {"match": MATCH, "review": REVIEW, "non_match": NONE}
+    stale_evidence: dict[int, str] = {}
+    for row in reviewed.itertuples():
+        k = pos.get((row.origin_key, row.dest_key))
+        if k is None:
+            continue
+        decision[k] = code.get(row.decision, REVIEW)
+        decided_by[k] = "review"
+        stale[k] = int(row.stale or 0)
+        if row.stale and row.evidence_json:
+            # keep the model's evidence and add what the ledger says changed
+            stale_evidence[k] = row.evidence_json
+    if stale_evidence:
+        from reconcile.compare import column_arrays as ca
+
+        larr, darr = ca(origin.std, comps), ca(dest.std, comps)
+        for k, extra in list(stale_evidence.items()):
+            base = json.loads(evidence_json(k, cross, comps, larr, darr))
+            try:
+                base.update({kk: vv for kk, vv in json.loads(extra).items() if kk == "stale"})
+            except (TypeError, ValueError):
+                pass
+            stale_evidence[k] = json.dumps(base, ensure_ascii=False)
+    return cross, decision, decided_by, stale, stale_evidence
 
 
 def _current_code(code: str) -> str:

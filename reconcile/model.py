@@ -140,19 +140,27 @@ def train_em(
     max_iter: int = 60,
     tol: float = 1e-6,
     fix_m: dict[str, list[float]] | None = None,
+    offset: np.ndarray | None = None,
 ) -> tuple[Model, int]:
     """Estimate m and the prior by EM on the candidate pairs' levels, u held fixed.
 
+    ``offset``: a per-pair log2 adjustment added in the E-step (term-frequency evidence: two
+    records agreeing on 王伟 are weaker evidence than the level alone says). With an offset EM
+    runs per pair; without, over the distinct level patterns.
     Returns the model and the number of iterations run.
     """
-    pats, counts, _ = patterns(levels)
-    counts = counts.astype(float)
+    if offset is None:
+        pats, counts, _ = patterns(levels)
+        counts = counts.astype(float)
+        off = 0.0
+    else:
+        pats, counts, off = levels, np.ones(levels.shape[0]), np.asarray(offset, float)
     m = [np.asarray(x, float) for x in (m_init or initial_m(comparators))]
     prior = prior_init
     it = 0
     for it in range(1, max_iter + 1):
         weights = [np.log2(np.maximum(mi, PROB_FLOOR) / np.maximum(ui, PROB_FLOOR)) for mi, ui in zip(m, u)]
-        lbf = pattern_log2_bf(pats, weights)
+        lbf = pattern_log2_bf(pats, weights) + off
         logit = lbf + math.log2(prior / (1 - prior))
         p = 1.0 / (1.0 + np.exp2(-np.clip(logit, -60, 60)))
         wp = p * counts
@@ -191,8 +199,10 @@ def train_sessions(
     comparators: Sequence[Comparator],
     u: list[np.ndarray],
     max_iter: int = 60,
+    offsets: dict[str, np.ndarray] | None = None,
 ) -> tuple[list[list[float]], dict[str, Any]]:
-    """m per field from EM sessions. ``session_masks``: (name, boolean pair mask, fields blocked on)."""
+    """m per field from EM sessions. ``session_masks``: (name, boolean pair mask, fields blocked on).
+    ``offsets``: per field, per pair term-frequency adjustments (used for the fields in a session)."""
     k_fields = len(comparators)
     sums: list[np.ndarray | None] = [None] * k_fields
     counts = [0] * k_fields
@@ -205,8 +215,12 @@ def train_sessions(
             info[name] = {"pairs": int(sub.shape[0]), "skipped": "too few pairs"}
             continue
         comps = [comparators[f] for f in use]
+        off = None
+        if offsets:
+            parts = [offsets[comparators[f].field][mask] for f in use if comparators[f].field in offsets]
+            off = np.sum(parts, axis=0) if parts else None
         model, iters = train_em(sub, comps, [u[f] for f in use], m_init=[defaults[f] for f in use],
-                                prior_init=0.1, max_iter=max_iter)
+                                prior_init=0.1, max_iter=max_iter, offset=off)
         info[name] = {"pairs": int(sub.shape[0]), "iterations": iters, "session_prior": model.prior,
                       "fields": [comparators[f].field for f in use]}
         for pos, f in enumerate(use):

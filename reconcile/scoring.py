@@ -40,6 +40,27 @@ class TermFrequencies:
         return {f: {"distinct": len(t), "max": max(t.values()) if t else 0.0} for f, t in self.tables.items()}
 
 
+def tf_offsets(levels: np.ndarray, field_names: list[str], u: list[np.ndarray],
+               tf: TermFrequencies | None, tf_values: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Per TF field, the log2 adjustment log2(u_exact / tf(value)) on pairs agreeing exactly, else 0."""
+    out: dict[str, np.ndarray] = {}
+    if tf is None:
+        return out
+    for field in TF_FIELDS:
+        if field not in field_names or field not in tf_values:
+            continue
+        f = field_names.index(field)
+        adj = np.zeros(levels.shape[0])
+        exact = levels[:, f] == 0
+        if exact.any():
+            u_exact = max(float(u[f][0]), PROB_FLOOR)
+            freqs = pd.Series(tf_values[field][exact]).map(tf.tables.get(field, {})).to_numpy(dtype=float)
+            freqs = np.where(np.isnan(freqs), u_exact, np.maximum(freqs, PROB_FLOOR))
+            adj[exact] = np.log2(u_exact / freqs)
+        out[field] = adj
+    return out
+
+
 @dataclass
 class Scores:
     weight: np.ndarray          # total log2 Bayes factor incl. prior

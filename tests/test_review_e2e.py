@@ -189,7 +189,6 @@ def test_tiny_samples_reviewed_through_the_page_api(tiny):
     assert sum(st["per_reviewer"]["李娟"][k] for k in ("match", "non_match")) == len(todo)
 
 
-@pytest.mark.xfail(strict=True, reason="needs reconcile.match to call reconcile.review.ledger.apply_decisions (lead)")
 def test_decisions_bind_the_next_match_run(tiny):
     """Decide the tiny registries' review pairs by the hand-written answers, run again: the
     decisions hold and the outcomes follow them (untraceable = exactly the expected ones)."""
