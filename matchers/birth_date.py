@@ -64,6 +64,23 @@ def _effective_parsed(cols: Columns) -> tuple[np.ndarray, np.ndarray, np.ndarray
     return ymdp
 
 
+def birth_agrees_with_id(cols: Columns) -> np.ndarray:
+    """Per record (or pair side): True where ``birth_date`` is empty or agrees with
+    ``id_birth_date`` at the birth date's own precision (1990-03 agrees with 1990-03-07).
+
+    Vectorised: a record carrying someone else's ID number (a family member's, 重号) shows
+    it by disagreeing; the ID comparator can use this without per-pair Python.
+    """
+    bd = column(cols, "birth_date")
+    y, m, d, p = parse_iso(bd)
+    iy, im, idd, ip = parse_iso(column(cols, "id_birth_date"))
+    agree = (ip == DAY) & (p > NONE) & (y == iy)
+    agree &= (p < MONTH) | (m == im)
+    agree &= (p < DAY) | (d == idd)
+    empty = (p == NONE) & (bd == "")
+    return empty | agree
+
+
 def _days(year: np.ndarray, month: np.ndarray, day: np.ndarray) -> np.ndarray:
     """Days since 1970-01-01 for valid day-precision dates."""
     months = (year.astype(np.int64) - 1970) * 12 + (month - 1)

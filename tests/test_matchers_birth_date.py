@@ -9,7 +9,7 @@ import pytest
 from lunardate import LunarDate
 
 from matchers.base import MISSING
-from matchers.birth_date import BIRTH_DATE, parse_iso
+from matchers.birth_date import BIRTH_DATE, birth_agrees_with_id, parse_iso
 
 LEVELS = BIRTH_DATE.levels
 
@@ -179,3 +179,13 @@ def test_vectorised_matches_slow_reference():
     want = [slow_reference(a, b) for a, b in pairs]
     assert got == want
     assert set(want) == {-1, 0, 1, 2, 3, 4, 5, 6}
+
+
+def test_birth_agrees_with_id():
+    bd = ["", "1990-03-07", "1990-03", "1990", "1990-03-08", "1990-04", "1990-03-07", "garbage"]
+    idb = ["1990-03-07", "1990-03-07", "1990-03-07", "1990-03-07", "1990-03-07", "1990-03-07", "", "1990-03-07"]
+    got = birth_agrees_with_id({"birth_date": np.array(bd, dtype=object),
+                                "id_birth_date": np.array(idb, dtype=object)})
+    # the same rule written plainly: the ID's date starts with the record's
+    want = [b == "" or (i != "" and i[:len(b)] == b) for b, i in zip(bd, idb)]
+    assert got.tolist() == want == [True, True, True, True, False, False, False, False]
