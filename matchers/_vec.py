@@ -33,7 +33,10 @@ def code_matrix(values: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]
     n = len(values)
     if n == 0:
         return np.zeros((0, width), dtype=np.uint8), np.zeros(0, dtype=bool)
-    joined = _SEP.join(values.tolist())
+    try:
+        joined = _SEP.join(values.tolist())
+    except TypeError:  # a non-str value (None): the per-element path converts it
+        return _astype_codes(values, width)
     if joined.isascii():
         buf = np.frombuffer(joined.encode("ascii"), dtype=np.uint8)
     else:

@@ -42,6 +42,11 @@ def test_code_matrix_random_strings():
     assert lengths(fast).tolist() == [min(len(v), 9) for v in values]
 
 
+def test_non_str_values_fall_back():
+    codes, over = code_matrix(np.array(["ab", None], dtype=object), 3)
+    assert codes.tolist() == [[97, 98, 0], [0, 0, 0]] and over.tolist() == [False, False]
+
+
 def test_empty_input_and_row_sums():
     codes, over = code_matrix(obj([]), 5)
     assert codes.shape == (0, 5) and over.shape == (0,)
