@@ -317,21 +317,16 @@ def assemble(origin: Side, dest: Side, cross: Linkage, within: dict[str, Linkage
         "best_probability": [float(bpd[j]) if bi[j] >= 0 else None for j in unr_idx],
     })
 
-    # Persons over both files: within-file clusters + cross matches + review-level links (uncertain
-    # pairs are not "different people" for the ID-conflict check).
+    # Persons over both files: within-file clusters + cross matches. Records that share an ID but
+    # are not matched (the model says different people, or is unsure) are 重号 to check.
     uf = UnionFind(nO + nD)
     for lab_arr, off in ((o_person, 0), (d_person, nO)):
         for node, lab in enumerate(lab_arr.tolist()):
             if lab != node:
                 uf.union(node + off, lab + off)
-    same_person = decision >= REVIEW
+    same_person = decision == MATCH
     for i, j in zip(li[same_person].tolist(), ri[same_person].tolist()):
         uf.union(i, nO + j)
-    for side, lk, off in ((origin, within["origin"], 0), (dest, within["dest"], nO)):
-        if lk is not None and lk.li.size:
-            rv = wdec[side.name][0] >= REVIEW
-            for a, b in zip(lk.li[rv].tolist(), lk.ri[rv].tolist()):
-                uf.union(a + off, b + off)
     id_conflicts = _id_conflicts(origin, dest, uf)
 
     dup_rows = []

@@ -1,0 +1,119 @@
+"""`reconcile match` end to end on the hand-written tiny registries whose answers are known
+(fixtures/samples/tiny_expected.json), plus the report contract."""
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from reconcile.match import MatchOptions, run_match
+
+SAMPLES = Path(__file__).resolve().parent.parent / "fixtures" / "samples"
+EXPECTED = json.loads((SAMPLES / "tiny_expected.json").read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="module")
+def tiny_report(tmp_path_factory):
+    out = tmp_path_factory.mktemp("tiny") / "tiny.db"
+    res = run_match(SAMPLES / "tiny_origin.csv", SAMPLES / "tiny_dest.csv", out,
+                    MatchOptions(origin={"key": "编号"}, dest={"key": "序号"}))
+    con = sqlite3.connect(out)
+    yield res, con
+    con.close()
+
+
+def q(con, sql, *params) -> pd.DataFrame:
+    return pd.read_sql(sql, con, params=params)
+
+
+def test_cross_matches_are_exactly_the_known_pairs(tiny_report):
+    res, con = tiny_report
+    links = q(con, "SELECT origin_key, dest_key FROM links WHERE run_id=? AND source_pair='origin-dest' "
+                   "AND decision='match'", res.run_id)
+    assert set(zip(links.origin_key, links.dest_key)) == {tuple(p) for p in EXPECTED["pairs"]}
+    for a, b in EXPECTED["not_pairs"]:
+        assert (a, b) not in set(zip(links.origin_key, links.dest_key))
+
+
+def test_outcomes(tiny_report):
+    res, con = tiny_report
+    rid = res.run_id
+    assert set(q(con, "SELECT origin_key FROM untraceable WHERE run_id=?", rid).origin_key) == set(EXPECTED["untraceable"])
+    crd = q(con, "SELECT origin_key, dest_key FROM cross_region_duplicates WHERE run_id=?", rid)
+    assert set(zip(crd.origin_key, crd.dest_key)) == {tuple(p) for p in EXPECTED["cross_region_duplicates"]}
+    assert set(q(con, "SELECT dest_key FROM unregistered WHERE run_id=?", rid).dest_key) == set(EXPECTED["unregistered"])
+    traced = q(con, "SELECT origin_key, dest_key FROM traced WHERE run_id=?", rid)
+    want_traced = {(k, v["dest"][0]) for k, v in EXPECTED["origin"].items() if v["outcome"] == "traced"}
+    assert set(zip(traced.origin_key, traced.dest_key)) == want_traced
+
+
+def test_id_conflicts_and_duplicates(tiny_report):
+    res, con = tiny_report
+    conf = q(con, "SELECT id_number, source, record_key FROM id_conflicts WHERE run_id=?", res.run_id)
+    got = {i: set(zip(g.source, g.record_key)) for i, g in conf.groupby("id_number")}
+    want = {c["id_number"]: {tuple(r) for r in c["records"]} for c in EXPECTED["id_conflicts"]}
+    assert got == want
+    dups = q(con, "SELECT source, cluster_id, record_key, survivor, scope FROM duplicates WHERE run_id=?", res.run_id)
+    for source, clusters in EXPECTED["duplicates"].items():
+        sub = dups[dups.source == source]
+        got_clusters = {frozenset(g.record_key) for _, g in sub.groupby("cluster_id")}
+        assert got_clusters == {frozenset(c) for c in clusters}
+        for _, g in sub.groupby("cluster_id"):
+            assert g.survivor.sum() == 1
+    # the twins are two people: never one duplicate cluster
+    twins = dups[dups.record_key.isin(["0006", "0007"]) & (dups.source == "origin")]
+    assert twins.empty
+    scope = dups[(dups.source == "origin")].scope.iloc[0]
+    assert scope == "cross_unit"   # 0009/0010 live in two townships of one county
+
+
+def test_report_contract(tiny_report):
+    res, con = tiny_report
+    run = q(con, "SELECT * FROM runs WHERE run_id=?", res.run_id).iloc[0]
+    assert run.status == "complete" and run.command == "match"
+    assert len(run.origin_sha256) == 64
+    model = json.loads(run.model_json)["cross"]
+    assert [f["field"] for f in model["fields"]] == ["id_number", "name", "birth_date", "sex", "hukou"]
+    # keys are TEXT: leading zeros survive
+    keys = q(con, "SELECT record_key, typeof(record_key) t FROM records WHERE run_id=? AND source='origin'", res.run_id)
+    assert set(keys.t) == {"text"} and "0001" in set(keys.record_key)
+    # every link explains itself field by field
+    ev = json.loads(q(con, "SELECT evidence_json FROM links WHERE run_id=? AND origin_key='0011'", res.run_id).evidence_json[0])
+    assert ev["fields"]["name"]["level"] == "same_pinyin"
+    assert ev["fields"]["id_number"]["level"] == "exact"
+    assert set(ev["fields"]["name"]) >= {"left", "right", "level", "weight"}
+    # blocking counts per pass and metrics per unit
+    assert len(q(con, "SELECT * FROM blocking WHERE run_id=?", res.run_id)) >= 7
+    units = q(con, "SELECT DISTINCT scope FROM metrics WHERE run_id=? AND scope LIKE 'unit:%'", res.run_id)
+    assert "unit:永乐江镇" in set(units.scope)
+    recall = q(con, "SELECT value FROM metrics WHERE run_id=? AND scope='all' AND metric='blocking_recall_estimate'", res.run_id)
+    assert 0 < recall.value[0] <= 1
+
+
+def test_second_run_is_added_and_the_first_kept(tmp_path):
+    out = tmp_path / "r.db"
+    opts = MatchOptions(origin={"key": "编号"}, dest={"key": "序号"})
+    a = run_match(SAMPLES / "tiny_origin.csv", SAMPLES / "tiny_dest.csv", out, opts)
+    b = run_match(SAMPLES / "tiny_origin.csv", SAMPLES / "tiny_dest.csv", out, opts)
+    assert b.run_id == a.run_id + 1
+    con = sqlite3.connect(out)
+    n = con.execute("SELECT run_id, count(*) FROM records GROUP BY run_id").fetchall()
+    con.close()
+    assert n == [(a.run_id, 25), (b.run_id, 25)]
+
+
+def test_model_reused_from_an_earlier_run(tmp_path):
+    out = tmp_path / "r.db"
+    a = run_match(SAMPLES / "origin_gb18030.csv", SAMPLES / "dest_utf8bom.csv", out,
+                  MatchOptions(origin={"key": "编号"}, dest={"key": "序号"}))
+    b = run_match(SAMPLES / "origin_gb18030.csv", SAMPLES / "dest_utf8bom.csv", out,
+                  MatchOptions(origin={"key": "编号"}, dest={"key": "序号"}, model_from_run=a.run_id))
+    con = sqlite3.connect(out)
+    ma, mb = (json.loads(con.execute("SELECT model_json FROM runs WHERE run_id=?", (r,)).fetchone()[0])["cross"]
+              for r in (a.run_id, b.run_id))
+    con.close()
+    assert ma["fields"] == mb["fields"] and ma["prior"] == mb["prior"]
+    assert a.summary["links_match"] == b.summary["links_match"]
