@@ -373,7 +373,7 @@ def test_committed_samples_encodings() -> None:
 
 def test_committed_samples_are_what_the_generator_makes(tmp_path: Path) -> None:
     paths = g.write_samples(tmp_path)
-    for name in ("origin_gb18030.csv", "dest_utf8bom.csv", "truth.csv"):
+    for name in ("origin_gb18030.csv", "dest_utf8bom.csv", "truth.csv", "dest.xlsx"):
         assert (tmp_path / name).read_bytes() == (SAMPLES / name).read_bytes(), f"rerun python -m fixtures.generate --samples ({name})"
     assert paths["dest_xlsx"].exists()
 
