@@ -74,6 +74,7 @@ class _Table:
     # (province 2 digits, level, name or stem) -> current codes with that name
     current_by_name: dict[tuple[str, int, str], list[str]] = field(default_factory=dict)
     current_by_stem: dict[tuple[str, int, str], list[str]] = field(default_factory=dict)
+    common_names: frozenset[str] = frozenset()
 
 
 def _level(code: str) -> int:
@@ -149,14 +150,22 @@ def _table() -> _Table:
     for code, div in tab.by_code.items():
         if code.endswith("0000") and div.current and div.name not in _GENERIC:
             tab.province_names[code[:2]] = div.name
+    provinces_of: dict[str, set[str]] = {}
+    for div in tab.by_code.values():
+        for nm in div.names:
+            provinces_of.setdefault(nm, set()).add(div.code[:2])
+    # 郊区, 城区, 鼓楼区, 新华区 ...: names used in three or more provinces are names of a kind of
+    # district, not of one place; a successor with such a name must be in the same prefecture
+    tab.common_names = frozenset(nm for nm, provs in provinces_of.items() if len(provs) >= 3) | _GENERIC
     for div in tab.by_code.values():
         if not div.current or div.name in _GENERIC:
             continue
-        for nm in set(div.names):
-            tab.current_by_name.setdefault((div.code[:2], div.level, nm), []).append(div.code)
-            st = _stem(nm, div.level)
-            if st:
-                tab.current_by_stem.setdefault((div.code[:2], div.level, st), []).append(div.code)
+        # current names only: 330411 was 郊区 before it became 秀洲区, so the old 郊区 of 湖州
+        # (330511) must not find it
+        tab.current_by_name.setdefault((div.code[:2], div.level, div.name), []).append(div.code)
+        st = _stem(div.name, div.level)
+        if st:
+            tab.current_by_stem.setdefault((div.code[:2], div.level, st), []).append(div.code)
     return tab
 
 
@@ -202,7 +211,8 @@ def full_name(code: str) -> str:
         return ""
     if level == 2 or code[:2] in _MUNICIPALITIES:
         return prov + own
-    city = region_name(code[:4] + "00")
+    # counties directly under the province (海南 460023 in the 1980s) have no prefecture
+    city = region_name(code[:4] + "00") if code[2:4] != "00" else ""
     return prov + city + own
 
 
@@ -211,23 +221,25 @@ def current_code(code: str) -> str:
     """The code in force today for a possibly renumbered code: 432831 -> 431028.
 
     A historical code maps to the currently valid code of the same level in the same
-    province with the same name (then the same stem: 资兴县 -> 资兴市), preferring the
-    same prefecture; when there is none or it is ambiguous, the code itself is returned.
+    province whose current name is the same (then the same stem: 资兴县 -> 资兴市), preferring
+    the same prefecture; names shared by many provinces (郊区, 城区, 鼓楼区) only map within the
+    same prefecture. When there is none or it is ambiguous, the code itself is returned.
     """
     tab = _table()
     div = tab.by_code.get(code)
     if div is None or div.current:
         return code
     prov, level = code[:2], div.level
+    common = div.name in tab.common_names
     for index, key in ((tab.current_by_name, div.name), (tab.current_by_stem, _stem(div.name, level))):
         if not key:
             continue
         found = index.get((prov, level, key), [])
-        if len(found) == 1:
-            return found[0]
         same_city = [c for c in found if c[:4] == code[:4]]
         if len(same_city) == 1:
             return same_city[0]
+        if len(found) == 1 and not common:
+            return found[0]
         if found:
             return code
     return code

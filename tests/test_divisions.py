@@ -135,3 +135,11 @@ def test_coarser_level_when_no_county() -> None:
     assert resolve_address("广东省安仁县") == ("440000", "广东省")
     # short county name followed by a town marker is the town (大邑县安仁镇 in Sichuan)
     assert resolve_address("郴州安仁镇") == ("431000", "湖南省郴州市")
+
+
+def test_successor_is_not_taken_from_an_old_name_of_another_code() -> None:
+    # 湖州's old 郊区 (330511) is not 嘉兴's 330411, which was called 郊区 before 秀洲区
+    assert current_code("330511") == "330511"
+    # county transferred to a new prefecture keeps its name: followed
+    assert current_code("341223") == "341621"   # 涡阳县: 阜阳 -> 亳州
+    assert full_name("460023") == "海南省琼海县"   # directly under the province: no prefecture
