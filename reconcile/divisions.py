@@ -103,7 +103,8 @@ def _ethnic_pattern() -> re.Pattern[str]:
 
 
 def _stem(name: str, level: int) -> str:
-    """Short form a person writes: 湖南省 -> 湖南, 郴州地区 -> 湘西..., 安仁县 -> 安仁; '' if none."""
+    """Short form a person writes: 湖南省 -> 湖南, 郴州地区 -> 郴州, 湘西土家族苗族自治州 -> 湘西,
+    安仁县 -> 安仁; '' when there is none (stems shorter than two characters are not used)."""
     m = _ethnic_pattern().match(name)
     if m:
         return m.group(1)
@@ -391,15 +392,17 @@ def resolve_address(text: str) -> tuple[str, str]:
                 if not adjacent and not (c.level == 1 or (c.level == 2 and form in m.unique_short and depth == 0)):
                     continue
             usable.append(c)
+        if not usable and city:
+            # a full county name under another prefecture of the same province: old addresses name
+            # the prefecture a county has since left (阜阳地区涡阳县, now 亳州市); the county wins
+            usable = [c for c in cands if c.level == 3 and not c.short and _consistent(c, prov, "")]
         if not usable:
             continue
         # prefer the shallowest level (吉林 is the province before it is the city)
         lvl = min(c.level for c in usable)
         at_level = {c.code for c in usable if c.level == lvl}
         if len(at_level) != 1:
-            if lvl == 3 and depth == 0:
-                continue  # ambiguous county with no context: do not guess
-            continue
+            continue  # ambiguous (朝阳区 with no province or city before it): do not guess
         code = at_level.pop()
         depth = lvl
         last_end = end

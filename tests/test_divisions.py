@@ -143,3 +143,10 @@ def test_successor_is_not_taken_from_an_old_name_of_another_code() -> None:
     # county transferred to a new prefecture keeps its name: followed
     assert current_code("341223") == "341621"   # 涡阳县: 阜阳 -> 亳州
     assert full_name("460023") == "海南省琼海县"   # directly under the province: no prefecture
+
+
+def test_old_prefecture_in_the_address() -> None:
+    # 涡阳县 belonged to 阜阳 until 2000, now to 亳州: the county named in full decides
+    assert resolve_address("安徽省阜阳地区涡阳县城关镇") == ("341621", "安徽省亳州市涡阳县")
+    # but a short county name is only read inside the named prefecture
+    assert resolve_address("安徽省阜阳涡阳") == ("341200", "安徽省阜阳市")
