@@ -192,11 +192,16 @@ def candidate_pairs(
             else:   # blocks over a pass's own cap are expected (common names): count, don't warn each
                 st.skipped_blocks += int(len(sk))
                 st.skipped_records += int(sr.sum())
-        code = np.unique(i * n_right + j)
+        code = _sorted_unique(i * n_right + j)
         st.pairs = int(code.size)
-        new = code[~np.isin(code, seen, assume_unique=True)] if seen.size else code
-        st.new_pairs = int(new.size)
-        seen = np.union1d(seen, code)
+        if seen.size:
+            pos = np.searchsorted(seen, code)
+            known = (pos < seen.size) & (seen[np.minimum(pos, seen.size - 1)] == code)
+            st.new_pairs = int((~known).sum())
+            seen = _sorted_unique(np.concatenate([seen, code[~known]]))
+        else:
+            st.new_pairs = int(code.size)
+            seen = code
         all_codes.append(code)
         all_masks.append(np.full(code.size, 1 << bit, dtype=np.uint16))
         stats.append(st)
@@ -205,12 +210,27 @@ def candidate_pairs(
         masks = np.concatenate(all_masks)
         order = np.argsort(codes, kind="stable")
         codes, masks = codes[order], masks[order]
-        uniq, start = np.unique(codes, return_index=True)
+        first = np.ones(codes.size, dtype=bool)
+        first[1:] = codes[1:] != codes[:-1]
+        start = np.flatnonzero(first)
+        uniq = codes[start]
         mask = np.bitwise_or.reduceat(masks, start) if codes.size else masks
     else:
         uniq = np.empty(0, dtype=np.int64)
         mask = np.empty(0, dtype=np.uint16)
     return Candidates(left=uniq // max(n_right, 1), right=uniq % max(n_right, 1), passes=mask, stats=stats)
+
+
+def _sorted_unique(a: np.ndarray) -> np.ndarray:
+    """Sorted distinct values of an int64 array. (numpy 2.4's hash-based np.unique is an order of
+    magnitude slower than a sort on millions of pair codes.)"""
+    if a.size == 0:
+        return a.astype(np.int64)
+    s = np.sort(a)
+    keep = np.empty(s.size, dtype=bool)
+    keep[0] = True
+    keep[1:] = s[1:] != s[:-1]
+    return s[keep]
 
 
 def _note_skips(st: PassStats, p: BlockingPass, uniques: list, skipped: np.ndarray, sizes: np.ndarray, records: np.ndarray) -> None:
