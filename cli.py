@@ -453,8 +453,12 @@ def report_cmd(
 
 
 def main() -> None:
-    """Console-script entry point."""
-    app()
+    """Console-script entry point: help texts in the user's language, then run."""
+    from reconcile.helptext import lang_from_argv, localise
+
+    command = typer.main.get_command(app)
+    localise(command, lang_from_argv(sys.argv[1:]))
+    command(prog_name="reconcile")
 
 
 if __name__ == "__main__":
