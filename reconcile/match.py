@@ -268,8 +268,15 @@ def assemble(origin: Side, dest: Side, cross: Linkage, within: dict[str, Linkage
             db, origin, dest, cross, decision, comps, opts)
         prob, li, ri = cross.scores.probability, cross.li, cross.ri
     reviewed = decided_by == "review"
-    decision, demoted = one_to_one(li, ri, prob, decision, o_person, d_person, weight=cross.scores.weight,
+    # For one-to-one, two records of one file count as one person already when they are linked at
+    # review level (not only at match level): if both also match the same record of the other
+    # file strongly, that triangle settles it, and they are reported as duplicates below.
+    o_rv = _review_level_labels(origin, within["origin"], wdec["origin"][0], o_person)
+    d_rv = _review_level_labels(dest, within["dest"], wdec["dest"][0], d_person)
+    decision, demoted = one_to_one(li, ri, prob, decision, o_rv, d_rv, weight=cross.scores.weight,
                                    fixed=reviewed)
+    o_person, promoted_o = _close_triangles(li, ri, decision, o_person, within["origin"], wdec["origin"][0])
+    d_person, promoted_d = _close_triangles(ri, li, decision, d_person, within["dest"], wdec["dest"][0])
 
     is_match = decision == MATCH
     # best candidate per record (any scored pair), for untraceable / unregistered
@@ -489,6 +496,54 @@ def apply_reviews(db, origin: Side, dest: Side, cross: Linkage, decision: np.nda
                 pass
             stale_evidence[k] = json.dumps(base, ensure_ascii=False)
     return cross, decision, decided_by, stale, stale_evidence
+
+
+def _review_level_labels(side: Side, lk: Linkage | None, wdec: np.ndarray, person: np.ndarray) -> np.ndarray:
+    """Person labels where within-file pairs at review level or above also join records."""
+    if lk is None or lk.li.size == 0:
+        return person
+    rv = wdec >= REVIEW
+    if not rv.any():
+        return person
+    uf = UnionFind(len(person))
+    for node, lab in enumerate(person.tolist()):
+        if lab != node:
+            uf.union(node, lab)
+    for a, b in zip(lk.li[rv].tolist(), lk.ri[rv].tolist()):
+        uf.union(a, b)
+    return uf.labels()
+
+
+def _close_triangles(mine: np.ndarray, other: np.ndarray, decision: np.ndarray, person: np.ndarray,
+                     lk: Linkage | None, wdec: np.ndarray) -> tuple[np.ndarray, int]:
+    """Records of one file that ended up matched to the same record of the other file, and are
+    linked to each other at review level, are duplicates: promote that within-file link to MATCH
+    and merge their person labels. Returns the new labels and how many links were promoted."""
+    if lk is None or lk.li.size == 0:
+        return person, 0
+    m = decision == MATCH
+    partners: dict[int, list[int]] = {}
+    for a, b in zip(other[m].tolist(), mine[m].tolist()):
+        partners.setdefault(a, []).append(b)
+    groups = [v for v in partners.values() if len(v) > 1]
+    if not groups:
+        return person, 0
+    pos = {(int(a), int(b)): k for k, (a, b) in enumerate(zip(lk.li.tolist(), lk.ri.tolist()))}
+    uf = UnionFind(len(person))
+    for node, lab in enumerate(person.tolist()):
+        if lab != node:
+            uf.union(node, lab)
+    promoted = 0
+    for g in groups:
+        for x in g:
+            for y in g:
+                if x < y:
+                    k = pos.get((x, y))
+                    if k is not None and wdec[k] == REVIEW:
+                        wdec[k] = MATCH
+                        promoted += 1
+                        uf.union(x, y)
+    return uf.labels(), promoted
 
 
 def _current_code(code: str) -> str:
