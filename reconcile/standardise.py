@@ -8,6 +8,10 @@ distinct, which is why they go through ``id_columns`` (numpy for clean valid 18-
 """
 from __future__ import annotations
 
+from functools import lru_cache
+
+import re
+
 from datetime import date
 from typing import Callable, Sequence
 
@@ -22,6 +26,21 @@ from reconcile.names import name_fields, normalise_name
 from reconcile.sexes import parse_sex
 
 __all__ = ["standardise", "parse_flow_status"]
+
+_DIGIT = re.compile(r"[0-9０-９]")
+
+
+@lru_cache(maxsize=200_000)
+def _resolve_prefix(prefix: str) -> tuple[str, str]:
+    return resolve_address(prefix)
+
+
+def resolve_admin_part(text: str) -> tuple[str, str]:
+    """resolve_address on the part of an address before its first digit: division names carry no
+    digits, and street addresses (金龙路326号) are nearly all distinct, so this collapses a
+    destination's residence column from one distinct value per record to one per street."""
+    m = _DIGIT.search(text)
+    return _resolve_prefix(text[: m.start()] if m else text)
 
 _OUT_WORDS = ("流出", "外出", "离开", "外流", "out")
 _RESIDENT_WORDS = ("常住", "在家", "户籍", "居住", "在册", "resident")
@@ -146,11 +165,11 @@ def standardise(frame: pd.DataFrame, today: date | None = None) -> pd.DataFrame:
 
     # addresses
     out["hukou_address"] = passthrough("hukou")
-    codes, places = distinct("hukou", resolve_address)
+    codes, places = distinct("hukou", resolve_admin_part)
     out["hukou_region"] = _spread(codes, places, 0)
     out["hukou_region_name"] = _spread(codes, places, 1)
     out["residence"] = passthrough("residence")
-    codes, places = distinct("residence", resolve_address)
+    codes, places = distinct("residence", resolve_admin_part)
     out["residence_region"] = _spread(codes, places, 0)
 
     codes, flows = distinct("flow_status", parse_flow_status)

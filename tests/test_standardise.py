@@ -188,7 +188,7 @@ def test_each_function_runs_once_per_distinct_value(monkeypatch: pytest.MonkeyPa
 
     monkeypatch.setattr(std_mod, "id_columns", counting_ids)
     monkeypatch.setattr(std_mod, "normalise_name", counting("name", std_mod.normalise_name))
-    monkeypatch.setattr(std_mod, "resolve_address", counting("address", std_mod.resolve_address))
+    monkeypatch.setattr(std_mod, "resolve_admin_part", counting("address", std_mod.resolve_admin_part))
     monkeypatch.setattr(std_mod, "parse_birth_date", counting("date", std_mod.parse_birth_date))
     frame = make_frame(ROWS * 50)
     standardise(frame, today=TODAY)
