@@ -43,8 +43,14 @@ class MatchOptions:
     model_from_run: int | None = None
     learn_from_reviews: bool = False
     within_file: bool = True
+    engine: str = "embedded"                # "embedded" | "spark" (reconcile.engines)
+    master: str | None = None               # Spark master URL (--engine spark)
+    out_parquet: str | None = None          # also write links/outcomes as Parquet here (Spark)
 
     def validate(self) -> None:
+        from reconcile.engines import check_engine_options
+
+        check_engine_options(self.engine, self.master, self.out_parquet)
         if not 0 < self.review_threshold <= self.match_threshold < 1 + 1e-12:
             raise ConfigError("match.bad_thresholds", match=self.match_threshold, review=self.review_threshold)
 
@@ -114,32 +120,40 @@ def run_match(
     out_path = Path(out)
     db = open_report(out_path)          # fail early on a bad --out, before the heavy work
 
-    t0 = time.perf_counter()
-    origin = load_side("origin", origin_path, opts.origin)
-    dest = load_side("dest", dest_path, opts.dest)
-    timings["load+standardise"] = time.perf_counter() - t0
-    progress("load", {"origin": _load_info(origin), "dest": _load_info(dest)})
+    if opts.engine == "spark":   # issue 7: standardise, block, compare, score as Spark jobs
+        from reconcile.engines.spark import spark_stages
 
-    model = None
-    if opts.model_from_run is not None:
-        model = _model_from_run(db, opts.model_from_run)
-        model.check_compatible(comps)
+        origin, dest, tf, cross, within = spark_stages(origin_path, dest_path, opts, comps, db, progress, timings)
+    else:
+        t0 = time.perf_counter()
+        origin = load_side("origin", origin_path, opts.origin)
+        dest = load_side("dest", dest_path, opts.dest)
+        timings["load+standardise"] = time.perf_counter() - t0
+        progress("load", {"origin": _load_info(origin), "dest": _load_info(dest)})
 
-    tf = TermFrequencies.build(origin.std, dest.std)
-    cross = link(origin.std, dest.std, comps, block_cap=opts.block_cap, model=model, tf=tf,
-                 u_sample=opts.u_sample, progress=progress)
-    for k, v in cross.timings.items():
-        timings[k] = timings.get(k, 0.0) + v
+        model = None
+        if opts.model_from_run is not None:
+            model = _model_from_run(db, opts.model_from_run)
+            model.check_compatible(comps)
 
-    t0 = time.perf_counter()
-    within: dict[str, Linkage | None] = {"origin": None, "dest": None}
-    if opts.within_file:
-        for side in (origin, dest):
-            if len(side.std) > 1:
-                within[side.name] = link(side.std, None, comps, block_cap=opts.block_cap, m_from=cross.model,
-                                         tf=tf, u_sample=min(opts.u_sample, 100_000))
-    timings["within_file"] = time.perf_counter() - t0
-    progress("within", {k: (0 if v is None else int(v.li.size)) for k, v in within.items()})
+        tf = TermFrequencies.build(origin.std, dest.std)
+        cross = link(origin.std, dest.std, comps, block_cap=opts.block_cap, model=model, tf=tf,
+                     u_sample=opts.u_sample, progress=progress)
+        for k, v in cross.timings.items():
+            timings[k] = timings.get(k, 0.0) + v
+        if opts.learn_from_reviews and model is None:
+            learned = learn_from_reviews(db, origin, dest, cross, comps, tf)
+            progress("learn", {"decided_pairs": learned})
+
+        t0 = time.perf_counter()
+        within: dict[str, Linkage | None] = {"origin": None, "dest": None}
+        if opts.within_file:
+            for side in (origin, dest):
+                if len(side.std) > 1:
+                    within[side.name] = link(side.std, None, comps, block_cap=opts.block_cap, m_from=cross.model,
+                                             tf=tf, u_sample=min(opts.u_sample, 100_000))
+        timings["within_file"] = time.perf_counter() - t0
+        progress("within", {k: (0 if v is None else int(v.li.size)) for k, v in within.items()})
 
     t0 = time.perf_counter()
     result = assemble(origin, dest, cross, within, comps, opts, db=db)
@@ -166,6 +180,10 @@ def run_match(
         tables=result["tables"],
     )
     run_id = write_run(db, run_out, extra_writer=result.get("extra_writer"))
+    if opts.out_parquet:
+        from reconcile.engines.spark import write_parquet
+
+        write_parquet(result["tables"], opts.out_parquet, run_id, opts.master)
     db.close()
     timings["report"] = time.perf_counter() - t0
     progress("report", {"run_id": run_id, "path": str(out_path)})
@@ -396,7 +414,7 @@ def assemble(origin: Side, dest: Side, cross: Linkage, within: dict[str, Linkage
     summary = {
         "origin_records": nO, "dest_records": nD,
         "origin_rejected": len(origin.loaded.rejected), "dest_rejected": len(dest.loaded.rejected),
-        "candidate_pairs": int(li.size),
+        "candidate_pairs": int(getattr(cross, "total_pairs", li.size)),   # Spark keeps only reported pairs
         "links_match": int(is_match.sum()), "links_review": int((decision == REVIEW).sum()),
         "traced": len(traced), "untraceable": len(untraceable),
         "cross_region_duplicates": len(cross_dups), "unregistered": len(unregistered),
@@ -417,6 +435,48 @@ def assemble(origin: Side, dest: Side, cross: Linkage, within: dict[str, Linkage
         "warnings": warnings,
     }
     return {"summary": summary, "tables": tables}
+
+
+# How many decided pairs a review-based m estimate must have before it outweighs EM's: with 200
+# decided matches, reviews and EM count equally.
+REVIEW_PSEUDO_COUNT = 200.0
+
+
+def learn_from_reviews(db, origin: Side, dest: Side, cross: Linkage, comps: Sequence[Comparator],
+                       tf: TermFrequencies) -> int:
+    """Re-estimate m from reviewers' decided matches (blended with EM's m by REVIEW_PSEUDO_COUNT)
+    and rescore the candidate pairs. Returns how many decided matches were used."""
+    from reconcile.compare import column_arrays, compare_pairs
+    from reconcile.review.ledger import decided_pairs, ensure_ledger
+    from reconcile.scoring import TF_FIELDS, score
+
+    ensure_ledger(db)
+    dec = decided_pairs(db)
+    if dec.empty:
+        return 0
+    dec = dec[(dec["source_pair"] == "origin-dest") & (dec["decision"] == "match")]
+    o_index = {k: i for i, k in enumerate(origin.keys.tolist())}
+    d_index = {k: i for i, k in enumerate(dest.keys.tolist())}
+    pairs = [(o_index[o], d_index[d]) for o, d in zip(dec["origin_key"].astype(str), dec["dest_key"].astype(str))
+             if o in o_index and d in d_index]
+    if not pairs:
+        return 0
+    ni = np.array([p[0] for p in pairs], np.int64)
+    nj = np.array([p[1] for p in pairs], np.int64)
+    lv = compare_pairs(column_arrays(origin.std, comps), column_arrays(dest.std, comps), ni, nj, comps)
+    for f, params in enumerate(cross.model.fields):
+        col = lv[:, f]
+        col = col[col >= 0]
+        k = len(params.levels)
+        counts = np.bincount(col.astype(np.int64), minlength=k).astype(float)
+        em = np.asarray(params.m, float)
+        m = (counts + REVIEW_PSEUDO_COUNT * em) / (counts.sum() + REVIEW_PSEUDO_COUNT)
+        params.m = [float(x) for x in m / m.sum()]
+    cross.model.trained_on["learned_from_reviews"] = len(pairs)
+    tf_values = {fld: origin.std[col].astype(str).to_numpy(object)[cross.li]
+                 for fld, col in TF_FIELDS.items() if col in origin.std.columns}
+    cross.scores = score(cross.levels, cross.model, tf, tf_values)
+    return len(pairs)
 
 
 def apply_reviews(db, origin: Side, dest: Side, cross: Linkage, decision: np.ndarray,
