@@ -110,11 +110,12 @@ def _han_code_levels(ca: np.ndarray, cb: np.ndarray, left: Columns, right: Colum
     if len(one_off):
         out[one_off[_one_deletion(ca[one_off], cb[one_off], la[one_off] > lb[one_off])]] = CONTAINED
 
-    # one character apart, or every differing character is a shape-alike pair (names of 2+
-    # characters: two different one-character values say nothing)
+    # one character apart on names of 3+ characters, or every differing character is a
+    # shape-alike pair (己/已). On a two-character Han name one differing character is a
+    # different given name (王伟/王芳): that is no evidence of a typo, so it stays `different`.
     two_plus = same_len & (la >= 2)
-    out[two_plus & (n_diff == 1)] = ONE_CHAR
-    multi = np.flatnonzero(two_plus & (n_diff >= 2))
+    out[same_len & (la >= 3) & (n_diff == 1)] = ONE_CHAR
+    multi = np.flatnonzero(two_plus & (n_diff >= 1))
     if len(multi):
         d = diff[multi]
         # cheap gate first: every differing character is on the shape list at all

@@ -15,7 +15,9 @@ Status of one raw value (reconcile.fields.ID_STATUSES):
                        significant digits, ``...061000``; a float printed by Python keeps 16,
                        ``...061200``). Not a typo to fix: the tail is gone.
 - ``missing``          empty, or a placeholder such as 无 / 不详 / ``-``.
-- ``malformed``        anything else: wrong length, letters, an impossible or future birth date.
+- ``malformed``        anything else: wrong length, letters, an impossible or future birth date
+                       (with 18 well-formed characters, id_clean keeps them: a swap of two digits
+                       of the birth date is still a typo the comparator must see).
 
 python-stdnum's ``cn.ric`` is deliberately not used as a filter (it raises KeyError on some
 unknown counties and rejects numbers whose county code is newer than the birth year); the check
@@ -162,8 +164,13 @@ def clean_id(raw: str, today: date | None = None) -> IdInfo:
             born = ""
         if not ok and s.endswith("00"):
             return _damaged(s[:16].rstrip("0"), born)
-        if not (last.isdigit() or last == "X") or not born:
+        if not (last.isdigit() or last == "X"):
             return _MALFORMED
+        if not born:
+            # An impossible birth date inside an otherwise well-formed number is most often two
+            # digits swapped (19900307 -> 91900307): keep the characters in id_clean so the ID
+            # comparator can still see the typo; the number itself stays unusable.
+            return IdInfo("", s, "malformed", "", "", "", "")
         sex = "M" if int(s[16]) % 2 else "F"
         region = "" if s[0] == "9" else s[:6]  # 9...: foreigners' PR number, no county inside
         name = _region_name(region) if region else ""

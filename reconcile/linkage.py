@@ -47,21 +47,26 @@ class Linkage:
         return self.candidates.right
 
 
-# Training sessions: (pass name, fields that pass blocks on). EM for a session leaves those out.
-TRAINING_SESSIONS: tuple[tuple[str, frozenset[str]], ...] = (
-    ("id", frozenset({"id_number"})),
-    ("birth_sex", frozenset({"birth_date", "sex"})),
-    ("pinyin_county", frozenset({"name", "hukou"})),
+# Training sessions: (pass name, fields that pass blocks on, fields whose m it estimates).
+# EM for a session leaves the blocked fields out. A session estimates only the fields whose
+# non-matches it sees fairly: inside a birth date + sex block the only non-matches that agree on
+# the name are same-day namesakes, told apart by nothing but the ID, so there EM would read
+# "same name, two different valid IDs" as a match with a wrong ID; the ID is trained where the
+# non-matches are namesakes of one county with other birth dates (pinyin_county).
+TRAINING_SESSIONS: tuple[tuple[str, frozenset[str], frozenset[str]], ...] = (
+    ("id", frozenset({"id_number"}), frozenset({"name", "birth_date", "sex", "hukou"})),
+    ("birth_sex", frozenset({"birth_date", "sex"}), frozenset({"name", "hukou"})),
+    ("pinyin_county", frozenset({"name", "hukou"}), frozenset({"id_number", "birth_date", "sex"})),
 )
 
 
 def _session_masks(cand: Candidates, passes: tuple[BlockingPass, ...]):
     names = [p.name for p in passes]
     out = []
-    for name, blocked in TRAINING_SESSIONS:
+    for name, blocked, trains in TRAINING_SESSIONS:
         if name in names:
             bit = 1 << names.index(name)
-            out.append((name, (cand.passes & bit) != 0, blocked))
+            out.append((name, (cand.passes & bit) != 0, blocked, trains))
     return out
 
 

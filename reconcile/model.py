@@ -19,6 +19,13 @@ from matchers.base import MISSING, Comparator
 PROB_FLOOR = 1e-7
 
 
+# Levels whose agreement only repeats another field's: two ID numbers sharing region + birth
+# date but not the sequence agree exactly where the birth dates agree (twins, people born the
+# same day in one county), and the birth-date field already counts that. Fellegi-Sunter assumes
+# fields are independent, so counting it twice made twins look like one person. Weight 0.
+NEUTRAL_LEVELS: frozenset[tuple[str, str]] = frozenset({("id_number", "same_region_birth")})
+
+
 @dataclass
 class FieldParams:
     field: str
@@ -29,7 +36,11 @@ class FieldParams:
     def weights(self) -> np.ndarray:
         m = np.maximum(np.asarray(self.m, float), PROB_FLOOR)
         u = np.maximum(np.asarray(self.u, float), PROB_FLOOR)
-        return np.log2(m / u)
+        w = np.log2(m / u)
+        for k, lv in enumerate(self.levels):
+            if (self.field, lv) in NEUTRAL_LEVELS:
+                w[k] = 0.0
+        return w
 
 
 @dataclass
@@ -178,7 +189,8 @@ def train_em(
     prior = prior_init
     it = 0
     for it in range(1, max_iter + 1):
-        weights = [np.log2(np.maximum(mi, PROB_FLOOR) / np.maximum(ui, PROB_FLOOR)) for mi, ui in zip(m, u)]
+        weights = [FieldParams(c.field, c.levels, list(mi), list(ui)).weights()
+                   for c, mi, ui in zip(comparators, m, u)]
         lbf = pattern_log2_bf(pats, weights) + off
         logit = lbf + math.log2(prior / (1 - prior))
         p = 1.0 / (1.0 + np.exp2(-np.clip(logit, -60, 60)))
@@ -227,7 +239,9 @@ def train_sessions(
     counts = [0] * k_fields
     info: dict[str, Any] = {}
     defaults = initial_m(comparators)
-    for name, mask, blocked in session_masks:
+    for entry in session_masks:
+        name, mask, blocked = entry[0], entry[1], entry[2]
+        trains = entry[3] if len(entry) > 3 else None
         use = [f for f, c in enumerate(comparators) if c.field not in blocked]
         sub = levels[mask][:, use]
         if sub.shape[0] < 20 or not use:
@@ -243,6 +257,8 @@ def train_sessions(
         info[name] = {"pairs": int(sub.shape[0]), "iterations": iters, "session_prior": model.prior,
                       "fields": [comparators[f].field for f in use]}
         for pos, f in enumerate(use):
+            if trains is not None and comparators[f].field not in trains:
+                continue   # in the E-step only: this session's estimate of it is biased
             m = np.asarray(model.fields[pos].m, float)
             sums[f] = m if sums[f] is None else sums[f] + m
             counts[f] += 1

@@ -174,7 +174,22 @@ def test_adjacent_transposition_is_bad_checksum() -> None:
 def test_malformed(raw: str) -> None:
     info = clean_id(raw, TODAY)
     assert info.status == "malformed"
-    assert info.id_number == "" and info.id_clean == "" and info.birth_date == ""
+    assert info.id_number == "" and info.birth_date == ""
+    # 18 well-formed characters with an impossible date keep id_clean (a digit swap there is a typo)
+    assert info.id_clean == (raw if len(raw) == 18 and raw[:17].isdigit() else "")
+
+
+def test_birth_date_digit_swap_still_compares_as_typo() -> None:
+    from matchers.id_number import ID_NUMBER
+    import numpy as np
+
+    good = "431028197402040403"
+    swapped = good[:6] + "9174" + good[10:]        # 1974 -> 9174: an impossible birth date
+    info = clean_id(swapped, TODAY)
+    assert info.status == "malformed" and info.id_clean == swapped
+    g = clean_id(good, TODAY)
+    col = lambda i: {"id_clean": np.array([i.id_clean], dtype=object), "id_status": np.array([i.status], dtype=object)}
+    assert ID_NUMBER.label(ID_NUMBER.compare(col(g), col(info))[0]) == "typo"
 
 
 def test_future_birth_date_is_malformed() -> None:

@@ -212,7 +212,7 @@ def slow_reference(a: Row, b: Row) -> int:
             return 1
         if len(x) == len(y) >= 2:
             diffs = [(p, q) for p, q in zip(x, y) if p != q]
-            if len(diffs) == 1 or all(is_shape_alike(p, q) for p, q in diffs):
+            if (len(diffs) == 1 and len(x) >= 3) or all(is_shape_alike(p, q) for p, q in diffs):
                 return 2
         if _contained(a, b) or (max(len(x), len(y)) >= 3 and _osa(x, y) == 1):
             return 3
@@ -327,3 +327,19 @@ def test_vectorised_long_names_match_slow_reference():
     got = compare(pairs).tolist()
     want = [slow_reference(a, b) for a, b in pairs]
     assert got == want
+
+
+def test_one_differing_character_on_a_two_character_name_is_a_different_name():
+    from matchers.name import NAME
+
+    def lvl(a, b):
+        mk = lambda n, py, s, g: {"name": np.array([n], dtype=object), "name_pinyin": np.array([py], dtype=object),
+                                  "surname": np.array([s], dtype=object), "given": np.array([g], dtype=object),
+                                  "name_script": np.array(["han"], dtype=object)}
+        return NAME.label(NAME.compare(mk(*a), mk(*b))[0])
+
+    assert lvl(("王伟", "wang wei", "王", "伟"), ("王芳", "wang fang", "王", "芳")) == "different"
+    assert lvl(("李己", "li ji", "李", "己"), ("李已", "li yi", "李", "已")) == "one_char"     # shape-alike
+    assert lvl(("张小伟", "zhang xiao wei", "张", "小伟"), ("张小为", "zhang xiao wei", "张", "小为")) == "same_pinyin"
+    assert lvl(("张小伟", "zhang xiao wei", "张", "小伟"), ("张晓明", "zhang xiao ming", "张", "晓明")) == "different"
+    assert lvl(("张小伟", "zhang xiao wei", "张", "小伟"), ("张小明", "zhang xiao ming", "张", "小明")) == "one_char"
