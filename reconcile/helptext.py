@@ -7,6 +7,8 @@ read from the command line's `--lang` before Click parses it (help is printed du
 """
 from __future__ import annotations
 
+import re
+import unicodedata
 from typing import Iterator, Sequence
 
 import click
@@ -27,8 +29,11 @@ def lang_from_argv(argv: Sequence[str]) -> str:
 def walk(cmd: click.Command, path: str = "") -> Iterator[tuple[str, click.Command]]:
     """(dotted path, command) for the group and every subcommand, depth first."""
     yield path, cmd
-    if isinstance(cmd, click.Group):
-        for name, sub in sorted(cmd.commands.items()):
+    # Typer >= 0.29 vendors its own Click (typer._click), whose groups are not click.Group:
+    # recognise a group by its `commands` mapping instead of by class.
+    commands = getattr(cmd, "commands", None)
+    if isinstance(commands, dict):
+        for name, sub in sorted(commands.items()):
             yield from walk(sub, f"{path}.{name}" if path else name)
 
 
@@ -43,9 +48,108 @@ def localise(root: click.Command, lang: str) -> None:
         base = f"help.{path}" if path else "help.root"
         entry = cat.get(base)
         if entry:
-            cmd.help = entry[lang]
-            cmd.short_help = None
+            cmd.help = prewrap_wide(entry[lang], cjk_breaks=lang == "zh")
+            # The command list shows the first paragraph whole: Click's own shortening cuts at
+            # ". " and would reduce a Chinese sentence (no spaces) to "...".
+            cmd.short_help = " ".join(entry[lang].split("\n\n", 1)[0].split())
         for param in cmd.params:
             pe = cat.get(f"{base}.{param_key(param)}")
-            if pe and isinstance(param, click.Option):
+            # Options and (Typer shows them in an "Arguments" section) arguments alike.
+            if pe and hasattr(param, "help"):
                 param.help = pe[lang]
+        _localise_help_option(cmd, cat, lang)
+        _prewrap_params(cmd, cjk_breaks=lang == "zh")
+
+
+def _context(cmd):
+    """A bare context for asking a command about its parameters' help (None if it cannot)."""
+    context_cls = getattr(type(cmd), "context_class", None)
+    return context_cls(cmd, info_name=cmd.name) if context_cls is not None else None
+
+
+def _localise_help_option(cmd, cat: dict, lang: str) -> None:
+    """Click's own --help ("Show this message and exit."), built lazily and cached per command."""
+    entry = cat.get("help.help_option")
+    ctx = _context(cmd)
+    if not entry or ctx is None or not hasattr(cmd, "get_help_option"):
+        return
+    opt = cmd.get_help_option(ctx)
+    if opt is not None:
+        opt.help = entry[lang]
+
+
+def _prewrap_params(cmd, cjk_breaks: bool) -> None:
+    """Option and argument texts holding CJK, wrapped by display width for the column Click will
+    give them (its definition list: first column at most 30 + 2 wide, text up to column 78)."""
+    ctx = _context(cmd)
+    if ctx is None or not hasattr(cmd, "get_params"):
+        return
+    for kind in ("argument", "option"):   # Typer lays each kind out as its own list
+        rows = [(p, p.get_help_record(ctx)) for p in cmd.get_params(ctx) if p.param_type_name == kind]
+        rows = [(p, r) for p, r in rows if r]
+        if not rows:
+            continue
+        first_col = min(max(len(r[0]) for _, r in rows), 30) + 2
+        width = max(78 - first_col - 2, 10)
+        for p, (_, full) in rows:
+            text = getattr(p, "help", None) or ""
+            if text.startswith("\b") or not any(map(_wide, text)):
+                continue
+            extra = full[len(text):] if full.startswith(text) else ""   # "  [required]", "  [default: x]"
+            wrapped = prewrap_wide(text, width - 2, cjk_breaks=cjk_breaks)
+            if extra and display_width(wrapped.rsplit("\n", 1)[-1] + extra) > width:
+                wrapped += "\n"   # the bracketed note goes on a line of its own
+            p.help = wrapped
+
+
+# Help text is indented by 2 in Click's 78-column help, so 76 display columns at most;
+# 74 leaves room for punctuation that may not start a line.
+WRAP_WIDTH = 74
+_TOKENS = re.compile(r"[!-~]+|\s+|.", re.S)   # an ASCII word stays whole; any other char alone
+_WORDS = re.compile(r"\S+|\s+")
+_NO_LINE_START = set("，。、；：？！）》」』”’,.;:?!)]")
+_NO_LINE_END = set("（《「『“‘([")
+
+
+def _wide(ch: str) -> bool:
+    return unicodedata.east_asian_width(ch) in ("W", "F")
+
+
+def display_width(text: str) -> int:
+    """Terminal columns: CJK characters take two."""
+    return sum(2 if _wide(c) else 1 for c in text)
+
+
+def prewrap_wide(text: str, width: int = WRAP_WIDTH, cjk_breaks: bool = True) -> str:
+    """Wrap paragraphs holding CJK text by display width and mark them no-rewrap (Click's "\\b").
+
+    Click wraps at spaces only and counts a Chinese character as one column, so a Chinese
+    paragraph would come out as one over-long line. Other paragraphs are left to Click.
+    ``cjk_breaks``: a line may break between any two CJK characters (Chinese text); otherwise
+    at spaces only, so that "(流向不明)" in English text stays whole.
+    """
+    paras = []
+    for para in text.strip("\n").split("\n\n"):
+        if para.startswith("\b") or not any(_wide(c) for c in para):
+            paras.append(para)
+            continue
+        joined = ""
+        for line in para.split("\n"):   # a source line break between CJK characters is no space
+            line = line.strip()
+            if joined and line:
+                joined += "" if _wide(joined[-1]) and _wide(line[0]) else " "
+            joined += line
+        lines, cur = [], ""
+        for tok in (_TOKENS if cjk_breaks else _WORDS).findall(joined):
+            if tok.isspace():
+                cur += " " if cur else ""
+                continue
+            if cur.strip() and display_width(cur.rstrip() + tok) > width and tok[0] not in _NO_LINE_START:
+                cur = cur.rstrip()
+                carry = cur[-1] if cur[-1] in _NO_LINE_END and len(cur) > 1 else ""
+                lines.append(cur[: len(cur) - len(carry)].rstrip())
+                cur = carry
+            cur += tok
+        lines.append(cur.rstrip())
+        paras.append("\b\n" + "\n".join(lines))
+    return "\n\n".join(paras)
