@@ -21,8 +21,8 @@ EXACT, COARSER_EQUAL, WITHIN_2_DAYS, DAY_MONTH_SWAPPED, LUNAR_SHIFT, SAME_YEAR, 
 
 # precisions
 NONE, YEAR, MONTH, DAY = 0, 1, 2, 3
-# a lunar birthday written as a solar date lands 19-54 days before the solar one
-LUNAR_MIN_DAYS, LUNAR_MAX_DAYS = 19, 54
+# a lunar birthday written as a solar date lands 19-55 days before the solar one (55: leap months)
+LUNAR_MIN_DAYS, LUNAR_MAX_DAYS = 19, 55
 
 
 def parse_iso(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

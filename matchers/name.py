@@ -20,8 +20,8 @@ from matchers._vec import code_matrix, column, lengths, row_sums
 from matchers.base import MISSING, Columns, Comparator
 from matchers.shapes import SHAPE_CHARS, shape_alike
 
-LEVELS: tuple[str, ...] = ("exact", "same_pinyin", "one_char", "contained", "latin_pinyin", "different")
-EXACT, SAME_PINYIN, ONE_CHAR, CONTAINED, LATIN_PINYIN, DIFFERENT = range(len(LEVELS))
+LEVELS: tuple[str, ...] = ("exact", "same_pinyin", "shape_alike", "one_char", "contained", "latin_pinyin", "different")
+EXACT, SAME_PINYIN, SHAPE_ALIKE, ONE_CHAR, CONTAINED, LATIN_PINYIN, DIFFERENT = range(len(LEVELS))
 
 COLUMNS: tuple[str, ...] = ("name", "name_pinyin", "surname", "given", "name_script")
 
@@ -123,7 +123,9 @@ def _han_code_levels(ca: np.ndarray, cb: np.ndarray, left: Columns, right: Colum
         multi = multi[gate]
         if len(multi):
             alike = shape_alike(ca[multi], cb[multi])
-            out[multi[np.all(alike | ~diff[multi], axis=1)]] = ONE_CHAR
+            # every differing character a shape-alike pair (己/已, 由/田): a misread, strong evidence;
+            # its own level, for random names rarely differ that way while they often differ by one
+            out[multi[np.all(alike | ~diff[multi], axis=1)]] = SHAPE_ALIKE
 
     # homophones have one syllable per character: only same-length names (separators
     # removed) can be; dotted names compare pinyin letters-only (it may carry the separator)

@@ -139,7 +139,7 @@ def slow_reference(a: str, b: str) -> int:
             return 2
         if pa[0] == pb[0] and pa[1] == pb[2] and pa[2] == pb[1] and pa[1] != pa[2]:
             return 3
-        if 19 <= delta <= 54:
+        if 19 <= delta <= 55:
             return 4
     if pa[0] == pb[0]:
         return 5
