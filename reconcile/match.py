@@ -34,7 +34,7 @@ from reconcile.scoring import TermFrequencies
 class MatchOptions:
     """Everything that changes what `match` computes (stored as the run's settings_json)."""
 
-    match_threshold: float = 0.95
+    match_threshold: float = 0.90
     review_threshold: float = 0.30
     block_cap: int = 20_000
     u_sample: int = 150_000
