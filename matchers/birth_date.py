@@ -90,43 +90,12 @@ def _days(year: np.ndarray, month: np.ndarray, day: np.ndarray) -> np.ndarray:
 def compare_birth_date(left: Columns, right: Columns) -> np.ndarray:
     """Level per aligned pair; MISSING when either side has no usable effective date.
 
-    The effective date is the record's birth date, else its ID's. Where a record's ID date says
-    something its record date does not (they differ: a mistyped date or ID; or the record has
-    only 1990-03 and the ID the day), the pair gets the best level over the readings (record or
-    ID date on each side): either source can be the wrong one, and u is estimated with this
-    same rule, so chance agreement is priced in.
-
     A 1 January date (a common placeholder for "year only") against another date of the
     same year is ``coarser_equal``: it is read as year precision unless both sides agree
     to the day.
     """
-    out = _levels(_effective_parsed(left), _effective_parsed(right))
-    if "id_birth_date" not in left or "id_birth_date" not in right:
-        return out
-    # only where some side's ID date says more than its record date (differs, or is finer)
-    adds = lambda c: (column(c, "id_birth_date") != "") & (column(c, "birth_date") != column(c, "id_birth_date"))
-    todo = np.flatnonzero((out != EXACT) & (adds(left) | adds(right)))
-    if not len(todo):
-        return out
-    sub_l = {k: column(left, k)[todo] for k in ("birth_date", "id_birth_date")}
-    sub_r = {k: column(right, k)[todo] for k in ("birth_date", "id_birth_date")}
-    rec_l, id_l = parse_iso(sub_l["birth_date"]), parse_iso(sub_l["id_birth_date"])
-    rec_r, id_r = parse_iso(sub_r["birth_date"]), parse_iso(sub_r["id_birth_date"])
-    best = out[todo].astype(np.int16)
-    best[best == MISSING] = DIFFERENT + 1     # missing ranks below every real level here
-    for a, b in ((rec_l, id_r), (id_l, rec_r), (id_l, id_r)):
-        lv = _levels(a, b).astype(np.int16)
-        lv[lv == MISSING] = DIFFERENT + 1
-        best = np.minimum(best, lv)
-    best[best == DIFFERENT + 1] = MISSING
-    out[todo] = best.astype(np.int8)
-    return out
-
-
-def _levels(pa_: tuple, pb_: tuple) -> np.ndarray:
-    """Levels of two parsed date arrays (see compare_birth_date)."""
-    ya, ma, da, pa = pa_
-    yb, mb, db, pb = pb_
+    ya, ma, da, pa = _effective_parsed(left)
+    yb, mb, db, pb = _effective_parsed(right)
     n = len(ya)
     out = np.full(n, DIFFERENT, dtype=np.int8)
     if n == 0:
