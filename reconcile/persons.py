@@ -1,0 +1,375 @@
+"""Stable person IDs across runs of one report database (`dedupe`, and `match` repeated monthly).
+
+Tables (created by :func:`ensure_person_tables`, documented in docs/dedupe.md):
+
+- ``persons(person_id TEXT PRIMARY KEY, first_run, last_run, status, merged_into)``: every ID ever
+  issued; ``status`` is ``active`` (has records in ``last_run``), ``merged`` (absorbed into
+  ``merged_into``) or ``gone`` (all its records disappeared). Rows are never deleted, so an ID is
+  never issued twice.
+- ``person_records(run_id, person_id, source, record_key)``: the person of every record of a run.
+- ``person_events(run_id, event, person_id, other_person_id, reason)``: ``new`` | ``merged`` |
+  ``split`` | ``gone``. ``merged``: ``other_person_id`` was absorbed into ``person_id`` (the older
+  ID survives). ``split``: records of ``person_id`` now form ``other_person_id``. ``reason`` is a
+  small JSON object (record keys involved).
+
+A person ID is ``P`` + a zero-padded counter: opaque (not derived from the ID number or name).
+
+Assignment (:func:`plan_persons`): a record that was in the previous run (same source and key)
+brings its previous person along. Each previous person keeps its ID on the current cluster that
+holds most of its records (ties: most records with unchanged content, then the lowest position);
+a cluster claimed by several previous persons is a merge and keeps the oldest ID; a cluster
+claimed by none gets a new ID (a ``split`` event when it holds records of an earlier person,
+otherwise ``new``); a previous person none of whose records remain is ``gone``.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+import sqlite_utils
+
+PERSON_TABLES: dict[str, list[tuple[str, str]]] = {
+    "persons": [("person_id", "TEXT PRIMARY KEY"), ("first_run", "INTEGER"), ("last_run", "INTEGER"),
+                ("status", "TEXT"), ("merged_into", "TEXT")],
+    "person_records": [("run_id", "INTEGER"), ("person_id", "TEXT"), ("source", "TEXT"), ("record_key", "TEXT")],
+    "person_events": [("run_id", "INTEGER"), ("event", "TEXT"), ("person_id", "TEXT"),
+                      ("other_person_id", "TEXT"), ("reason", "TEXT")],
+}
+_INDEXES = [
+    ("person_records", ("run_id", "source", "record_key"), True),
+    ("person_records", ("run_id", "person_id"), False),
+    ("person_events", ("run_id", "event"), False),
+    ("person_events", ("person_id",), False),
+]
+EVENTS = ("new", "merged", "split", "gone")
+ID_WIDTH = 8
+# reason keys listed per event are capped: a merge of a big cluster still fits a line
+_MAX_KEYS_IN_REASON = 20
+
+
+def ensure_person_tables(db: sqlite_utils.Database) -> None:
+    """Create the person tables and indexes if missing (idempotent; safe inside a transaction)."""
+    names = set(db.table_names())
+    for table, cols in PERSON_TABLES.items():
+        if table not in names:
+            db.execute(f"CREATE TABLE [{table}] (" + ", ".join(f"[{c}] {t}" for c, t in cols) + ")")
+        else:
+            have = {c.name for c in db[table].columns}
+            for c, t in cols:
+                if c not in have:
+                    db.execute(f"ALTER TABLE [{table}] ADD COLUMN [{c}] {t.replace(' PRIMARY KEY', '')}")
+    for table, cols, unique in _INDEXES:
+        name = f"idx_{table}_{'_'.join(cols)}"
+        db.execute(f"CREATE {'UNIQUE ' if unique else ''}INDEX IF NOT EXISTS [{name}] ON [{table}] ("
+                   + ", ".join(f"[{c}]" for c in cols) + ")")
+
+
+def format_person_id(number: int) -> str:
+    return f"P{number:0{ID_WIDTH}d}"
+
+
+def _id_number(pid: str) -> int:
+    try:
+        return int(pid[1:])
+    except (TypeError, ValueError):
+        return 0
+
+
+def next_person_number(db: sqlite_utils.Database) -> int:
+    """1 + the highest number ever issued in this database (IDs are never reused)."""
+    if "persons" not in db.table_names():
+        return 1
+    row = db.execute("SELECT max(CAST(substr(person_id, 2) AS INTEGER)) FROM persons").fetchone()
+    return int(row[0] or 0) + 1
+
+
+@dataclass
+class PreviousAssignment:
+    """The person of every record of the run the new assignment continues from."""
+
+    run_id: int
+    source: np.ndarray        # object
+    record_key: np.ndarray    # object
+    person_id: np.ndarray     # object
+    fingerprint: np.ndarray   # object ('' when unknown)
+
+
+def previous_run_with_persons(db: sqlite_utils.Database, before: int | None = None) -> int | None:
+    """The newest complete run that has person records (optionally older than ``before``)."""
+    if "person_records" not in db.table_names():
+        return None
+    sql = ("SELECT max(p.run_id) FROM (SELECT DISTINCT run_id FROM person_records) p "
+           "JOIN runs r ON r.run_id = p.run_id WHERE r.status = 'complete'")
+    params: tuple = ()
+    if before is not None:
+        sql += " AND p.run_id < ?"
+        params = (before,)
+    row = db.execute(sql, params).fetchone()
+    return int(row[0]) if row and row[0] is not None else None
+
+
+def load_previous(db: sqlite_utils.Database, before: int | None = None) -> PreviousAssignment | None:
+    """Person of every record of the newest earlier run with persons, with the records' fingerprints."""
+    rid = previous_run_with_persons(db, before)
+    if rid is None:
+        return None
+    cur = db.execute(
+        "SELECT pr.source, pr.record_key, pr.person_id, coalesce(r.fingerprint, '') FROM person_records pr "
+        "LEFT JOIN records r ON r.run_id = pr.run_id AND r.source = pr.source AND r.record_key = pr.record_key "
+        "WHERE pr.run_id = ?", (rid,))
+    rows = cur.fetchall()
+    arr = np.array(rows, dtype=object).reshape(-1, 4)
+    return PreviousAssignment(rid, arr[:, 0], arr[:, 1], arr[:, 2], arr[:, 3])
+
+
+def person_ages(db: sqlite_utils.Database, pids: Sequence[str]) -> dict[str, int]:
+    """first_run of each given person (for "the older ID survives")."""
+    if "persons" not in db.table_names() or not len(pids):
+        return {}
+    out: dict[str, int] = {}
+    uniq = sorted(set(pids))
+    for start in range(0, len(uniq), 900):
+        part = uniq[start:start + 900]
+        q = "SELECT person_id, first_run FROM persons WHERE person_id IN (" + ",".join("?" * len(part)) + ")"
+        out.update({p: int(f or 0) for p, f in db.execute(q, part).fetchall()})
+    return out
+
+
+@dataclass
+class PersonPlan:
+    """The person of every current record and what happened to persons since the previous run."""
+
+    person_id: np.ndarray                       # object, one per current record
+    events: list[tuple[str, str, str | None, str]] = field(default_factory=list)  # event, pid, other, reason
+    new_ids: list[str] = field(default_factory=list)
+    kept_ids: list[str] = field(default_factory=list)   # previous persons still active
+    merged: list[tuple[str, str]] = field(default_factory=list)   # (absorbed, survivor)
+    gone: list[str] = field(default_factory=list)
+    previous_run: int | None = None
+
+    def counts(self) -> dict[str, int]:
+        c = {e: 0 for e in EVENTS}
+        for ev, *_ in self.events:
+            c[ev] += 1
+        return {"persons": int(len(set(self.person_id.tolist()))) if len(self.person_id) else 0,
+                "persons_new": c["new"], "persons_merged": c["merged"], "persons_split": c["split"],
+                "persons_gone": c["gone"]}
+
+
+def _reason(keys: Sequence[str], **extra) -> str:
+    ks = sorted(str(k) for k in keys)
+    out = {"keys": ks[:_MAX_KEYS_IN_REASON], **extra}
+    if len(ks) > _MAX_KEYS_IN_REASON:
+        out["more"] = len(ks) - _MAX_KEYS_IN_REASON
+    return json.dumps(out, ensure_ascii=False)
+
+
+def plan_persons(
+    labels: np.ndarray,
+    keys: np.ndarray,
+    prev_pid: np.ndarray,
+    unchanged: np.ndarray,
+    previous_active: Sequence[str],
+    first_run: dict[str, int],
+    next_number: int,
+    previous_run: int | None = None,
+) -> PersonPlan:
+    """Assign person IDs to the current records (see the module docstring for the rules).
+
+    ``labels``: cluster label per current record (records of one person share it);
+    ``keys``: record key per record (for the reasons); ``prev_pid``: the person the same record
+    (same source and key) had in the previous run, '' when it was not there; ``unchanged``: that
+    record's content (fingerprint) is the same; ``previous_active``: every person of the previous
+    run; ``first_run``: first run of those persons (older wins a merge); ``next_number``: the
+    counter for new IDs.
+    """
+    n = len(labels)
+    labels = np.asarray(labels, dtype=np.int64)
+    prev_pid = np.asarray(prev_pid, dtype=object)
+    pos = np.arange(n)
+    has_prev = prev_pid != ""
+    plan = PersonPlan(person_id=np.empty(n, dtype=object), previous_run=previous_run)
+
+    # 1. each previous person chooses the cluster holding most of its records
+    chosen: dict[str, int] = {}
+    if has_prev.any():
+        df = pd.DataFrame({"pid": prev_pid[has_prev], "label": labels[has_prev],
+                           "unch": np.asarray(unchanged, bool)[has_prev], "pos": pos[has_prev]})
+        g = df.groupby(["pid", "label"], sort=False).agg(n=("pos", "size"), unch=("unch", "sum"),
+                                                         first=("pos", "min")).reset_index()
+        g = g.sort_values(["pid", "n", "unch", "first"], ascending=[True, False, False, True], kind="stable")
+        best = g.drop_duplicates("pid", keep="first")
+        chosen = dict(zip(best["pid"].tolist(), best["label"].astype(int).tolist()))
+
+    # 2. per cluster: claimers (previous persons that chose it) -> survivor = the oldest
+    claimers: dict[int, list[str]] = {}
+    for pid, lab in chosen.items():
+        claimers.setdefault(lab, []).append(pid)
+
+    def age(pid: str) -> tuple[int, int]:
+        return (first_run.get(pid, 1 << 30), _id_number(pid))
+
+    cluster_pid: dict[int, str] = {}
+    for lab, pids in claimers.items():
+        pids.sort(key=age)
+        survivor = pids[0]
+        cluster_pid[lab] = survivor
+        plan.kept_ids.append(survivor)
+        for other in pids[1:]:
+            members = np.nonzero((labels == lab) & (prev_pid == other))[0]
+            plan.merged.append((other, survivor))
+            plan.events.append(("merged", survivor, other, _reason(keys[members].tolist())))
+
+    # 3. clusters nobody claimed: new IDs, in order of their first record (deterministic)
+    uniq_labels, first_pos = np.unique(labels, return_index=True)
+    order = np.argsort(first_pos, kind="stable")
+    number = next_number
+    for lab in uniq_labels[order].tolist():
+        if lab in cluster_pid:
+            continue
+        pid = format_person_id(number)
+        number += 1
+        cluster_pid[lab] = pid
+        plan.new_ids.append(pid)
+    plan.person_id = np.array([cluster_pid[int(lab)] for lab in labels.tolist()], dtype=object) if n else plan.person_id
+
+    # 4. split events: records of a previous person that ended in a cluster it did not choose
+    if has_prev.any():
+        idx = np.nonzero(has_prev)[0]
+        their_choice = pd.Series(prev_pid[idx]).map(chosen).to_numpy()
+        moved = idx[their_choice != labels[idx]]
+        merged = set(plan.merged)
+        by_pair: dict[tuple[str, str], list[str]] = {}
+        for i in moved.tolist():
+            target = plan.person_id[i]
+            if (prev_pid[i], target) in merged:
+                continue  # counted as a merge
+            by_pair.setdefault((prev_pid[i], target), []).append(str(keys[i]))
+        split_targets = set()
+        for (src, target), ks in sorted(by_pair.items()):
+            plan.events.append(("split", src, target, _reason(ks)))
+            split_targets.add(target)
+        plan.events.extend(("new", pid, None, "") for pid in plan.new_ids if pid not in split_targets)
+    else:
+        plan.events.extend(("new", pid, None, "") for pid in plan.new_ids)
+
+    # 5. gone: previous persons with no record left (not chosen by any cluster)
+    for pid in sorted(set(previous_active) - set(chosen)):
+        plan.gone.append(pid)
+        plan.events.append(("gone", pid, None, ""))
+    if previous_run is None:
+        # the first run of a database: every person is new; no event rows for them
+        plan.events = [e for e in plan.events if e[0] != "new"]
+    plan.events.sort(key=lambda e: (EVENTS.index(e[0]), e[1], e[2] or ""))
+    return plan
+
+
+def write_persons(
+    db: sqlite_utils.Database,
+    run_id: int,
+    plan: PersonPlan,
+    source: np.ndarray,
+    keys: np.ndarray,
+    copy_from: tuple[int, np.ndarray, Sequence[tuple[str, str]]] | None = None,
+) -> None:
+    """Write the plan for ``run_id`` (call inside the run's transaction).
+
+    ``copy_from=(previous_run, same, drop)``: current records where ``same`` is True have the
+    same source, key and person as in ``previous_run``; ``drop`` lists the (source, key) of
+    every other record of ``previous_run``. The identical rows are copied inside SQLite instead
+    of being sent from Python (a million rows per monthly run).
+    """
+    ensure_person_tables(db)
+    conn = db.conn
+    if plan.new_ids:
+        conn.executemany("INSERT INTO persons (person_id, first_run, last_run, status) VALUES (?, ?, ?, 'active')",
+                         ((p, run_id, run_id) for p in plan.new_ids))
+    if plan.kept_ids:
+        conn.executemany("UPDATE persons SET last_run = ?, status = 'active', merged_into = NULL WHERE person_id = ?",
+                         ((run_id, p) for p in plan.kept_ids))
+    if plan.merged:
+        conn.executemany("UPDATE persons SET status = 'merged', merged_into = ? WHERE person_id = ?",
+                         ((surv, absorbed) for absorbed, surv in plan.merged))
+    if plan.gone:
+        conn.executemany("UPDATE persons SET status = 'gone' WHERE person_id = ?", ((p,) for p in plan.gone))
+    if plan.events:
+        conn.executemany("INSERT INTO person_events (run_id, event, person_id, other_person_id, reason) VALUES (?, ?, ?, ?, ?)",
+                         ((run_id, ev, pid, other, reason) for ev, pid, other, reason in plan.events))
+    todo = np.ones(len(keys), bool)
+    if copy_from is not None:
+        prev_run, same, drop = copy_from
+        same = np.asarray(same, bool)
+        if same.any():
+            conn.execute("CREATE TEMP TABLE IF NOT EXISTS _pr_drop (source TEXT, record_key TEXT, PRIMARY KEY (source, record_key))")
+            conn.execute("DELETE FROM _pr_drop")
+            conn.executemany("INSERT OR IGNORE INTO _pr_drop VALUES (?, ?)", drop)
+            conn.execute(
+                "INSERT INTO person_records (run_id, person_id, source, record_key) "
+                "SELECT ?, p.person_id, p.source, p.record_key FROM person_records p WHERE p.run_id = ? "
+                "AND NOT EXISTS (SELECT 1 FROM _pr_drop d WHERE d.source = p.source AND d.record_key = p.record_key)",
+                (run_id, prev_run))
+            conn.execute("DELETE FROM _pr_drop")
+            todo = ~same
+    idx = np.nonzero(todo)[0]
+    conn.executemany("INSERT INTO person_records (run_id, person_id, source, record_key) VALUES (?, ?, ?, ?)",
+                     ((run_id, plan.person_id[i], source[i], keys[i]) for i in idx.tolist()))
+
+
+def assign_persons(
+    db: sqlite_utils.Database,
+    run_id: int,
+    records: pd.DataFrame,
+    labels: np.ndarray,
+) -> PersonPlan:
+    """Plan and write person IDs for a run's records (inside the run's transaction).
+
+    ``records``: one row per record with ``source``, ``record_key``, ``fingerprint``;
+    ``labels``: cluster label per row (rows of one person share a label; e.g. union-find roots
+    over within-file duplicates and cross-registry matches). The previous run is the newest
+    earlier complete run with person records.
+    """
+    ensure_person_tables(db)
+    src = records["source"].astype(str).to_numpy(object)
+    keys = records["record_key"].astype(str).to_numpy(object)
+    fps = records["fingerprint"].astype(str).to_numpy(object) if "fingerprint" in records else np.full(len(keys), "", object)
+    prev = load_previous(db, before=run_id)
+    prev_pid = np.full(len(keys), "", dtype=object)
+    unchanged = np.zeros(len(keys), bool)
+    active: list[str] = []
+    pos = np.zeros(0, np.int64)
+    ok = np.zeros(0, bool)
+    if prev is not None and len(prev.person_id):
+        cur_idx = pd.Index(src + "\x1f" + keys)
+        prev_idx = prev.source.astype(str) + "\x1f" + prev.record_key.astype(str)
+        pos = cur_idx.get_indexer(prev_idx)
+        ok = pos >= 0
+        prev_pid[pos[ok]] = prev.person_id[ok]
+        unchanged[pos[ok]] = (prev.fingerprint[ok] == fps[pos[ok]]) & (prev.fingerprint[ok] != "")
+        active = sorted(set(prev.person_id.tolist()))
+    plan = plan_persons(np.asarray(labels), keys, prev_pid, unchanged, active,
+                        person_ages(db, active), next_person_number(db),
+                        previous_run=None if prev is None else prev.run_id)
+    copy = None
+    if prev is not None:
+        same = (prev_pid != "") & (prev_pid == plan.person_id)
+        kept = np.zeros(len(prev.person_id), bool)
+        kept[np.nonzero(ok)[0]] = same[pos[ok]]
+        drop = list(zip(prev.source[~kept].tolist(), prev.record_key[~kept].tolist()))
+        copy = (prev.run_id, same, drop)
+    write_persons(db, run_id, plan, src, keys, copy)
+    return plan
+
+
+def person_writer(records: pd.DataFrame, labels: np.ndarray) -> Callable[[sqlite_utils.Database, int], None]:
+    """An ``extra_writer`` for reconcile.report.write_run that assigns person IDs to ``records``.
+
+    For `match`: records = the run's `records` rows (source, record_key, fingerprint) in the
+    order of ``labels`` (one cluster label per record over both files).
+    """
+    def write(db: sqlite_utils.Database, run_id: int) -> None:
+        assign_persons(db, run_id, records, labels)
+
+    return write
