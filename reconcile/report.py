@@ -35,6 +35,7 @@ _RECORD_COLUMNS: list[tuple[str, str]] = [
 ] + [
     ("fingerprint", "TEXT"),
     ("raw_json", "TEXT"),
+    ("file", "TEXT"),           # dedupe: the input file (label) a record came from
 ]
 
 TABLES: dict[str, list[tuple[str, str]]] = {
@@ -78,6 +79,7 @@ TABLES: dict[str, list[tuple[str, str]]] = {
     "duplicates": [
         ("run_id", "INTEGER"), ("source", "TEXT"), ("cluster_id", "TEXT"), ("record_key", "TEXT"),
         ("survivor", "INTEGER"), ("scope", "TEXT"), ("reason", "TEXT"),
+        ("resolver_level", "TEXT"), ("resolver", "TEXT"), ("detail", "TEXT"),   # dedupe: who resolves it, why
     ],
     "blocking": [
         ("run_id", "INTEGER"), ("pass_name", "TEXT"), ("rule", "TEXT"), ("pairs", "INTEGER"),
