@@ -125,6 +125,9 @@ def match(
     learn_from_reviews: bool = typer.Option(False, "--learn-from-reviews", help="Re-estimate m from reviewers' decisions."),
     block_cap: Optional[int] = typer.Option(None, "--block-cap", help="Skip blocks with more candidate pairs than this (default 20000)."),
     json_out: bool = typer.Option(False, "--json", help="Print the summary as one JSON object on stdout."),
+    engine: str = typer.Option("embedded", "--engine", help="embedded (default) or spark (needs pip install 'reconcile[spark]' and Java)."),
+    master: Optional[str] = typer.Option(None, "--master", help="Spark master: local[2], spark://host:7077, yarn (default: spark-submit's, else local[*])."),
+    out_parquet: Optional[str] = typer.Option(None, "--out-parquet", help="With --engine spark: also write links, outcomes and records as Parquet under DIR."),
 ) -> None:
     """Match ORIGIN against DEST: traced, untraceable (流向不明), duplicates (重复人口), 漏统, 重号.
 
@@ -147,6 +150,7 @@ def match(
                 setattr(opts, name, val)
         opts.model_from_run = model_from
         opts.learn_from_reviews = learn_from_reviews
+        opts.engine, opts.master, opts.out_parquet = engine, master, out_parquet
         console = stderr_console()
 
         def progress(stage: str, info: dict) -> None:

@@ -43,3 +43,5 @@ def check_engine_options(engine: str, master: str | None, out_parquet: str | Non
         raise ConfigError("engine.parquet_needs_spark")
     if engine != "spark" and master:
         raise ConfigError("engine.master_needs_spark")
+    if engine == "spark":
+        require_spark()     # before any heavy work: say how to install it

@@ -209,11 +209,13 @@ def standardise_in_spark(spark, frames: Sequence[pd.DataFrame], today: date):
 
     std = sdf.mapInPandas(std_batches, std_schema).persist()
     resolved = std.filter((F.col("hukou_region") != "") & (F.col("unit") != ""))
-    counts = resolved.groupBy("_side", "unit", "hukou_region").count().toPandas()
-    # fill_unit_hukou names a filled county after the last resolved record naming it
-    names = (resolved.groupBy("_side", "hukou_region")
-             .agg(F.max_by("hukou_region_name", "_pos").alias("name")).toPandas())
-    tables = _unit_fill_tables(counts, names)
+    # one job: per (unit, county) the count and the name on its last record; fill_unit_hukou
+    # names a filled county after the last resolved record naming it (over all units)
+    groups = (resolved.groupBy("_side", "unit", "hukou_region")
+              .agg(F.count(F.lit(1)).alias("count"), F.max("_pos").alias("last"),
+                   F.max_by("hukou_region_name", "_pos").alias("name")).toPandas())
+    last = groups.sort_values("last", kind="stable").drop_duplicates(["_side", "hukou_region"], keep="last")
+    tables = _unit_fill_tables(groups[["_side", "unit", "hukou_region", "count"]], last[["_side", "hukou_region", "name"]])
 
     def key_batches(batches):
         for b in batches:
@@ -233,11 +235,13 @@ def standardise_in_spark(spark, frames: Sequence[pd.DataFrame], today: date):
     return keyed, std, dtypes
 
 
-def collect_side(keyed, side: int, dtypes: Mapping[str, Any]) -> pd.DataFrame:
-    """One file's standardised frame on the driver, in file order, with the embedded dtypes."""
-    from pyspark.sql import functions as F
+def collect_sides(keyed, dtypes: Mapping[str, Any]) -> list[pd.DataFrame]:
+    """Both files' standardised frames on the driver (one job), in file order, embedded dtypes."""
+    both = keyed.toPandas()
+    return [_side_frame(both[both["_side"] == side], dtypes) for side in (0, 1)]
 
-    pdf = keyed.filter(F.col("_side") == side).toPandas()
+
+def _side_frame(pdf: pd.DataFrame, dtypes: Mapping[str, Any]) -> pd.DataFrame:
     pdf = pdf.sort_values("_pos", kind="stable").reset_index(drop=True)
     pdf = pdf.drop(columns=["_side", "_pos"])
     for c, dt in dtypes.items():
@@ -341,7 +345,7 @@ def spark_candidates(spark, keyed, left: pd.DataFrame, right: pd.DataFrame | Non
     pairs = (lok.join(rok, ["lk", "v", "key"])
              .filter((F.col("lk") == CROSS) | (F.col("i") < F.col("j")))
              .select("lk", "i", "j", bit.alias("m"))
-             .groupBy("lk", "i", "j").agg(F.bit_or("m").cast("int").alias("mask")))
+             .groupBy("lk", "i", "j").agg(F.bit_or("m").cast("int").alias("mask"))).persist()
     stats = _pass_stats(pairs, passes, specs, warned, counted, left, right, linkages)
     return pairs, stats, (L, R, skipped)
 
@@ -527,15 +531,33 @@ def train_model(levels: np.ndarray, cand: Candidates, left: pd.DataFrame, right:
                              "total_pairs": total_pairs})
 
 
+def _learn_from_reviews(db, origin, dest, model: Model, comps, tf, progress: Progress) -> None:
+    """reconcile.match.learn_from_reviews on the cross model (it updates m in place); the
+    candidate pairs are scored afterwards, in Spark, with the updated model."""
+    from reconcile.match import learn_from_reviews
+
+    nf = len(comps)
+    empty = np.zeros(0, np.int64)
+    lv = np.zeros((0, nf), np.int8)
+    holder = Linkage(candidates=Candidates(empty, empty, np.zeros(0, np.uint16), []), levels=lv,
+                     scores=score(lv, model), model=model, u_sample=0)
+    learned = learn_from_reviews(db, origin, dest, holder, comps, tf)
+    progress("learn", {"decided_pairs": learned})
+
+
 # --------------------------------------------------------------------------------------------
 def tf_in_spark(keyed) -> TermFrequencies:
     """TermFrequencies.build(origin, dest) as Spark value counts (freq = count / non-empty total)."""
     from pyspark.sql import functions as F
 
+    fields = list(TF_FIELDS.items())
+    vals = (keyed.select(F.explode(F.array(*[F.struct(F.lit(fld).alias("f"), F.col(col).cast("string").alias("v"))
+                                             for fld, col in fields])).alias("e"))
+            .select("e.f", "e.v").filter(F.col("v") != ""))
+    counts = vals.groupBy("f", "v").count().toPandas()
     tables = {}
-    for fld, col in TF_FIELDS.items():
-        vals = keyed.select(F.col(col).cast("string").alias("v")).filter(F.col("v") != "")
-        vc = vals.groupBy("v").count().toPandas()
+    for fld, _ in fields:
+        vc = counts[counts["f"] == fld]
         total = int(vc["count"].sum()) if len(vc) else 0
         # highest count first, as pandas value_counts lists it (the dict's order is not used)
         vc = vc.sort_values("count", ascending=False, kind="stable")
@@ -595,7 +617,7 @@ def spark_stages(origin_path, dest_path, opts, comps: Sequence[Comparator], db=N
     t0 = time.perf_counter()
     loaded = [read_registry(origin_path, **opts.origin), read_registry(dest_path, **opts.dest)]
     keyed, std_raw, dtypes = standardise_in_spark(spark, [ld.frame for ld in loaded], date.today())
-    stds = [collect_side(keyed, s, dtypes) for s in (0, 1)]
+    stds = collect_sides(keyed, dtypes)
     origin = Side(name="origin", loaded=loaded[0], std=stds[0], sha256=file_sha256(Path(origin_path)))
     dest = Side(name="dest", loaded=loaded[1], std=stds[1], sha256=file_sha256(Path(dest_path)))
     std_raw.unpersist()
@@ -647,6 +669,8 @@ def spark_stages(origin_path, dest_path, opts, comps: Sequence[Comparator], db=N
         if lk == CROSS:
             models[lk] = model if model is not None else train_model(
                 lv, cand, frames[0], frames[1], comps, passes, tf, opts.u_sample)
+            if getattr(opts, "learn_from_reviews", False) and model is None and db is not None:
+                _learn_from_reviews(db, origin, dest, models[lk], comps, tf, progress)
         else:
             models[lk] = train_model(lv, cand, frames[ls], None, comps, passes, tf,
                                      min(opts.u_sample, 100_000), m_from=models[CROSS])
@@ -655,7 +679,7 @@ def spark_stages(origin_path, dest_path, opts, comps: Sequence[Comparator], db=N
     progress("train", {"iterations": 0, "prior": models[CROSS].prior})
 
     t0 = time.perf_counter()
-    scored = score_in_spark(spark, levels_df, models, tf, nf)
+    scored = score_in_spark(spark, levels_df, models, tf, nf).persist()
     keep = scored.filter(F.col("probability") >= float(opts.review_threshold))
     cross = scored.filter(F.col("lk") == CROSS)
     # each record's best candidate (ties: the partner first in file order), for 流向不明 / 漏统
@@ -669,8 +693,8 @@ def spark_stages(origin_path, dest_path, opts, comps: Sequence[Comparator], db=N
         keep = keep.unionByName(scored.join(F.broadcast(dec), ["lk", "i", "j"], "left_semi"))
     kept = _collect_arrays(keep.select("lk", "i", "j", "mask", *lv_cols).dropDuplicates(["lk", "i", "j"]),
                            ["lk", "i", "j", "mask", *lv_cols])
-    levels_df.unpersist()
-    keyed.unpersist()
+    for df in (scored, levels_df, pairs, keyed):
+        df.unpersist()
 
     out: dict[int, Linkage] = {}
     for lk in order:
