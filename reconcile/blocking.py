@@ -113,6 +113,9 @@ def _join(lc: np.ndarray, rc: np.ndarray, n_codes: int, cap: int, same: bool) ->
     Sort-based join in numpy: memory is proportional to the output, not to len(lc) * len(rc).
     Returns (i, j, skipped_codes, skipped_pair_counts, skipped_record_counts).
     """
+    if n_codes == 0:   # the key is empty on every record (e.g. a file without ID numbers)
+        e = np.empty(0, dtype=np.int64)
+        return e, e, e, e, e
     lcount = np.bincount(lc[lc >= 0], minlength=n_codes)
     rcount = np.bincount(rc[rc >= 0], minlength=n_codes)
     size = lcount * rcount

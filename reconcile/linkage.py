@@ -60,6 +60,33 @@ TRAINING_SESSIONS: tuple[tuple[str, frozenset[str], frozenset[str]], ...] = (
 )
 
 
+# fields whose strongest level is plain equality of one column: (field, column)
+EXACT_EQUALITY_COLUMNS: tuple[tuple[str, str], ...] = (("id_number", "id_clean"), ("name", "name"))
+
+
+def _exact_agreement_shares(left: pd.DataFrame, right: pd.DataFrame | None, total_pairs: float) -> dict[str, float]:
+    """Share of ALL record pairs that agree exactly on each EXACT_EQUALITY_COLUMNS column
+    (from value counts: sum over values of count_left * count_right)."""
+    out: dict[str, float] = {}
+    if total_pairs <= 0:
+        return out
+    for field, col in EXACT_EQUALITY_COLUMNS:
+        if col not in left.columns:
+            continue
+        lc = left[col][left[col] != ""].value_counts()
+        if right is None:
+            agree = float((lc * (lc - 1) / 2).sum())
+        else:
+            rc = right[col][right[col] != ""].value_counts()
+            common = lc.index.intersection(rc.index)
+            agree = float((lc[common].astype(float) * rc[common].astype(float)).sum())
+        nl = float((left[col] != "").sum())
+        nr = float(((right if right is not None else left)[col] != "").sum())
+        present = nl * nr if right is not None else nl * (nl - 1) / 2
+        out[field] = agree / present if present else 0.0
+    return out
+
+
 def _session_masks(cand: Candidates, passes: tuple[BlockingPass, ...]):
     names = [p.name for p in passes]
     out = []
@@ -139,6 +166,27 @@ def link(
         lbf = pattern_log2_bf(levels, weights)
         start = min(len(left), n_right) * 0.5 / max(total_pairs, 1.0)
         prior = estimate_prior(lbf, max(total_pairs, 1.0), start)
+        # Random pairs include true matches (prior * m of them per level): at these sizes most
+        # random pairs sharing an ID number are the same person, which inflated u(exact) and
+        # weakened the strongest evidence. Take their share out, keep u at or above the sample's
+        # resolution, then re-estimate the prior with the corrected weights.
+        n_sample = max(u_sample, 1)
+        # (within one file the cross-registry m stands in, and namesakes of one county are
+        # common: keep the sampled u there)
+        exact_share = _exact_agreement_shares(left, right, total_pairs) if m_from is None else {}
+        for f in (fields if m_from is None else []):
+            m_arr, u_arr = np.asarray(f.m, float), np.asarray(f.u, float)
+            floor = np.minimum(u_arr, 0.5 / n_sample)
+            if f.field in exact_share:
+                # counted over all pairs, not sampled: the sample cannot see how rarely two
+                # different people share an ID number
+                others = u_arr[1:] / max(u_arr[1:].sum(), 1e-300)
+                u_arr = np.concatenate([[exact_share[f.field]], (1 - exact_share[f.field]) * others])
+                floor = np.minimum(u_arr, 0.5 / max(total_pairs, 1.0))
+            corrected = np.maximum((u_arr - prior * m_arr) / (1 - prior), floor)
+            f.u = [float(x) for x in corrected / corrected.sum()]
+        lbf = pattern_log2_bf(levels, [f.weights() for f in fields])
+        prior = estimate_prior(lbf, max(total_pairs, 1.0), prior)
         model = Model(prior=prior, fields=fields,
                       trained_on={"pairs": int(levels.shape[0]), "u_sample": u_sample, "sessions": info,
                                   "total_pairs": total_pairs})

@@ -78,3 +78,13 @@ def test_guarded_clusters_refuse_chaining_different_valid_ids():
     # a strong direct edge between the two numbers is allowed (a typo'd but valid number)
     res = guarded_clusters(2, np.array([0]), np.array([1]), np.array([0.9999]), np.array(["ID_A", "ID_C"], dtype=object))
     assert res.labels[0] == res.labels[1]
+
+
+def test_a_key_empty_everywhere_gives_no_pairs_and_no_error():
+    # a registry exported without ID numbers: the ID passes find nothing, the others still work
+    left = frame([{"id_clean": "", "k_py": "zhangwei", "k_year": "1990"}])
+    right = frame([{"id_clean": "", "k_py": "zhangwei", "k_year": "1990"}])
+    passes = (BlockingPass("id", ("id_clean",), "ID"), BlockingPass("py_year", ("k_py", "k_year"), "pinyin + year"))
+    c = candidate_pairs(left, right, passes)
+    assert list(zip(c.left.tolist(), c.right.tolist())) == [(0, 0)]
+    assert [s.pairs for s in c.stats] == [0, 1]
