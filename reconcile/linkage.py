@@ -112,6 +112,72 @@ def estimate_u(
     return level_frequencies(lv, [len(c.levels) for c in comparators])
 
 
+def train_model(
+    left: pd.DataFrame,
+    right: pd.DataFrame | None,
+    levels: np.ndarray,
+    cand: Candidates,
+    comparators: Sequence[Comparator],
+    *,
+    passes: tuple[BlockingPass, ...] = DEFAULT_PASSES,
+    tf: TermFrequencies | None = None,
+    u_sample: int = 300_000,
+    m_from: Model | None = None,
+    larr: dict[str, np.ndarray] | None = None,
+    rarr: dict[str, np.ndarray] | None = None,
+) -> Model:
+    """The training step of ``link`` on compared candidate pairs (``levels`` row k = pair
+    ``cand.left[k], cand.right[k]``): u from random pairs, m by session EM (or ``m_from``'s),
+    the prior. Also called by the Spark engine (reconcile.engines.spark) on levels it computed.
+    """
+    larr = larr if larr is not None else column_arrays(left, comparators)
+    rarr = (larr if right is None else column_arrays(right, comparators)) if rarr is None else rarr
+    n_right = len(left) if right is None else len(right)
+    total_pairs = len(left) * (len(left) - 1) / 2 if right is None else float(len(left)) * n_right
+    u = estimate_u(larr, None if right is None else rarr, len(left), None if right is None else n_right,
+                   comparators, u_sample)
+    if m_from is not None:
+        # within one file: the cross-registry m, this file's u, and this file's prior
+        m = [list(f.m) for f in m_from.fields]
+        info: dict = {"m_from": "cross-registry model"}
+    else:
+        sessions = _session_masks(cand, passes)
+        tf_vals = {fld: left[col].astype(str).to_numpy(object)[cand.left]
+                   for fld, col in TF_FIELDS.items() if col in left.columns}
+        offsets = tf_offsets(levels, [c.field for c in comparators], u, tf, tf_vals)
+        m, info = train_sessions(levels, sessions, comparators, u, offsets=offsets)
+    fields = [FieldParams(c.field, c.levels, [float(x) for x in m[k]], [float(x) for x in u[k]])
+              for k, c in enumerate(comparators)]
+    weights = [f.weights() for f in fields]
+    lbf = pattern_log2_bf(levels, weights)
+    start = min(len(left), n_right) * 0.5 / max(total_pairs, 1.0)
+    prior = estimate_prior(lbf, max(total_pairs, 1.0), start)
+    # Random pairs include true matches (prior * m of them per level): at these sizes most
+    # random pairs sharing an ID number are the same person, which inflated u(exact) and
+    # weakened the strongest evidence. Take their share out, keep u at or above the sample's
+    # resolution, then re-estimate the prior with the corrected weights.
+    n_sample = max(u_sample, 1)
+    # (within one file the cross-registry m stands in, and namesakes of one county are
+    # common: keep the sampled u there)
+    exact_share = _exact_agreement_shares(left, right, total_pairs) if m_from is None else {}
+    for f in (fields if m_from is None else []):
+        m_arr, u_arr = np.asarray(f.m, float), np.asarray(f.u, float)
+        floor = np.minimum(u_arr, 0.5 / n_sample)
+        if f.field in exact_share:
+            # counted over all pairs, not sampled: the sample cannot see how rarely two
+            # different people share an ID number
+            others = u_arr[1:] / max(u_arr[1:].sum(), 1e-300)
+            u_arr = np.concatenate([[exact_share[f.field]], (1 - exact_share[f.field]) * others])
+            floor = np.minimum(u_arr, 0.5 / max(total_pairs, 1.0))
+        corrected = np.maximum((u_arr - prior * m_arr) / (1 - prior), floor)
+        f.u = [float(x) for x in corrected / corrected.sum()]
+    lbf = pattern_log2_bf(levels, [f.weights() for f in fields])
+    prior = estimate_prior(lbf, max(total_pairs, 1.0), prior)
+    return Model(prior=prior, fields=fields,
+                 trained_on={"pairs": int(levels.shape[0]), "u_sample": u_sample, "sessions": info,
+                             "total_pairs": total_pairs})
+
+
 def link(
     left: pd.DataFrame,
     right: pd.DataFrame | None,
@@ -148,48 +214,8 @@ def link(
     n_right = len(left) if right is None else len(right)
     total_pairs = len(left) * (len(left) - 1) / 2 if right is None else float(len(left)) * n_right
     if model is None:
-        u = estimate_u(larr, None if right is None else rarr, len(left), None if right is None else n_right,
-                       comparators, u_sample)
-        if m_from is not None:
-            # within one file: the cross-registry m, this file's u, and this file's prior
-            m = [list(f.m) for f in m_from.fields]
-            info: dict = {"m_from": "cross-registry model"}
-        else:
-            sessions = _session_masks(cand, passes)
-            tf_vals = {fld: left[col].astype(str).to_numpy(object)[cand.left]
-                       for fld, col in TF_FIELDS.items() if col in left.columns}
-            offsets = tf_offsets(levels, [c.field for c in comparators], u, tf, tf_vals)
-            m, info = train_sessions(levels, sessions, comparators, u, offsets=offsets)
-        fields = [FieldParams(c.field, c.levels, [float(x) for x in m[k]], [float(x) for x in u[k]])
-                  for k, c in enumerate(comparators)]
-        weights = [f.weights() for f in fields]
-        lbf = pattern_log2_bf(levels, weights)
-        start = min(len(left), n_right) * 0.5 / max(total_pairs, 1.0)
-        prior = estimate_prior(lbf, max(total_pairs, 1.0), start)
-        # Random pairs include true matches (prior * m of them per level): at these sizes most
-        # random pairs sharing an ID number are the same person, which inflated u(exact) and
-        # weakened the strongest evidence. Take their share out, keep u at or above the sample's
-        # resolution, then re-estimate the prior with the corrected weights.
-        n_sample = max(u_sample, 1)
-        # (within one file the cross-registry m stands in, and namesakes of one county are
-        # common: keep the sampled u there)
-        exact_share = _exact_agreement_shares(left, right, total_pairs) if m_from is None else {}
-        for f in (fields if m_from is None else []):
-            m_arr, u_arr = np.asarray(f.m, float), np.asarray(f.u, float)
-            floor = np.minimum(u_arr, 0.5 / n_sample)
-            if f.field in exact_share:
-                # counted over all pairs, not sampled: the sample cannot see how rarely two
-                # different people share an ID number
-                others = u_arr[1:] / max(u_arr[1:].sum(), 1e-300)
-                u_arr = np.concatenate([[exact_share[f.field]], (1 - exact_share[f.field]) * others])
-                floor = np.minimum(u_arr, 0.5 / max(total_pairs, 1.0))
-            corrected = np.maximum((u_arr - prior * m_arr) / (1 - prior), floor)
-            f.u = [float(x) for x in corrected / corrected.sum()]
-        lbf = pattern_log2_bf(levels, [f.weights() for f in fields])
-        prior = estimate_prior(lbf, max(total_pairs, 1.0), prior)
-        model = Model(prior=prior, fields=fields,
-                      trained_on={"pairs": int(levels.shape[0]), "u_sample": u_sample, "sessions": info,
-                                  "total_pairs": total_pairs})
+        model = train_model(left, right, levels, cand, comparators, passes=passes, tf=tf, u_sample=u_sample,
+                            m_from=m_from, larr=larr, rarr=rarr)
     timings["train"] = time.perf_counter() - t0
     progress("train", {"iterations": iters, "prior": model.prior})
 

@@ -43,9 +43,10 @@ from reconcile.engines import require_spark
 from reconcile.errors import ConfigError
 from reconcile.fields import INPUT_FIELDS
 from reconcile.keys import add_keys, fill_unit_hukou
-from reconcile.linkage import Linkage, Progress, TRAINING_SESSIONS, _noop, _session_masks, estimate_u
-from reconcile.model import FieldParams, Model, estimate_prior, pattern_log2_bf, train_sessions
-from reconcile.scoring import TF_FIELDS, TermFrequencies, score, tf_offsets
+from reconcile import linkage
+from reconcile.linkage import Linkage, Progress, _noop
+from reconcile.model import Model
+from reconcile.scoring import TF_FIELDS, TermFrequencies, score
 from reconcile.standardise import standardise
 
 __all__ = ["spark_session", "spark_stages", "spark_candidates", "write_parquet", "CROSS", "WITHIN_ORIGIN",
@@ -502,33 +503,11 @@ def _collect_arrays(df, cols: Sequence[str]) -> pd.DataFrame:
 def train_model(levels: np.ndarray, cand: Candidates, left: pd.DataFrame, right: pd.DataFrame | None,
                 comps: Sequence[Comparator], passes: Sequence[BlockingPass], tf: TermFrequencies | None,
                 u_sample: int, m_from: Model | None = None) -> Model:
-    """The training step of reconcile.linkage.link on already compared pairs (same order, same
-    seeded u sample, same sessions, TF offsets and prior), so the model is the embedded one."""
-    from reconcile.compare import column_arrays
-
-    n_left = len(left)
-    n_right = n_left if right is None else len(right)
-    total_pairs = n_left * (n_left - 1) / 2 if right is None else float(n_left) * n_right
-    larr = column_arrays(left, comps)
-    rarr = larr if right is None else column_arrays(right, comps)
-    u = estimate_u(larr, None if right is None else rarr, n_left, None if right is None else n_right, comps, u_sample)
-    if m_from is not None:
-        m = [list(f.m) for f in m_from.fields]
-        info: dict = {"m_from": "cross-registry model"}
-    else:
-        sessions = _session_masks(cand, tuple(passes))
-        tf_vals = {fld: left[col].astype(str).to_numpy(object)[cand.left]
-                   for fld, col in TF_FIELDS.items() if col in left.columns}
-        offsets = tf_offsets(levels, [c.field for c in comps], u, tf, tf_vals)
-        m, info = train_sessions(levels, sessions, comps, u, offsets=offsets)
-    fields = [FieldParams(c.field, c.levels, [float(x) for x in m[k]], [float(x) for x in u[k]])
-              for k, c in enumerate(comps)]
-    lbf = pattern_log2_bf(levels, [f.weights() for f in fields])
-    start = min(n_left, n_right) * 0.5 / max(total_pairs, 1.0)
-    prior = estimate_prior(lbf, max(total_pairs, 1.0), start)
-    return Model(prior=prior, fields=fields,
-                 trained_on={"pairs": int(levels.shape[0]), "u_sample": u_sample, "sessions": info,
-                             "total_pairs": total_pairs})
+    """reconcile.linkage.train_model (the training step of ``link``) on the pairs compared in
+    Spark, collected in the embedded pair order: the same seeded u sample, sessions, TF offsets
+    and prior, so the model is the embedded one."""
+    return linkage.train_model(left, right, levels, cand, comps, passes=tuple(passes), tf=tf, u_sample=u_sample,
+                               m_from=m_from)
 
 
 def _learn_from_reviews(db, origin, dest, model: Model, comps, tf, progress: Progress) -> None:
