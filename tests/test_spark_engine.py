@@ -153,7 +153,7 @@ def test_parquet_holds_the_links_and_outcomes(reports, spark):
 
 @pytest.mark.spark
 @needs_spark
-@pytest.mark.parametrize("cap", [3, 40])
+@pytest.mark.parametrize("cap", [3])
 def test_blocking_with_small_caps_equals_embedded(data, spark, cap):
     """Blocks over the cap are skipped the same way (counts, warnings and their order), for the
     registries against each other and each against itself; the pairs and pass masks are equal."""
@@ -174,7 +174,7 @@ def test_blocking_with_small_caps_equals_embedded(data, spark, cap):
         assert np.array_equal(g["i"].to_numpy(), want.left) and np.array_equal(g["j"].to_numpy(), want.right)
         assert np.array_equal(g["mask"].to_numpy(), want.passes.astype(np.int64))
         assert [vars(s) for s in stats[lk]] == [vars(s) for s in want.stats]
-        if cap == 3 and lk == CROSS:
+        if lk == CROSS:   # the small cap did skip blocks, with warnings
             assert sum(s.skipped_blocks for s in want.stats) > 0 and any(s.warnings for s in want.stats)
     for c in (*cached, pairs):
         c.unpersist()
