@@ -253,5 +253,48 @@ def evidence_json(
     return json.dumps({"prior": round(linkage.model.prior_weight, 3), "fields": fields, "tf": tf}, ensure_ascii=False)
 
 
+def _joined(cols: list[np.ndarray]) -> np.ndarray:
+    """Element-wise ' / '.join of the non-empty values of several aligned string arrays."""
+    acc = np.asarray(cols[0], dtype=object).astype(str).astype(object)
+    for v in cols[1:]:
+        v = np.asarray(v, dtype=object).astype(str).astype(object)
+        acc = np.where(acc == "", v, np.where(v == "", acc, acc + " / " + v))
+    return acc
+
+
+def evidence_jsons(
+    ks: np.ndarray,
+    linkage: Linkage,
+    comparators: Sequence[Comparator],
+    left: dict[str, np.ndarray],
+    right: dict[str, np.ndarray],
+) -> list[str]:
+    """evidence_json for many pairs at once (same content), without per-pair string work."""
+    ks = np.asarray(ks, dtype=np.int64)
+    if ks.size == 0:
+        return []
+    li, ri = linkage.li[ks], linkage.ri[ks]
+    per_field = []
+    for f, comp in enumerate(comparators):
+        lt = _joined([left[c][li] for c in comp.columns])
+        rt = _joined([right[c][ri] for c in comp.columns])
+        names = np.array(["missing", *comp.levels], dtype=object)
+        labels = names[linkage.levels[ks, f].astype(np.int64) + 1]
+        w = np.round(linkage.scores.field_weights[ks, f], 3)
+        per_field.append((comp.field, lt.tolist(), rt.tolist(), labels.tolist(), w.tolist()))
+    prior = round(linkage.model.prior_weight, 3)
+    tfa = np.round(linkage.scores.tf_adjust[ks], 3).tolist()
+    tf_names = list(TF_FIELDS)
+    rows = []
+    for n in range(ks.size):
+        rows.append({
+            "prior": prior,
+            "fields": {name: {"left": lt[n], "right": rt[n], "level": lab[n], "weight": w[n]}
+                       for name, lt, rt, lab, w in per_field},
+            "tf": {fld: v for fld, v in zip(tf_names, tfa[n]) if v},
+        })
+    return [json.dumps(r, ensure_ascii=False) for r in rows]
+
+
 def levels_missing_share(levels: np.ndarray) -> np.ndarray:
     return (levels == MISSING).mean(axis=0) if levels.size else np.zeros(levels.shape[1])

@@ -24,7 +24,7 @@ from reconcile.errors import ConfigError, ReportError
 from reconcile.fields import STANDARD_COLUMNS, USABLE_ID_STATUSES
 from reconcile.fingerprint import record_fingerprints
 from reconcile.keys import add_keys, fill_unit_hukou
-from reconcile.linkage import Linkage, Progress, evidence_json, link, _noop
+from reconcile.linkage import Linkage, Progress, evidence_json, evidence_jsons, link, _noop
 from reconcile.model import Model
 from reconcile.report import RunOutput, now_iso, open_report, write_run
 from reconcile.scoring import TermFrequencies
@@ -372,7 +372,7 @@ def assemble(origin: Side, dest: Side, cross: Linkage, within: dict[str, Linkage
         "decision": [DECISION_NAMES[int(x)] for x in decision[keep]],
         "decided_by": decided_by[keep],
         "stale": stale[keep],
-        "evidence_json": [stale_evidence.get(int(k)) or evidence_json(int(k), cross, comps, larr, darr) for k in keep],
+        "evidence_json": [stale_evidence.get(int(k)) or ev for k, ev in zip(keep.tolist(), evidence_jsons(keep, cross, comps, larr, darr))],
     })
     wl = [links]
     for side, lk, arr in ((origin, within["origin"], larr), (dest, within["dest"], darr)):
@@ -391,7 +391,7 @@ def assemble(origin: Side, dest: Side, cross: Linkage, within: dict[str, Linkage
             "decision": [DECISION_NAMES[int(x)] for x in wd[kk]],
             "decided_by": wby[kk],
             "stale": wst[kk],
-            "evidence_json": [evidence_json(int(k), lk, comps, arr, arr) for k in kk],
+            "evidence_json": evidence_jsons(kk, lk, comps, arr, arr),
         }))
     links = pd.concat(wl, ignore_index=True)
 
@@ -713,8 +713,12 @@ def _record_rows(side: Side) -> pd.DataFrame:
     df["line"] = side.loaded.frame["line"].to_numpy() if "line" in side.loaded.frame else None
     df["fingerprint"] = record_fingerprints(s).to_numpy()
     raw = side.loaded.raw
-    headers = list(raw.columns)
-    df["raw_json"] = [json.dumps(dict(zip(headers, row)), ensure_ascii=False) for row in raw.itertuples(index=False, name=None)]
+    if len(raw):
+        # pandas writes JSON lines in C: one object per row, original headers, text values
+        lines = raw.reset_index(drop=True).to_json(orient="records", lines=True, force_ascii=False).rstrip("\n").split("\n")
+        df["raw_json"] = lines[: len(df)] if len(lines) >= len(df) else lines + [None] * (len(df) - len(lines))
+    else:
+        df["raw_json"] = None
     return df
 
 

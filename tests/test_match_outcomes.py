@@ -117,3 +117,28 @@ def test_model_reused_from_an_earlier_run(tmp_path):
     con.close()
     assert ma["fields"] == mb["fields"] and ma["prior"] == mb["prior"]
     assert a.summary["links_match"] == b.summary["links_match"]
+
+
+def test_batch_evidence_equals_per_pair_evidence():
+    import numpy as np
+
+    from matchers.registry import default_comparators
+    from reconcile.compare import column_arrays
+    from reconcile.linkage import evidence_json, evidence_jsons, link
+    from reconcile.match import load_side
+    from reconcile.scoring import TermFrequencies
+
+    o = load_side("origin", SAMPLES / "origin_gb18030.csv", {"key": "编号"})
+    d = load_side("dest", SAMPLES / "dest_utf8bom.csv", {"key": "序号"})
+    comps = default_comparators()
+    lk = link(o.std, d.std, comps, tf=TermFrequencies.build(o.std, d.std))
+    la, da = column_arrays(o.std, comps), column_arrays(d.std, comps)
+    ks = np.arange(min(60, lk.li.size))
+    batch = evidence_jsons(ks, lk, comps, la, da)
+    assert [json.loads(b) for b in batch] == [json.loads(evidence_json(int(k), lk, comps, la, da)) for k in ks]
+
+
+def test_raw_row_kept_as_read(tiny_report):
+    res, con = tiny_report
+    raw = json.loads(q(con, "SELECT raw_json FROM records WHERE run_id=? AND source='dest' AND record_key='3'", res.run_id).raw_json[0])
+    assert raw["身份证号"] == '="43283119581001001X"' and raw["姓名"] == "刘建国"
