@@ -172,6 +172,114 @@ def match(
 
 
 # (section: dedupe / runs / diff)
+@app.command()
+def dedupe(
+    files: List[Path] = typer.Argument(..., help="Registry files, pooled as one population (each record keeps its file)."),
+    db: Path = typer.Option(Path("cleanup.db"), "--db", help="SQLite report; runs are added (default cleanup.db)."),
+    key: Optional[str] = typer.Option(None, "--key", help="Key column of every file (编号 ...; default: row number)."),
+    encoding: Optional[str] = typer.Option(None, "--encoding", help="Force the encoding of every file."),
+    sheet: Optional[str] = typer.Option(None, "--sheet", help="xlsx sheet name (default: the first)."),
+    maps: Optional[List[str]] = typer.Option(None, "--map", help="Map a column: 'COLUMN=field' (repeatable)."),
+    config: Optional[Path] = typer.Option(None, "--config", help="TOML config ([columns], [dedupe])."),
+    full: bool = typer.Option(False, "--full", help="Compare every record again (no reuse of the previous run)."),
+    model_from: Optional[int] = typer.Option(None, "--model", help="Use the model of run N of --db as it is."),
+    match_threshold: Optional[float] = typer.Option(None, "--match-threshold", help="Probability for an automatic match (default 0.95)."),
+    review_threshold: Optional[float] = typer.Option(None, "--review-threshold", help="Probability for review (default 0.30)."),
+    block_cap: Optional[int] = typer.Option(None, "--block-cap", help="Skip blocks with more candidate pairs than this (default 20000)."),
+    unit_from_file: bool = typer.Option(False, "--unit-from-file", help="A record without a township/unit takes its file's name."),
+    json_out: bool = typer.Option(False, "--json", help="Print the summary as one JSON object on stdout."),
+) -> None:
+    """Find the same person recorded more than once (清理重复), with person IDs stable across runs.
+
+    Example: reconcile dedupe 城关镇.csv 龙海镇.csv --key 编号 --db 清理.db
+    """
+    from reconcile.config import load_config
+    from reconcile.dedupe import DedupeOptions, run_dedupe
+
+    def go():
+        cfg = load_config(config) if config is not None else {}
+        dcfg = cfg.get("dedupe", {}) if isinstance(cfg, dict) else {}
+        opts = DedupeOptions(load=_load_options(encoding, sheet, maps, config, key), full=full,
+                             model_from_run=model_from, unit_from_file=unit_from_file or bool(dcfg.get("unit_from_file")))
+        for name, val in (("match_threshold", match_threshold), ("review_threshold", review_threshold),
+                          ("block_cap", block_cap)):
+            if val is None and name in dcfg:
+                val = dcfg[name]
+            if val is not None:
+                setattr(opts, name, val)
+        console = stderr_console()
+
+        def progress(stage: str, info: dict) -> None:
+            detail = ", ".join(f"{k}={v}" for k, v in info.items() if not isinstance(v, (list, dict)))
+            if stage == "load":
+                detail = "; ".join(f"{k}: {v['rows_loaded']}/{v['rows_read']} ({v['encoding']})" for k, v in info.items())
+            console.print(t("dedupe.stage", stage=stage, detail=detail), highlight=False)
+
+        return run_dedupe(files, db, opts, progress=progress)
+
+    res = run(go)
+    if json_out:
+        typer.echo(json.dumps({"run_id": res.run_id, "report": str(res.db), **res.summary}, ensure_ascii=False, indent=2))
+        return
+    from reconcile.history import print_dedupe_summary
+
+    print_dedupe_summary(res.run_id, res.summary)
+    typer.echo(t("dedupe.report", path=str(res.db), run_id=res.run_id))
+
+
+@app.command("runs")
+def runs_cmd(
+    db: Path = typer.Argument(..., help="Report database."),
+    json_out: bool = typer.Option(False, "--json", help="Print the runs as JSON on stdout."),
+) -> None:
+    """List the runs of a report: date, command, inputs, row counts, outcome counts.
+
+    Example: reconcile runs 清理.db
+    """
+    from reconcile.history import format_runs, list_runs
+
+    def go():
+        d = _report_db_ro(db)
+        try:
+            return list_runs(d)
+        finally:
+            d.conn.close()
+
+    runs = run(go)
+    typer.echo(json.dumps(runs, ensure_ascii=False, indent=2) if json_out else format_runs(runs))
+
+
+@app.command("diff")
+def diff_cmd(
+    db: Path = typer.Argument(..., help="Report database."),
+    run_a: Optional[int] = typer.Argument(None, help="Older run (default: the second latest)."),
+    run_b: Optional[int] = typer.Argument(None, help="Newer run (default: the latest)."),
+    json_out: bool = typer.Option(False, "--json", help="Print the changes as JSON on stdout."),
+    limit: int = typer.Option(20, "--limit", help="Items listed per line in the text output."),
+) -> None:
+    """What changed between two runs: duplicates, untraceable people, merged/split persons, records.
+
+    Example: reconcile diff 清理.db 3 4 --json
+    """
+    from reconcile.history import diff_runs, format_diff
+
+    def go():
+        d = _report_db_ro(db)
+        try:
+            return diff_runs(d, run_a, run_b)
+        finally:
+            d.conn.close()
+
+    res = run(go)
+    typer.echo(json.dumps(res, ensure_ascii=False, indent=2) if json_out else format_diff(res, limit))
+
+
+def _report_db_ro(db: Path):
+    from reconcile.report import open_report
+
+    return open_report(db, create=False)
+
+
 # (section: review)
 from typer.core import TyperGroup  # noqa: E402
 

@@ -434,7 +434,11 @@ def assemble(origin: Side, dest: Side, cross: Linkage, within: dict[str, Linkage
         "id_conflicts": id_conflicts, "duplicates": duplicates, "blocking": blocking, "metrics": metrics,
         "warnings": warnings,
     }
-    return {"summary": summary, "tables": tables}
+    # stable person IDs across monthly runs (reconcile.persons), written in the run's transaction
+    from reconcile.persons import person_writer
+
+    writer = person_writer(records[["source", "record_key", "fingerprint"]], uf.labels())
+    return {"summary": summary, "tables": tables, "extra_writer": writer}
 
 
 # How many decided pairs a review-based m estimate must have before it outweighs EM's: with 200

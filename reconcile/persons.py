@@ -154,9 +154,10 @@ class PersonPlan:
         c = {e: 0 for e in EVENTS}
         for ev, *_ in self.events:
             c[ev] += 1
+        split_targets = {other for ev, _, other, _ in self.events if ev == "split"}
         return {"persons": int(len(set(self.person_id.tolist()))) if len(self.person_id) else 0,
-                "persons_new": c["new"], "persons_merged": c["merged"], "persons_split": c["split"],
-                "persons_gone": c["gone"]}
+                "persons_new": len([p for p in self.new_ids if p not in split_targets]),
+                "persons_merged": c["merged"], "persons_split": c["split"], "persons_gone": c["gone"]}
 
 
 def _reason(keys: Sequence[str], **extra) -> str:
