@@ -120,7 +120,7 @@ def normalise_dates(values: pd.Series) -> pd.Series:
     uniq = pd.unique(vals)
     table = {}
     for v in uniq:
-        table[v] = parse_birth_date(v).value if v else ""
+        table[v] = parse_birth_date(v).iso if v else ""
     return vals.map(table).fillna("").astype(object)
 
 
@@ -319,6 +319,38 @@ def score_pairs(levels: np.ndarray, li: np.ndarray, ri: np.ndarray, model: Model
     return Scores(weight=weight, probability=prob, field_weights=fw, tf_adjust=tf_adj)
 
 
+# Fields whose levels are nested (same county within same city within same province): a coarser
+# agreement can never be stronger evidence than a finer one.
+NESTED_FIELDS = ("hukou",)
+
+
+def constrain_weights(model: Model) -> Model:
+    """Disagreement is never evidence for a match: the weight of a ``different*`` level is at most 0,
+    and the levels of a nested field never gain weight as they get coarser. Applied by raising u
+    (m stays as given). Needed because u comes from this one population: in a one-county registry
+    almost no random pair differs in county, so u(different) is tiny and m/u would say "a
+    different county makes the same person more likely"."""
+    changed = []
+    for f in model.fields:
+        m = np.maximum(np.asarray(f.m, float), PROB_FLOOR)
+        u = np.maximum(np.asarray(f.u, float), PROB_FLOOR)
+        w = np.log2(m / u)
+        cap = np.full(len(w), np.inf)
+        for k, name in enumerate(f.levels):
+            if name.startswith("different"):
+                cap[k] = 0.0
+        if f.field in NESTED_FIELDS:
+            for k in range(1, len(w)):
+                cap[k] = min(cap[k], w[:k].min(), cap[:k].min())
+        over = w > cap
+        if over.any():
+            u = np.where(over, m / np.exp2(cap), u)
+            f.u = [float(x) for x in u]
+            changed.append(f.field)
+    model.trained_on = {**model.trained_on, "constrained": changed}
+    return model
+
+
 def estimate_u_prior(pop: Population, levels: np.ndarray, li: np.ndarray, ri: np.ndarray, facts: PairFacts,
                      comps: Sequence[Comparator], base: Model, u_sample: int) -> Model:
     """This population's u (random pairs) and prior (EM over the whole pair space), m from ``base``."""
@@ -330,7 +362,7 @@ def estimate_u_prior(pop: Population, levels: np.ndarray, li: np.ndarray, ri: np
     u = estimate_u(arr, None, n, None, comps, u_sample)
     fields = [FieldParams(c.field, c.levels, list(base.fields[k].m), [float(x) for x in u[k]])
               for k, c in enumerate(comps)]
-    model = Model(prior=0.5, fields=fields)
+    model = constrain_weights(Model(prior=0.5, fields=fields))
     total = n * (n - 1) / 2
     # distinct (levels, implied) patterns with counts: the prior EM runs over those
     sc = score_pairs(levels, li, ri, model, facts, {}, comps)
