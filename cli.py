@@ -157,7 +157,9 @@ def match(
             detail = ", ".join(f"{k}={v}" for k, v in info.items() if not isinstance(v, (list, dict)))
             if stage == "load":
                 detail = "; ".join(f"{k}: {v['rows_loaded']}/{v['rows_read']} ({v['encoding']})" for k, v in info.items())
-            console.print(t("cli.match.stage", stage=stage, detail=detail), highlight=False)
+            from reconcile.profile_view import label
+
+            console.print(t("cli.match.stage", stage=label("stage", stage), detail=detail), highlight=False)
 
         return run_match(origin, dest, out, opts, progress=progress)
 

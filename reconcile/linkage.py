@@ -217,7 +217,10 @@ def link(
         model = train_model(left, right, levels, cand, comparators, passes=passes, tf=tf, u_sample=u_sample,
                             m_from=m_from, larr=larr, rarr=rarr)
     timings["train"] = time.perf_counter() - t0
-    progress("train", {"iterations": iters, "prior": model.prior})
+    sessions = model.trained_on.get("sessions", {})
+    progress("train", {"prior": f"{model.prior:.3g}",
+                       "em_sessions": "; ".join(f"{k} {v.get('pairs', 0)}" for k, v in sessions.items()
+                                                if isinstance(v, dict)) or "none"})
 
     t0 = time.perf_counter()
     tf_values = {}

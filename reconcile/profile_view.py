@@ -6,7 +6,13 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from reconcile.i18n import t
+from reconcile.i18n import catalogue, t
+
+
+def label(kind: str, code: str) -> str:
+    """A code's label in the user's language (the code itself when the catalogue has none)."""
+    key = f"label.{kind}.{code}"
+    return t(key) if key in catalogue() else code
 
 
 def print_profile(prof: dict[str, Any], console: Console | None = None) -> None:
@@ -19,19 +25,19 @@ def print_profile(prof: dict[str, Any], console: Console | None = None) -> None:
     m.add_column(t("cli.profile.source_column"))
     m.add_column(t("cli.profile.field"))
     for src, fld in prof["columns"].items():
-        m.add_row(src, fld)
+        m.add_row(src, label("field", fld))
     c.print(m)
     ind = Table(title=t("cli.profile.indicator"))
     ind.add_column(t("cli.profile.indicator"))
     ind.add_column(t("cli.profile.value"), justify="right")
     for f, v in prof["completeness"].items():
-        ind.add_row(t("cli.profile.completeness", field=f), f"{v:.1%}")
+        ind.add_row(t("cli.profile.completeness", field=label("field", f)), f"{v:.1%}")
     for s, n in prof["id_status"].items():
-        ind.add_row(t("cli.profile.id_status", status=s), str(n))
+        ind.add_row(t("cli.profile.id_status", status=label("id_status", s)), str(n))
     ind.add_row(t("cli.profile.id_entry_rate"), f"{prof['id_entry_rate']:.1%}")
     ind.add_row(t("cli.profile.id_accuracy"), f"{prof['id_accuracy']:.1%}")
     for p, n in prof["birth_precision"].items():
-        ind.add_row(t("cli.profile.birth_precision", p=p), str(n))
+        ind.add_row(t("cli.profile.birth_precision", p=label("precision", p)), str(n))
     ind.add_row(t("cli.profile.names", latin=prof["names_latin"], trad=prof["names_traditional"],
                   minority=prof["names_minority"]), "")
     c.print(ind)
