@@ -647,7 +647,7 @@ def _prepare_incremental(db, state: State, files, paths, opts, comps, qualified,
         prev_index=prev_index, keyhash=keyhash, sparse=sparse, prefill=prefill, rowhash=rowhash,
         skipped_labels=blk.labels, qualified=qualified, timings=timings,
         work={"compared_pairs": int(todo.size), "reused_pairs": int(blk.reused.sum()), "changed_records": int(len(changed)),
-              "refilled_records": int(len(refilled)), "removed_records": int(state.n - len(upos)
+              "refilled_records": int(len(refilled)), "cap_flips": blk.cap_flips, "removed_records": int(state.n - len(upos)
                                                                                     - int(((prev_index >= 0) & ~unchanged).sum())),
               "_insert_order": insert_order},
         previous_run=state.run_id, copy=copy,
@@ -714,6 +714,7 @@ class Blocked:
     cached_levels: np.ndarray          # levels of the reused pairs, in their order
     stats: list[PassStats]
     labels: dict[str, dict[int, str]]
+    cap_flips: int = 0                 # blocks that crossed the cap since the state
 
 
 def _codes(h: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -827,6 +828,7 @@ def incremental_candidates(keyhash: dict[str, np.ndarray], sparse: np.ndarray, f
     new_labels: dict[str, dict[int, str]] = {}
     f_codes, f_masks = [], []
     add_codes, add_masks = [], []
+    flips = 0
     for bit, p in enumerate(passes):
         st = PassStats(p.name, p.description)
         cap = min(block_cap, p.cap) if p.cap else block_cap
@@ -898,6 +900,7 @@ def incremental_candidates(keyhash: dict[str, np.ndarray], sparse: np.ndarray, f
                 now_big = new_cnt * (new_cnt - 1) // 2 > cap
                 to_big = touched[~was_big & now_big]
                 to_small = touched[was_big & ~now_big & found]
+                flips += int(to_big.size + to_small.size)
                 if to_big.size:
                     hit = ((cm & bitv) != 0) & np.isin(h[ci], to_big)
                     cm[hit] &= ~bitv
@@ -943,7 +946,7 @@ def incremental_candidates(keyhash: dict[str, np.ndarray], sparse: np.ndarray, f
         lower = masks & np.uint16((1 << bit) - 1)
         st.new_pairs = int((has.astype(bool) & (lower == 0)).sum())
     return Blocked(li=li.astype(np.int64), ri=ri.astype(np.int64), passes=masks, reused=reused,
-                   cached_levels=state.levels[reused_idx], stats=stats, labels=new_labels)
+                   cached_levels=state.levels[reused_idx], stats=stats, labels=new_labels, cap_flips=flips)
 
 
 def _members(code: np.ndarray, c: int, focus: np.ndarray, labels: dict[int, str], hv: int) -> np.ndarray:

@@ -1,0 +1,177 @@
+"""Incremental dedupe runs equal full runs with the same model, on generated monthly exports
+(additions, edits, deletions, a merge and a split), also with tiny block caps (blocks crossing
+the cap), reordered rows, and a hukou county newly filled from a township; fallbacks to full runs;
+a failed run leaves the previous state usable."""
+from __future__ import annotations
+
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from fixtures.months import generate_months, write_months
+from reconcile import incremental
+from reconcile.dedupe import DedupeOptions, run_dedupe
+
+TABLES = [("records", "record_key"), ("links", "origin_key, dest_key"), ("duplicates", "cluster_id, record_key"),
+          ("blocking", "pass_name"), ("metrics", "scope, metric"), ("warnings", "stage, message"),
+          ("person_records", "record_key"), ("person_events", "event, person_id, other_person_id"),
+          ("rejected_rows", "line")]
+
+
+@pytest.fixture(scope="module")
+def months(tmp_path_factory):
+    d = tmp_path_factory.mktemp("inc")
+    exports = generate_months(persons=3000, seed=5, months=3)
+    write_months(exports, d)
+    return d, exports
+
+
+def table(db: Path, name: str, run_id: int, order: str) -> pd.DataFrame:
+    con = sqlite3.connect(db)
+    df = pd.read_sql(f"SELECT * FROM [{name}] WHERE run_id = ? ORDER BY {order}", con, params=(run_id,))
+    con.close()
+    return df.drop(columns=["run_id"]).reset_index(drop=True)
+
+
+def assert_same_run(db_a: Path, run_a: int, db_b: Path, run_b: int) -> None:
+    for name, order in TABLES:
+        a, b = table(db_a, name, run_a, order), table(db_b, name, run_b, order)
+        pd.testing.assert_frame_equal(a, b, check_exact=False, rtol=1e-12, obj=name)
+    con_a, con_b = sqlite3.connect(db_a), sqlite3.connect(db_b)
+    pa = pd.read_sql("SELECT * FROM persons ORDER BY person_id", con_a)
+    pb = pd.read_sql("SELECT * FROM persons ORDER BY person_id", con_b)
+    ma = con_a.execute("SELECT model_json FROM runs WHERE run_id = ?", (run_a,)).fetchone()[0]
+    mb = con_b.execute("SELECT model_json FROM runs WHERE run_id = ?", (run_b,)).fetchone()[0]
+    con_a.close(), con_b.close()
+    pd.testing.assert_frame_equal(pa, pb, obj="persons")
+    assert ma == mb
+
+
+def run_chain(files: list[Path], work: Path, **opts) -> list[dict]:
+    """Each later file: an incremental run, and a full run with the previous model on a copy of
+    the database as it was; both must write the same run."""
+    db = work / "inc.db"
+    works = []
+    prev = run_dedupe([files[0]], db, DedupeOptions(load={"key": "编号"}, **opts))
+    for k, f in enumerate(files[1:], start=2):
+        copy = work / f"full{k}.db"
+        shutil.copy(db, copy)
+        inc = run_dedupe([f], db, DedupeOptions(load={"key": "编号"}, **opts))
+        full = run_dedupe([f], copy, DedupeOptions(load={"key": "编号"}, full=True, model_from_run=prev.run_id, **opts))
+        assert inc.summary["mode"] == "incremental" and full.summary["mode"] == "full"
+        assert inc.summary["work"]["reused_pairs"] > 0
+        assert inc.summary["work"]["compared_pairs"] < full.summary["work"]["compared_pairs"]
+        assert_same_run(db, inc.run_id, copy, full.run_id)
+        prev = inc
+        works.append(inc.summary["work"])
+    return works
+
+
+def test_incremental_equals_full_over_three_months(months, tmp_path):
+    d, exports = months
+    run_chain([d / f"month_{e.month:02d}.csv" for e in exports], tmp_path)
+
+
+def test_incremental_equals_full_with_tiny_block_caps_and_reordered_rows(months, tmp_path):
+    d, exports = months
+    shuffled = tmp_path / "month_03_shuffled.csv"
+    df = pd.read_csv(d / "month_03.csv", dtype=str, keep_default_na=False, encoding="gb18030")
+    df.sample(frac=1, random_state=1).to_csv(shuffled, index=False, encoding="gb18030")
+    for cap in (1, 3):
+        work = tmp_path / f"cap{cap}"
+        work.mkdir()
+        works = run_chain([d / "month_01.csv", d / "month_02.csv", shuffled], work, block_cap=cap)
+        assert works[0]["cap_flips"] > 0            # blocks did cross the cap between the months
+
+
+def test_incremental_equals_full_when_a_township_newly_fills_a_county(months, tmp_path):
+    """A record whose address lacks the county gets it from its township once five resolved
+    records of that township exist: the record is unchanged, its hukou county is not."""
+    d, _ = months
+    base = pd.read_csv(d / "month_01.csv", dtype=str, keep_default_na=False, encoding="gb18030")
+    extra = []
+    for i in range(6):
+        extra.append({**{c: "" for c in base.columns}, "编号": f"X{i}", "姓名": f"测试{'甲乙丙丁戊己'[i]}华",
+                      "性别": "男", "出生日期": f"1970-01-{i + 10}", "乡镇": "石门乡",
+                      "户籍地址": "石门乡石门村" if i == 0 else "湖南省郴州市北湖区石门乡石门村"})
+    m1 = pd.concat([base, pd.DataFrame(extra[:5])], ignore_index=True)     # 4 resolved: below 5
+    m2 = pd.concat([base, pd.DataFrame(extra)], ignore_index=True)         # 5 resolved
+    p1, p2 = tmp_path / "a.csv", tmp_path / "b.csv"
+    m1.to_csv(p1, index=False, encoding="gb18030")
+    m2.to_csv(p2, index=False, encoding="gb18030")
+    db = tmp_path / "inc.db"
+    r1 = run_dedupe([p1], db, DedupeOptions(load={"key": "编号"}))
+    shutil.copy(db, tmp_path / "full.db")
+    inc = run_dedupe([p2], db, DedupeOptions(load={"key": "编号"}))
+    full = run_dedupe([p2], tmp_path / "full.db", DedupeOptions(load={"key": "编号"}, full=True, model_from_run=r1.run_id))
+    assert inc.summary["work"]["refilled_records"] == 1
+    assert_same_run(db, inc.run_id, tmp_path / "full.db", full.run_id)
+    con = sqlite3.connect(db)
+    region = con.execute("SELECT hukou_region FROM records WHERE run_id = ? AND record_key = 'X0'", (inc.run_id,)).fetchone()
+    con.close()
+    assert region == ("431002",)
+
+
+def test_a_file_renamed_between_months_keeps_its_records(months, tmp_path):
+    d, _ = months
+    renamed = tmp_path / "2024年3月.csv"
+    shutil.copy(d / "month_02.csv", renamed)
+    db = tmp_path / "r.db"
+    run_dedupe([d / "month_01.csv"], db, DedupeOptions(load={"key": "编号"}))
+    r = run_dedupe([renamed], db, DedupeOptions(load={"key": "编号"}))
+    assert r.summary["mode"] == "incremental"
+    con = sqlite3.connect(db)
+    files = {row[0] for row in con.execute("SELECT DISTINCT file FROM records WHERE run_id = ?", (r.run_id,))}
+    raw = con.execute("SELECT raw_json FROM records WHERE run_id = ? LIMIT 1", (r.run_id,)).fetchone()[0]
+    con.close()
+    assert files == {"2024年3月"} and '"__file__":"2024年3月"' in raw
+
+
+@pytest.mark.parametrize("change,why", [
+    ({"full": True}, "full requested"),
+    ({"block_cap": 500}, "settings, comparators or version changed"),
+])
+def test_runs_fall_back_to_full_and_say_why(months, tmp_path, change, why):
+    d, _ = months
+    db = tmp_path / "f.db"
+    run_dedupe([d / "month_01.csv"], db, DedupeOptions(load={"key": "编号"}))
+    r = run_dedupe([d / "month_02.csv"], db, DedupeOptions(load={"key": "编号"}, **change))
+    assert r.summary["mode"] == "full" and r.summary["work"]["why_full"] == why
+
+
+def test_incremental_run_reuses_the_previous_model(months, tmp_path):
+    d, _ = months
+    db = tmp_path / "m.db"
+    run_dedupe([d / "month_01.csv"], db, DedupeOptions(load={"key": "编号"}))
+    run_dedupe([d / "month_02.csv"], db, DedupeOptions(load={"key": "编号"}))
+    con = sqlite3.connect(db)
+    m1, m2 = [r[0] for r in con.execute("SELECT model_json FROM runs ORDER BY run_id")]
+    con.close()
+    import json
+
+    a, b = json.loads(m1), json.loads(m2)
+    assert a["fields"] == b["fields"] and a["prior"] == b["prior"]
+
+
+def test_a_failed_run_leaves_the_previous_state_usable(months, tmp_path, monkeypatch):
+    d, _ = months
+    db = tmp_path / "k.db"
+    r1 = run_dedupe([d / "month_01.csv"], db, DedupeOptions(load={"key": "编号"}))
+
+    def boom(*a, **k):
+        raise RuntimeError("killed while writing")
+
+    monkeypatch.setattr(incremental, "save_state", boom)
+    with pytest.raises(RuntimeError):
+        run_dedupe([d / "month_02.csv"], db, DedupeOptions(load={"key": "编号"}))
+    monkeypatch.undo()
+    con = sqlite3.connect(db)
+    assert [r[0] for r in con.execute("SELECT run_id FROM runs")] == [r1.run_id]
+    assert con.execute("SELECT count(*) FROM records WHERE run_id <> ?", (r1.run_id,)).fetchone()[0] == 0
+    assert con.execute("SELECT DISTINCT run_id FROM dedupe_state").fetchall() == [(r1.run_id,)]
+    con.close()
+    r2 = run_dedupe([d / "month_02.csv"], db, DedupeOptions(load={"key": "编号"}))
+    assert r2.summary["mode"] == "incremental"
