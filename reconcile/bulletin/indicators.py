@@ -256,24 +256,34 @@ def compute_bulletin(db: sqlite_utils.Database, run: int | None = None, *,
     has_flow = bool((records.loc[records["source"] == "origin", "flow_status"].astype(str) != "").any())
     untr_units = pd.Series(units_of("origin", untr.get("origin_key", [])), dtype=object).value_counts().to_dict()
 
+    # Per-record flags, computed once for the whole run (vectorised), then summed per unit.
+    flags = pd.DataFrame({"unit": records["unit"], "source": records["source"]})
+    flags["usable"] = records["id_status"].isin(USABLE_ID_STATUSES)
+    flags["consistent"] = flags["usable"] & records["birth_conflict"].astype(str).isin(["0", "", "0.0"]) & (
+        records["sex_conflict"].astype(str).isin(["0", "", "0.0"]))
+    flags["filled"] = sum((records[c].astype(str).str.strip() != "").astype(int) for c in KEY_FIELDS if c in records)
+    flags["origin"] = records["source"] == "origin"
+    flags["out"] = flags["origin"] & ((records["flow_status"] == "out") if has_flow else True)
+    keys = list(zip(records["source"], records["record_key"]))
+    flags["dup"] = [k in dup_keys for k in keys]
+    sums = flags.groupby("unit", sort=True)[["usable", "consistent", "filled", "origin", "out", "dup"]].sum()
+    sizes = flags.groupby("unit", sort=True).size()
+    sides_of = flags.groupby("unit", sort=True)["source"].agg(lambda x: frozenset(x))
+
     unit_rows: list[UnitRow] = []
     # No unit column mapped at all: there is no league table (an empty unit is shown as such otherwise).
-    grouped = records.groupby("unit", sort=True) if (records["unit"] != "").any() else []
-    for unit, g in grouped:
-        n = len(g)
-        usable = g["id_status"].isin(USABLE_ID_STATUSES)
-        consistent = usable & (g["birth_conflict"].astype(str).isin(["0", "", "0.0"])) & (
-            g["sex_conflict"].astype(str).isin(["0", "", "0.0"]))
-        filled = sum(int((g[c].astype(str).str.strip() != "").sum()) for c in KEY_FIELDS if c in g)
-        origin = g[g["source"] == "origin"]
-        out_migrants = int((origin["flow_status"] == "out").sum()) if has_flow else len(origin)
-        n_dup = sum(1 for s, k in zip(g["source"], g["record_key"]) if (s, k) in dup_keys)
+    units = list(sizes.index) if (records["unit"] != "").any() else []
+    for unit in units:
+        n = int(sizes[unit])
+        su = sums.loc[unit]
+        usable, consistent, filled = int(su["usable"]), int(su["consistent"]), int(su["filled"])
+        n_origin, out_migrants, n_dup = int(su["origin"]), int(su["out"]), int(su["dup"])
         computed = {
-            "id_entry_rate": _ratio(int(usable.sum()), n),
-            "id_accuracy": _ratio(int(consistent.sum()), int(usable.sum())),
+            "id_entry_rate": _ratio(usable, n),
+            "id_accuracy": _ratio(consistent, usable),
             "coverage": _ratio(filled, n * len(KEY_FIELDS)),
             "duplicate_rate": _ratio(n_dup, n),
-            "untraceable_rate": _ratio(untr_units.get(unit, 0), out_migrants) if len(origin) else None,
+            "untraceable_rate": _ratio(untr_units.get(unit, 0), out_migrants) if n_origin else None,
             "feedback_rate": _ratio(*feedback[unit]) if unit in feedback else None,
         }
         values, source = {}, {}
@@ -282,7 +292,7 @@ def compute_bulletin(db: sqlite_utils.Database, run: int | None = None, *,
                 values[k], source[k] = unit_metrics[unit][k], "metric"
             else:
                 values[k], source[k] = computed[k], "computed"
-        sides = set(g["source"])
+        sides = sides_of[unit]
         passes = {k: (targets[k].check(values[k]) if k in targets else None) for k in INDICATORS}
         goodness = [(1 - v if k in LOWER_IS_BETTER else v) for k, v in values.items() if v is not None]
         unit_rows.append(UnitRow(
@@ -364,6 +374,13 @@ def _feedback_by_unit(db: sqlite_utils.Database, run_id: int) -> tuple[dict[str,
     return {str(u): (int(a), int(n)) for u, a, n in rows}, True
 
 
+def _index(records: pd.DataFrame, keys: set[tuple[str, str]]) -> dict[tuple[str, str], dict[str, Any]]:
+    """The wanted records by (source, key), without turning the whole run into dicts."""
+    mask = [k in keys for k in zip(records["source"], records["record_key"])]
+    sub = records[mask]
+    return {(s, str(k)): r for s, k, r in zip(sub["source"], sub["record_key"], sub.to_dict("records"))}
+
+
 def _person(rec: dict[str, Any] | None) -> dict[str, Any]:
     rec = rec or {}
     return {k: str(rec.get(k, "") or "") for k in ("record_key", "source", "name_raw", "name", "sex", "birth_date",
@@ -373,7 +390,7 @@ def _person(rec: dict[str, Any] | None) -> dict[str, Any]:
 def _conflict_list(conf: pd.DataFrame, records: pd.DataFrame, limit: int) -> list[dict[str, Any]]:
     if not len(conf):
         return []
-    idx = {(s, str(k)): r for s, k, r in zip(records["source"], records["record_key"], records.to_dict("records"))}
+    idx = _index(records, {(str(s), str(k)) for s, k in zip(conf["source"], conf["record_key"])})
     out = []
     for r in conf.sort_values(["conflict_group", "source", "record_key"]).to_dict("records"):
         p = _person(idx.get((str(r["source"]), str(r["record_key"]))))
@@ -385,7 +402,8 @@ def _conflict_list(conf: pd.DataFrame, records: pd.DataFrame, limit: int) -> lis
 def _untraceable_list(untr: pd.DataFrame, records: pd.DataFrame, limit: int) -> list[dict[str, Any]]:
     if not len(untr):
         return []
-    idx = {(s, str(k)): r for s, k, r in zip(records["source"], records["record_key"], records.to_dict("records"))}
+    idx = _index(records, {("origin", str(k)) for k in untr["origin_key"]}
+                 | {("dest", str(k)) for k in untr["best_dest_key"] if k not in (None, "")})
     out = []
     for r in untr.to_dict("records"):
         p = _person(idx.get(("origin", str(r["origin_key"]))))

@@ -70,11 +70,51 @@ def region_name(code: str) -> str:
     return county
 
 
-def load_records(db: sqlite_utils.Database, run_id: int) -> dict[tuple[str, str], dict[str, Any]]:
-    """A run's records by (source, record_key), every value as text."""
-    df = read_table(db, "records", run_id)
-    df = df.astype(object).where(pd.notna(df), "")
-    return {(r["source"], str(r["record_key"])): r for r in df.to_dict("records")}
+def load_records(db: sqlite_utils.Database, run_id: int,
+                 keys: set[tuple[str, str]] | None = None) -> dict[tuple[str, str], dict[str, Any]]:
+    """A run's records by (source, record_key), every value as text; only ``keys`` when given
+    (a run may hold hundreds of thousands of records, a packet needs a few thousand)."""
+    if keys is None:
+        cursors = [db.execute("SELECT * FROM records WHERE run_id = ?", (run_id,))]
+    else:
+        cursors = [db.execute(f"SELECT * FROM records WHERE run_id = ? AND source = ? AND record_key IN ({', '.join('?' * len(chunk))})",
+                              (run_id, src, *chunk)) for src, chunk in _chunks(keys)]
+    out: dict[tuple[str, str], dict[str, Any]] = {}
+    for cur in cursors:
+        cols = [c[0] for c in cur.description]
+        for row in cur:
+            rec = {c: ("" if v is None else v) for c, v in zip(cols, row)}
+            rec["record_key"] = str(rec["record_key"])
+            out[(rec["source"], rec["record_key"])] = rec
+    return out
+
+
+def _chunks(pairs: set[tuple[str, str]], size: int = 500):
+    """(source, [values...]) in chunks small enough for SQLite's parameter limit (indexed IN lookups)."""
+    by_source: dict[str, list[str]] = {}
+    for s, v in sorted(pairs):
+        by_source.setdefault(s, []).append(v)
+    for s, values in by_source.items():
+        for i in range(0, len(values), size):
+            yield s, values[i:i + size]
+
+
+def _outcome_keys(db: sqlite_utils.Database, run_id: int) -> set[tuple[str, str]]:
+    """Every (source, record_key) the outcome tables of a run refer to."""
+    sql = """SELECT 'origin', origin_key FROM cross_region_duplicates WHERE run_id = :r
+       UNION SELECT 'dest', dest_key FROM cross_region_duplicates WHERE run_id = :r
+       UNION SELECT 'origin', origin_key FROM untraceable WHERE run_id = :r
+       UNION SELECT 'dest', best_dest_key FROM untraceable WHERE run_id = :r AND best_dest_key IS NOT NULL
+       UNION SELECT 'dest', dest_key FROM unregistered WHERE run_id = :r
+       UNION SELECT 'origin', best_origin_key FROM unregistered WHERE run_id = :r AND best_origin_key IS NOT NULL
+       UNION SELECT source, record_key FROM id_conflicts WHERE run_id = :r"""
+    return {(str(s), str(k)) for s, k in db.execute(sql, {"r": run_id})}
+
+
+def _dest_units(db: sqlite_utils.Database, run_id: int) -> list[str]:
+    rows = db.execute("SELECT DISTINCT unit FROM records WHERE run_id = ? AND source = 'dest' AND unit IS NOT NULL "
+                      "AND unit != ''", (run_id,)).fetchall()
+    return sorted({str(u).strip() for (u,) in rows if str(u).strip()}, key=len, reverse=True)
 
 
 def _s(rec: dict[str, Any] | None, col: str) -> str:
@@ -120,11 +160,10 @@ def build_findings(db: sqlite_utils.Database, run_id: int, by: str = "unit") -> 
     """Every verification request a run implies, in a stable order."""
     if by not in ("unit", "region"):
         raise ValueError("by must be 'unit' or 'region'")
-    recs = load_records(db, run_id)
+    recs = load_records(db, run_id, _outcome_keys(db, run_id))
     out: list[Finding] = []
     floor = candidate_floor(db, run_id)
-    dest_units = sorted({_s(r, "unit") for (src, _k), r in recs.items() if src == "dest" and _s(r, "unit")},
-                        key=len, reverse=True)
+    dest_units = _dest_units(db, run_id)
 
     def place_party(text: str) -> str:
         """A free-text 流入地 that names a destination unit of this run goes to that unit."""
@@ -209,7 +248,14 @@ def police_roster(db: sqlite_utils.Database, run_id: int) -> pd.DataFrame:
     Columns: group, kind ('id_conflict' | 'duplicate_id'), id_number, source, record_key, unit
     plus the record fields. A group spanning several units appears under each of them.
     """
-    recs = load_records(db, run_id)
+    dup_ids = db.execute("SELECT source, id_number FROM records WHERE run_id = ? AND id_number IS NOT NULL AND id_number != '' "
+                         "GROUP BY source, id_number HAVING count(*) > 1", (run_id,)).fetchall()
+    keys = {(str(s), str(k)) for s, k in db.execute("SELECT source, record_key FROM id_conflicts WHERE run_id = ?", (run_id,))}
+    for src, chunk in _chunks({(str(a), str(b)) for a, b in dup_ids}):
+        keys |= {(str(a), str(b)) for a, b in db.execute(
+            f"SELECT source, record_key FROM records WHERE run_id = ? AND source = ? AND id_number IN ({', '.join('?' * len(chunk))})",
+            (run_id, src, *chunk))}
+    recs = load_records(db, run_id, keys)
     rows: list[dict[str, Any]] = []
     conf = read_table(db, "id_conflicts", run_id)
     conflict_keys: set[tuple[str, str]] = set()

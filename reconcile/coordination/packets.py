@@ -51,6 +51,7 @@ ROSTER_COLUMNS: tuple[str, ...] = (
     "police_result", "note",
 )
 
+ROSTER_WHOLE_GROUP_MAX = 20
 _BAD_FILENAME = re.compile(r'[\\/:*?"<>|\x00-\x1f]+')
 
 
@@ -310,9 +311,13 @@ def _write_roster(roster, out: Path, fmt: str, reveal: bool, run_id: int, now: s
         groups_by_unit.setdefault(r["unit"], set()).add(str(r["group"]))
     paths = []
     headers = [t(f"coord.roster.{c}", lang=PACKET_LANG) for c in ROSTER_COLUMNS]
+    size = roster.groupby(roster["group"].astype(str))["record_key"].transform("size")
     for unit in sorted(groups_by_unit):
         # The whole group, even members in other townships: the police compare them side by side.
-        sub = roster[roster["group"].astype(str).isin(groups_by_unit[unit])].sort_values(["group", "source", "record_key"])
+        # A huge group (a placeholder number) is listed only with the township's own members.
+        in_group = roster["group"].astype(str).isin(groups_by_unit[unit])
+        keep = in_group & ((size <= ROSTER_WHOLE_GROUP_MAX) | (roster["unit"] == unit))
+        sub = roster[keep].sort_values(["group", "source", "record_key"])
         rows = _roster_rows(sub, reveal)
         stem = t("coord.roster_stem", lang=PACKET_LANG, unit=safe_filename(unit))
         path = _unique_path(out, stem, fmt, used)

@@ -25,6 +25,7 @@ _LONG_DIGITS = re.compile(r"^\d{11,}$")
 HEADER_FONT = Font(bold=True)
 HEADER_FILL = PatternFill("solid", fgColor="DDE6F0")
 ANSWER_FILL = PatternFill("solid", fgColor="FFF7D6")
+UNLOCKED = Protection(locked=False)
 
 
 def is_formula_like(text: str) -> bool:
@@ -57,7 +58,8 @@ def set_text(ws: Worksheet, row: int, col: int, value: Any, *, locked: bool = Tr
         cell.data_type = "s"  # openpyxl would type '=...' as a formula
         if is_formula_like(text):
             cell.quotePrefix = True  # Excel keeps it text even after the cell is edited
-    cell.protection = Protection(locked=locked)
+    if not locked:  # cells are locked by default; styling every cell is what makes openpyxl slow
+        cell.protection = UNLOCKED
     return cell
 
 
