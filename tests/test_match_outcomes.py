@@ -142,3 +142,24 @@ def test_raw_row_kept_as_read(tiny_report):
     res, con = tiny_report
     raw = json.loads(q(con, "SELECT raw_json FROM records WHERE run_id=? AND source='dest' AND record_key='3'", res.run_id).raw_json[0])
     assert raw["身份证号"] == '="43283119581001001X"' and raw["姓名"] == "刘建国"
+
+
+def test_learn_from_reviews_reestimates_m(tmp_path):
+    from reconcile.report import open_report
+    from reconcile.review.ledger import record_decision
+
+    out = tmp_path / "r.db"
+    opts = MatchOptions(origin={"key": "编号"}, dest={"key": "序号"})
+    first = run_match(SAMPLES / "tiny_origin.csv", SAMPLES / "tiny_dest.csv", out, opts)
+    db = open_report(out)
+    for o, d in EXPECTED["pairs"]:
+        record_decision(db, o, d, "match", "李娟", run_id=first.run_id, channel="cli")
+    db.conn.close()
+    learn = MatchOptions(origin={"key": "编号"}, dest={"key": "序号"}, learn_from_reviews=True)
+    second = run_match(SAMPLES / "tiny_origin.csv", SAMPLES / "tiny_dest.csv", out, learn)
+    con = sqlite3.connect(out)
+    m1, m2 = (json.loads(con.execute("SELECT model_json FROM runs WHERE run_id=?", (r,)).fetchone()[0])["cross"]
+              for r in (first.run_id, second.run_id))
+    con.close()
+    assert m2["trained_on"]["learned_from_reviews"] == len(EXPECTED["pairs"])
+    assert m1["fields"] != m2["fields"]
