@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from openpyxl import load_workbook
+from openpyxl.utils import get_column_letter
 from typer.testing import CliRunner
 
 from cli import app
@@ -78,7 +79,8 @@ def test_packet_xlsx_layout_locks_and_dropdown(db, tmp_path):
     dvs = ws.data_validations.dataValidation
     assert len(dvs) == 1 and dvs[0].type == "list"
     assert dvs[0].formula1 == '"属实,已更正,查无此人,其他"'
-    assert str(dvs[0].sqref) == f"U2:U{ws.max_row}"
+    letter = get_column_letter(ans)
+    assert str(dvs[0].sqref) == f"{letter}2:{letter}{ws.max_row}"
     # Widths fit the headers and the longest cell (CJK counts double), within the cap.
     for j, col in enumerate(ws.iter_cols(min_row=1, max_row=ws.max_row), start=1):
         longest = max(display_width(str(c.value or "")) for c in col)
@@ -280,3 +282,65 @@ def test_end_to_end_on_a_real_match_report(tmp_path):
         assert re.search(rf'data-metric="{metric}" data-value="{summary[metric]}"', html), metric
     assert not FULL_ID.search(html)
     assert 'data-unit="虎门镇"' in html and 'data-unit="永乐江镇"' in html
+
+
+SAMPLES = Path(__file__).resolve().parent.parent / "fixtures" / "samples"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (SAMPLES / "origin_gb18030.csv").exists(), reason="fixtures/samples not generated")
+def test_end_to_end_on_the_fixture_samples(tmp_path):
+    """match -> export --police -> feedback import/status -> report on fixtures/samples (GBK origin, BOM dest)."""
+    from openpyxl import load_workbook as lw
+
+    runner = CliRunner()
+    out = tmp_path / "samples.db"
+    r = runner.invoke(app, ["match", str(SAMPLES / "origin_gb18030.csv"), str(SAMPLES / "dest_utf8bom.csv"),
+                            "--origin-key", "编号", "--dest-key", "序号", "--out", str(out), "--json"])
+    assert r.exit_code == 0, r.output
+    summary = json.loads(r.stdout)
+    r = runner.invoke(app, ["--lang", "en", "export", str(out), "--out", str(tmp_path / "packets"), "--police"])
+    assert r.exit_code == 0, r.output
+    files = [Path(p) for p in r.stdout.split()]
+    packets = [p for p in files if p.name.startswith("协查单_")]
+    rosters = [p for p in files if p.name.startswith("派出所核对_")]
+    assert packets and (rosters or summary["id_conflict_records"] == 0)
+    db = open_report(out, create=False)
+    kinds = dict(db.execute("SELECT kind, count(*) FROM verification_requests GROUP BY kind").fetchall())
+    assert kinds.get("duplicate", 0) == summary["cross_region_duplicates"]
+    assert kinds.get("untraceable", 0) == summary["untraceable"]
+    assert kinds.get("unregistered", 0) == summary["unregistered"]
+    dest_units = {u for (u,) in db.execute("SELECT DISTINCT unit FROM records WHERE source = 'dest' AND unit != ''")}
+    for (cp,) in db.execute("SELECT DISTINCT counterpart FROM verification_requests WHERE kind IN ('untraceable', 'duplicate')"):
+        assert cp in dest_units or cp == "流入地不明", cp          # never a vague free text like 广东东莞
+    for p in files:
+        wb = lw(p)
+        data = wb.worksheets[1]
+        assert data.freeze_panes == "A2" and data.protection.sheet
+        assert not [c.value for row in data.iter_rows() for c in row if FULL_ID.search(str(c.value or ""))], p.name
+    # Answer a whole packet; the counterpart's feedback rate is then answered / sent.
+    target = max(packets, key=lambda p: len(list(lw(p).worksheets[1].iter_rows(min_row=2))))
+    wb = lw(target)
+    ws = wb.worksheets[1]
+    n = ws.max_row - 1
+    for row in range(2, ws.max_row + 1):
+        ws.cell(row, ALL_COLUMNS.index("answer") + 1).value = "已更正"
+    wb.save(tmp_path / "back.xlsx")
+    r = runner.invoke(app, ["--lang", "en", "feedback", "import", str(out), str(tmp_path / "back.xlsx")])
+    assert r.exit_code == 0 and f"{n} answer(s) recorded" in r.stdout, r.output
+    r = runner.invoke(app, ["feedback", "status", str(out), "--json"])
+    status = json.loads(r.stdout)
+    cp = db.execute("SELECT counterpart FROM verification_requests WHERE packet_file = ?", (target.name,)).fetchone()[0]
+    row = next(c for c in status["counterparts"] if c["counterpart"] == cp)
+    assert row["answered"] == n and row["feedback_rate"] == pytest.approx(n / row["sent"])
+    r = runner.invoke(app, ["--lang", "zh", "report", str(out), "--html", str(tmp_path / "b.html"),
+                            "--xlsx", str(tmp_path / "b.xlsx"), "--mask-names"])
+    assert r.exit_code == 0, r.output
+    html = (tmp_path / "b.html").read_text(encoding="utf-8")
+    for metric in ("traced", "untraceable", "cross_region_duplicates", "unregistered", "id_conflict_records",
+                   "duplicate_clusters", "links_match"):
+        assert re.search(rf'data-metric="{metric}" data-value="{summary[metric]}"', html), metric
+    units = {u for (u,) in db.execute("SELECT DISTINCT unit FROM records WHERE unit != ''")}
+    assert set(re.findall(r'<tr data-unit="([^"]*)"', html)) == units
+    assert not FULL_ID.search(html)
+    assert not re.search(r"""(?:src|href)\s*=\s*["']?\s*(?:https?:)?//""", html)

@@ -156,8 +156,9 @@ def headline_counts(db: sqlite_utils.Database, run_id: int) -> dict[str, int]:
         "unregistered": _count(db, "unregistered", run_id),
         "id_conflict_records": _count(db, "id_conflicts", run_id, expr="count(DISTINCT source || '|' || record_key)"),
         "duplicate_clusters": _count(db, "duplicates", run_id, expr="count(DISTINCT source || '|' || cluster_id)"),
-        "links_match": _count(db, "links", run_id, "decision = 'match'"),
-        "links_review": _count(db, "links", run_id, "decision = 'review'"),
+        # Cross-registry pairs only: within-file duplicate links are counted as duplicate clusters.
+        "links_match": _count(db, "links", run_id, "decision = 'match' AND coalesce(source_pair, '') IN ('origin-dest', '')"),
+        "links_review": _count(db, "links", run_id, "decision = 'review' AND coalesce(source_pair, '') IN ('origin-dest', '')"),
     }
 
 

@@ -166,12 +166,12 @@ def build_findings(db: sqlite_utils.Database, run_id: int, by: str = "unit") -> 
     dest_units = _dest_units(db, run_id)
 
     def place_party(text: str) -> str:
-        """A free-text 流入地 that names a destination unit of this run goes to that unit."""
-        if by == "unit":
-            for u in dest_units:
-                if u in text:
-                    return u
-        return text
+        """A free-text 流入地 that names a destination unit of this run goes to that unit; vaguer
+        text (广东东莞, 东莞市 ...) names nobody who could answer: the origin follows it up itself."""
+        for u in dest_units:
+            if u in text:
+                return u
+        return ""
 
     def o(key: Any) -> dict[str, Any] | None:
         return recs.get(("origin", str(key))) if key not in (None, "") else None

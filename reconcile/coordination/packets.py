@@ -30,7 +30,7 @@ from reconcile.report import now_iso, resolve_run
 PACKET_LANG = "zh"  # packets go to Chinese clerks whatever the operator's --lang
 
 # Column keys of a packet row, in order; headers come from the catalogue (coord.col.*).
-ORIGIN_FIELDS = ("record_key", "name", "sex", "birth_date", "id", "hukou_address", "residence", "unit")
+ORIGIN_FIELDS = ("record_key", "name", "sex", "birth_date", "id", "hukou_address", "residence", "flow_place", "unit")
 LOCKED_COLUMNS: tuple[str, ...] = (
     ("request_id", "kind", "reason", "probability")
     + tuple(f"o_{f}" for f in ORIGIN_FIELDS)
@@ -76,7 +76,7 @@ def _record_cells(rec: dict[str, Any] | None, reveal: bool) -> list[str]:
     return [
         str(rec.get("record_key") or ""), str(rec.get("name_raw") or rec.get("name") or ""), _sex(rec.get("sex")),
         str(rec.get("birth_date") or ""), _id_text(rec, reveal), str(rec.get("hukou_address") or ""),
-        str(rec.get("residence") or ""), str(rec.get("unit") or ""),
+        str(rec.get("residence") or ""), str(rec.get("flow_place") or ""), str(rec.get("unit") or ""),
     ]
 
 
