@@ -122,8 +122,8 @@ def render_html(b: Bulletin, *, lang: str = "zh", mask_names: bool = False) -> s
             bv = next(r.values[k] for r in b.units if r.unit == best[0])
             wv = next(r.values[k] for r in b.units if r.unit == worst[0])
             out.append(f'<li data-indicator="{k}" data-best="{_e("|".join(best))}" data-worst="{_e("|".join(worst))}">' + _e(t(
-                "bulletin.league.best", lang=L, indicator=t("bulletin.indicator." + k, lang=L), best=sep.join(best),
-                best_value=pct(bv, L), worst=sep.join(worst), worst_value=pct(wv, L))) + "</li>")
+                "bulletin.league.best", lang=L, indicator=t("bulletin.indicator." + k, lang=L), best=_names(best, sep, L),
+                best_value=pct(bv, L), worst=_names(worst, sep, L), worst_value=pct(wv, L))) + "</li>")
         out.append("</ul><table class=\"league\"><thead><tr>")
         out.append("".join(f"<th>{_e(t('bulletin.league.' + c, lang=L))}</th>" for c in ("rank", "unit", "side")))
         out.append(f"<th class=\"num\">{_e(t('bulletin.league.records', lang=L))}</th>")
@@ -191,6 +191,13 @@ def render_html(b: Bulletin, *, lang: str = "zh", mask_names: bool = False) -> s
                f'<p>{_e(t("bulletin.generated", lang=L, at=now_iso(), version=reconcile.__version__))}</p></footer>')
     out.append("</body></html>\n")
     return "".join(out)
+
+
+def _names(units: list[str], sep: str, L: str, limit: int = 3) -> str:
+    """Tied units by name, at most ``limit`` of them (many units at 100% would fill the page)."""
+    if len(units) <= limit:
+        return sep.join(units)
+    return sep.join(units[:limit]) + t("bulletin.league.and_more", lang=L, count=len(units) - limit)
 
 
 def _matrix(m: pd.DataFrame, caption: str, kind: str, L: str) -> str:
