@@ -37,6 +37,7 @@ class MatchOptions:
     match_threshold: float = 0.90
     review_threshold: float = 0.30
     block_cap: int = 20_000
+    within_block_cap: int = 2_000     # one file with itself: name + county is the name alone there
     u_sample: int = 150_000
     origin: dict[str, Any] = field(default_factory=dict)   # read_registry kwargs for ORIGIN
     dest: dict[str, Any] = field(default_factory=dict)     # read_registry kwargs for DEST
@@ -150,7 +151,7 @@ def run_match(
         if opts.within_file:
             for side in (origin, dest):
                 if len(side.std) > 1:
-                    within[side.name] = link(side.std, None, comps, block_cap=opts.block_cap, m_from=cross.model,
+                    within[side.name] = link(side.std, None, comps, block_cap=opts.within_block_cap, m_from=cross.model,
                                              tf=tf, u_sample=min(opts.u_sample, 100_000))
         timings["within_file"] = time.perf_counter() - t0
         progress("within", {k: (0 if v is None else int(v.li.size)) for k, v in within.items()})

@@ -254,6 +254,19 @@ def _side_frame(pdf: pd.DataFrame, dtypes: Mapping[str, Any]) -> pd.DataFrame:
     return pdf
 
 
+@dataclass
+class PartialLinkage(Linkage):
+    """A Linkage holding only the pairs the report reads; ``total_pairs`` counts all candidate
+    pairs (plus any pair assemble appends later, e.g. a reviewer's decision blocking missed)."""
+
+    all_pairs: int = 0
+    kept_pairs: int = 0
+
+    @property
+    def total_pairs(self) -> int:
+        return self.all_pairs + int(self.candidates.left.size) - self.kept_pairs
+
+
 # --------------------------------------------------------------------------------------------
 # blocking
 @dataclass(frozen=True)
@@ -300,7 +313,8 @@ def _key_rows(keyed, specs: Sequence[_Spec]):
 
 def spark_candidates(spark, keyed, left: pd.DataFrame, right: pd.DataFrame | None,
                      passes: Sequence[BlockingPass] = DEFAULT_PASSES, block_cap: int = 20_000,
-                     linkages: Sequence[int] = (CROSS, WITHIN_ORIGIN, WITHIN_DEST)):
+                     linkages: Sequence[int] = (CROSS, WITHIN_ORIGIN, WITHIN_DEST),
+                     within_block_cap: int | None = None):
     """Candidate pairs of the requested linkages as a Spark DataFrame (lk, i, j, mask) and the
     per-linkage PassStats, equal to reconcile.blocking.candidate_pairs for each linkage.
 
@@ -329,6 +343,10 @@ def spark_candidates(spark, keyed, left: pd.DataFrame, right: pd.DataFrame | Non
     lc = L.groupBy("lk", "v", "key").agg(F.count(F.lit(1)).alias("nl"))
     rc = R.groupBy("lk", "v", "key").agg(F.count(F.lit(1)).alias("nr"))
     cap = F.element_at(F.array(*[F.lit(int(s.cap)) for s in specs]), F.col("v") + 1)
+    if within_block_cap is not None:   # one file with itself has its own cap (as the embedded engine)
+        wspecs = _specs(passes, within_block_cap)
+        wcap = F.element_at(F.array(*[F.lit(int(s.cap)) for s in wspecs]), F.col("v") + 1)
+        cap = F.when(F.col("lk") == CROSS, cap).otherwise(wcap)
     sizes = (lc.join(rc, ["lk", "v", "key"], "left").fillna(0, subset=["nr"])
              .withColumn("size", F.when(F.col("lk") == CROSS, F.col("nl") * F.col("nr"))
                          .otherwise(F.col("nl") * (F.col("nl") - 1) / 2).cast("long")))
@@ -615,7 +633,8 @@ def spark_stages(origin_path, dest_path, opts, comps: Sequence[Comparator], db=N
     linkages = [CROSS]
     if opts.within_file:
         linkages += [lk for lk, n in ((WITHIN_ORIGIN, nO), (WITHIN_DEST, nD)) if n > 1]
-    pairs, stats, cached = spark_candidates(spark, keyed, origin.std, dest.std, passes, opts.block_cap, linkages)
+    pairs, stats, cached = spark_candidates(spark, keyed, origin.std, dest.std, passes, opts.block_cap, linkages,
+                                            within_block_cap=getattr(opts, "within_block_cap", opts.block_cap))
     totals = {lk: 0 for lk in linkages}
     for lk in linkages:
         # a pair is new in exactly one pass: the sum of new pairs is the number of distinct pairs
@@ -687,10 +706,8 @@ def spark_stages(origin_path, dest_path, opts, comps: Sequence[Comparator], db=N
                 if col in left.columns}
         sc = score(lv, models[lk], tf, vals)
         u_used = opts.u_sample if lk == CROSS else min(opts.u_sample, 100_000)
-        link = Linkage(candidates=cand, levels=lv, scores=sc, model=models[lk], u_sample=u_used,
-                       timings={})
-        link.total_pairs = totals[lk]   # all candidate pairs; the arrays hold the reported ones
-        out[lk] = link
+        out[lk] = PartialLinkage(candidates=cand, levels=lv, scores=sc, model=models[lk], u_sample=u_used,
+                                 timings={}, all_pairs=totals[lk], kept_pairs=int(cand.left.size))
     timings["score"] = time.perf_counter() - t0
     progress("score", {"pairs": totals[CROSS]})
     within = {"origin": out.get(WITHIN_ORIGIN), "dest": out.get(WITHIN_DEST)}
