@@ -45,22 +45,70 @@ def spark():
     session.stop()
 
 
+def _decide_some_pairs(db_path: Path, data: dict[str, Path]) -> int:
+    """Reviewers' decisions of every kind the engines must honour alike: a low-scoring candidate
+    decided match, a review-level pair decided non_match, a within-file candidate below the
+    review threshold decided match, and a pair blocking never proposed decided match."""
+    import sqlite_utils
+
+    from reconcile.blocking import candidate_pairs
+    from reconcile.match import load_side
+    from reconcile.review.ledger import record_decision
+
+    db = sqlite_utils.Database(db_path)
+    links = pd.read_sql("SELECT * FROM links", db.conn)
+    unt = pd.read_sql("SELECT * FROM untraceable WHERE best_probability < 0.3", db.conn)
+    o = load_side("origin", data["origin"], KEYS["origin"]).std
+    d = load_side("dest", data["dest"], KEYS["dest"]).std
+    decided = []
+    for r in unt.head(2).itertuples():
+        decided.append(("origin-dest", r.origin_key, r.best_dest_key, "match"))
+    for r in links[(links.decision == "review") & (links.source_pair == "origin-dest")].head(1).itertuples():
+        decided.append(("origin-dest", r.origin_key, r.dest_key, "non_match"))
+    ok, linked = o["record_key"].to_numpy(object), set(zip(links.origin_key, links.dest_key))
+    within = candidate_pairs(o)
+    for i, j in zip(within.left.tolist(), within.right.tolist()):
+        if (ok[i], ok[j]) not in linked and (ok[j], ok[i]) not in linked:
+            decided.append(("origin-origin", ok[i], ok[j], "match"))
+            break
+    cross = candidate_pairs(o, d)
+    proposed = set(zip(cross.left.tolist(), cross.right.tolist()))
+    j = len(d) - 1
+    while (0, j) in proposed:
+        j -= 1
+    decided.append(("origin-dest", ok[0], d["record_key"].iloc[j], "match"))
+    for sp, a, b, dec in decided:
+        record_decision(db, str(a), str(b), dec, "tester", source_pair=sp)
+    db.close()
+    return len(decided)
+
+
 @pytest.fixture(scope="module")
 def reports(data, spark, tmp_path_factory):
-    """(embedded report, spark report, parquet dir, embedded result, spark result)."""
+    """Run 1 (embedded) on one report; reviewers decide some pairs; a copy of that report gets
+    run 2 by Spark, the original run 2 by the embedded engine (both learning from the reviews).
+    Returns (embedded report, spark report, parquet dir, embedded result, spark result)."""
+    import shutil
+
     from reconcile.match import MatchOptions, run_match
 
     out = tmp_path_factory.mktemp("reports")
-    emb = run_match(data["origin"], data["dest"], out / "embedded.db", MatchOptions(**KEYS))
-    spk = run_match(data["origin"], data["dest"], out / "spark.db",
-                    MatchOptions(engine="spark", master="local[2]", out_parquet=str(out / "parquet"), **KEYS))
-    return out / "embedded.db", out / "spark.db", out / "parquet", emb, spk
+    emb_db, spk_db = out / "embedded.db", out / "spark.db"
+    run_match(data["origin"], data["dest"], emb_db, MatchOptions(**KEYS))
+    assert _decide_some_pairs(emb_db, data) == 5
+    shutil.copy(emb_db, spk_db)
+    emb = run_match(data["origin"], data["dest"], emb_db, MatchOptions(learn_from_reviews=True, **KEYS))
+    spk = run_match(data["origin"], data["dest"], spk_db,
+                    MatchOptions(engine="spark", master="local[2]", out_parquet=str(out / "parquet"),
+                                 learn_from_reviews=True, **KEYS))
+    assert emb.run_id == spk.run_id == 2
+    return emb_db, spk_db, out / "parquet", emb, spk
 
 
-def _table(db: Path, name: str) -> pd.DataFrame:
+def _table(db: Path, name: str, run_id: int = 2) -> pd.DataFrame:
     con = sqlite3.connect(db)
     try:
-        df = pd.read_sql(f"SELECT * FROM {name}", con)
+        df = pd.read_sql(f"SELECT * FROM {name} WHERE run_id = ?", con, params=(run_id,))
     finally:
         con.close()
     return df.drop(columns=["run_id"], errors="ignore")
@@ -78,6 +126,7 @@ def test_same_links_decisions_and_probabilities(reports):
     assert len(a) > 300                                   # the data has plenty of links to compare
     assert set(a["source_pair"]) == {"origin-dest", "origin-origin", "dest-dest"}
     assert _rows(a, key + ["decision", "decided_by"]) == _rows(b, key + ["decision", "decided_by"])
+    assert (a["decided_by"] == "review").sum() >= 4          # the reviewers' decisions bound both runs
     m = a.merge(b, on=key, suffixes=("_e", "_s"))
     assert len(m) == len(a) == len(b)
     assert np.abs(m["match_probability_e"] - m["match_probability_s"]).max() <= 1e-6
@@ -120,12 +169,13 @@ def test_same_summary_model_and_records(reports):
     ra, rb = _table(reports[0], "records"), _table(reports[1], "records")
     pd.testing.assert_frame_equal(ra, rb)                                # standardised per partition = on the driver
     con_a, con_b = sqlite3.connect(reports[0]), sqlite3.connect(reports[1])
-    ma = json.loads(con_a.execute("SELECT model_json FROM runs").fetchone()[0])
-    mb = json.loads(con_b.execute("SELECT model_json FROM runs").fetchone()[0])
-    settings = json.loads(con_b.execute("SELECT settings_json FROM runs").fetchone()[0])
+    ma = json.loads(con_a.execute("SELECT model_json FROM runs WHERE run_id = 2").fetchone()[0])
+    mb = json.loads(con_b.execute("SELECT model_json FROM runs WHERE run_id = 2").fetchone()[0])
+    settings = json.loads(con_b.execute("SELECT settings_json FROM runs WHERE run_id = 2").fetchone()[0])
     con_a.close()
     con_b.close()
     assert settings["engine"] == "spark"
+    assert mb["cross"]["trained_on"].get("learned_from_reviews", 0) >= 2
     for part in ("cross",):
         for fa, fb in zip(ma[part]["fields"], mb[part]["fields"]):
             for la, lb in zip(fa["levels"], fb["levels"]):
@@ -140,7 +190,7 @@ def test_same_summary_model_and_records(reports):
 def test_parquet_holds_the_links_and_outcomes(reports, spark):
     pq = reports[2]
     links = spark.read.parquet(str(pq / "links")).toPandas()
-    assert set(links["run_id"]) == {1}                          # partitioned by run
+    assert set(links["run_id"]) == {2}                          # partitioned by run
     sq = _table(reports[1], "links")
     key = ["source_pair", "origin_key", "dest_key", "decision"]
     assert _rows(links, key) == _rows(sq, key)
