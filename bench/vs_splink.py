@@ -1,0 +1,82 @@
+"""reconcile against Splink 5 (DuckDB) on the same generated registries, in the same run.
+
+    python bench/vs_splink.py --size 100000 [--rounds 1]
+
+Both tools get the same standardised input columns (our loader and standardiser, see
+bench/splink_peer.py); the runs alternate (reconcile, Splink, reconcile, ...) so background load
+hits both alike. Each run is a fresh process, so peak RSS is per tool. Prints wall time, peak RSS
+and link F1 side by side, and the time ratio.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+CHILD = r'''
+import json, resource, sys, time, pickle
+sys.path.insert(0, {root!r})
+from bench.scale import truth_sets
+pairs, untr, paths = truth_sets({size}, {seed}, 1.0)
+tool = {tool!r}
+t0 = time.perf_counter()
+if tool == "reconcile":
+    import sqlite3
+    from reconcile.match import MatchOptions, run_match
+    out = {root!r} + "/bench/out/vs_{size}.db"
+    import os
+    if os.path.exists(out): os.remove(out)
+    res = run_match(paths["origin"], paths["dest"], out, MatchOptions(origin={{"key": "编号"}}, dest={{"key": "序号"}}))
+    con = sqlite3.connect(out)
+    got = set(con.execute("SELECT origin_key, dest_key FROM links WHERE run_id=? AND source_pair='origin-dest' AND decision='match'", (res.run_id,)).fetchall())
+else:
+    from reconcile.match import load_side
+    from bench.splink_peer import splink_link
+    o = load_side("origin", paths["origin"], {{"key": "编号"}})
+    d = load_side("dest", paths["dest"], {{"key": "序号"}})
+    r = splink_link(o.std, d.std, threshold=0.9, count_comparisons=False)
+    ok, dk = o.std.record_key.to_numpy(), d.std.record_key.to_numpy()
+    got = set(zip(ok[r.pairs.left_pos.to_numpy()], dk[r.pairs.right_pos.to_numpy()]))
+wall = time.perf_counter() - t0
+tp = len(got & pairs); p = tp / max(len(got), 1); rc = tp / max(len(pairs), 1)
+print(json.dumps({{"tool": tool, "wall": wall, "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  "f1": 2 * p * rc / (p + rc) if p + rc else 0.0}}))
+'''
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--size", type=int, default=100_000)
+    ap.add_argument("--seed", type=int, default=11)
+    ap.add_argument("--rounds", type=int, default=1)
+    args = ap.parse_args()
+    sys.path.insert(0, str(ROOT))
+    from bench.scale import truth_sets
+
+    truth_sets(args.size, args.seed, 1.0)   # generate once, outside the timings
+    rows = []
+    for _ in range(args.rounds):
+        for tool in ("reconcile", "splink"):
+            code = CHILD.format(root=str(ROOT), size=args.size, seed=args.seed, tool=tool)
+            r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+            if r.returncode != 0:
+                print(f"{tool} failed:\n{r.stderr[-2000:]}", file=sys.stderr)
+                continue
+            rows.append(json.loads(r.stdout.strip().splitlines()[-1]))
+    for row in rows:
+        print(f"{row['tool']:10s} wall {row['wall']:8.1f} s  peak RSS {row['rss_mb']:7.0f} MB  link F1 {row['f1']:.4f}")
+    by = {}
+    for row in rows:
+        by.setdefault(row["tool"], []).append(row["wall"])
+    if "reconcile" in by and "splink" in by:
+        rt, st = min(by["reconcile"]), min(by["splink"])
+        print(f"time ratio splink / reconcile: {st / rt:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
