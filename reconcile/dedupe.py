@@ -181,13 +181,18 @@ class Population:
     keys: np.ndarray
     file: np.ndarray
     line: np.ndarray
-    fingerprint: np.ndarray
+    fp64: np.ndarray                   # uint64: record fingerprint (reconcile.fingerprint, as a number)
     filled: np.ndarray                 # int8: how many COMPLETENESS_FIELDS are filled
     cols: dict[str, np.ndarray]
 
     @property
     def n(self) -> int:
         return len(self.keys)
+
+    def fingerprint_hex(self, idx: np.ndarray | None = None) -> np.ndarray:
+        """The fingerprints as stored in `records.fingerprint` (16 hex characters)."""
+        vals = self.fp64 if idx is None else self.fp64[idx]
+        return np.array([format(int(x), "016x") for x in vals.tolist()], dtype=object)
 
 
 def population_columns(comps: Sequence[Comparator]) -> list[str]:
@@ -200,8 +205,9 @@ def population_from_frame(std: pd.DataFrame, comps: Sequence[Comparator]) -> Pop
     cols = {c: std[c].astype(str).to_numpy(object) for c in population_columns(comps)}
     filled = (std[list(COMPLETENESS_FIELDS)].astype(str) != "").sum(axis=1).to_numpy(np.int8)
     fps = record_fingerprints(std).to_numpy(object) if len(std) else np.zeros(0, object)
+    fp64 = np.array([int(x, 16) for x in fps.tolist()], dtype=np.uint64)
     return Population(keys=std["record_key"].astype(str).to_numpy(object), file=std["file"].to_numpy(object),
-                      line=std["line"].to_numpy(np.int64), fingerprint=fps, filled=filled, cols=cols)
+                      line=std["line"].to_numpy(np.int64), fp64=fp64, filled=filled, cols=cols)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -319,6 +325,63 @@ def score_pairs(levels: np.ndarray, li: np.ndarray, ri: np.ndarray, model: Model
     return Scores(weight=weight, probability=prob, field_weights=fw, tf_adjust=tf_adj)
 
 
+IMPLIED_BIRTH, IMPLIED_SEX = 1, 2      # pair flags: both ID numbers encode the same birth date / sex
+
+
+def implied_flags(li: np.ndarray, ri: np.ndarray, facts: PairFacts) -> np.ndarray:
+    """Per pair: which fields' agreement the two ID numbers already imply (bits IMPLIED_*)."""
+    out = np.zeros(len(li), np.uint8)
+    if not len(li):
+        return out
+    for bit, codes in ((IMPLIED_BIRTH, facts.id_birth), (IMPLIED_SEX, facts.id_sex)):
+        a, b = codes[li], codes[ri]
+        out[(a >= 0) & (a == b)] |= np.uint8(bit)
+    return out
+
+
+def _pattern_table(model: Model, comps: Sequence[Comparator]) -> tuple[list[int], np.ndarray]:
+    dims = [len(c.levels) + 1 for c in comps] + [4]
+    grid = np.indices(dims).reshape(len(dims), -1)
+    table = np.zeros(grid.shape[1])
+    imp = implied_fields(comps)
+    for f, params in enumerate(model.fields):
+        w = np.concatenate([[0.0], params.weights()])            # level -1 (missing) -> 0
+        wf = w[grid[f]]
+        for fld, bit in (("birth_date", IMPLIED_BIRTH), ("sex", IMPLIED_SEX)):
+            if imp.get(fld) == f:
+                wf = np.where((grid[-1] & bit) != 0, np.minimum(wf, 0.0), wf)
+        table += wf
+    return dims, table
+
+
+def pattern_keys(levels: np.ndarray, flags: np.ndarray, dims: Sequence[int]) -> np.ndarray:
+    """One integer per pair for its levels and implied flags."""
+    key = np.zeros(len(levels), np.int64)
+    for f in range(len(dims) - 1):
+        key = key * dims[f] + (levels[:, f].astype(np.int64) + 1)
+    return key * 4 + flags.astype(np.int64)
+
+
+def pattern_weights(levels: np.ndarray, flags: np.ndarray, model: Model, comps: Sequence[Comparator]) -> np.ndarray:
+    """Sum of field weights per pair (no TF, no prior), from a table over every possible pattern of
+    levels and implied flags: one gather per pair instead of a pairs x fields matrix."""
+    dims, table = _pattern_table(model, comps)
+    return table[pattern_keys(levels, flags, dims)]
+
+
+def fast_weights(levels: np.ndarray, li: np.ndarray, flags: np.ndarray, model: Model, tf_adjust: dict[str, np.ndarray],
+                 comps: Sequence[Comparator]) -> np.ndarray:
+    """Match weight of every pair (as score_pairs, up to rounding): decides which pairs need the
+    exact per-field scoring (those that can reach the review threshold)."""
+    w = pattern_weights(levels, flags, model, comps)
+    names = [p.field for p in model.fields]
+    for fld, adj in tf_adjust.items():
+        if fld in names:
+            exact = np.nonzero(levels[:, names.index(fld)] == 0)[0]
+            w[exact] += adj[li[exact]]
+    return w + model.prior_weight
+
+
 # Fields whose levels are nested (same county within same city within same province): a coarser
 # agreement can never be stronger evidence than a finer one.
 NESTED_FIELDS = ("hukou",)
@@ -365,9 +428,9 @@ def estimate_u_prior(pop: Population, levels: np.ndarray, li: np.ndarray, ri: np
     model = constrain_weights(Model(prior=0.5, fields=fields))
     total = n * (n - 1) / 2
     # distinct (levels, implied) patterns with counts: the prior EM runs over those
-    sc = score_pairs(levels, li, ri, model, facts, {}, comps)
-    lbf = sc.weight - model.prior_weight
-    uniq, counts = np.unique(np.round(lbf, 9), return_counts=True)
+    dims, table = _pattern_table(model, comps)
+    keys, counts = np.unique(pattern_keys(levels, implied_flags(li, ri, facts), dims), return_counts=True)
+    uniq = table[keys]
     lam = min(max(n * 0.5 / max(total, 1.0), 1e-15), 0.5)
     for _ in range(200):
         logit = uniq + math.log2(lam / (1 - lam))
@@ -408,8 +471,22 @@ class Scored:
                       self.decided_by[idx], self.stale[idx])
 
 
+def score_candidates(work, model: Model, facts: PairFacts, tf_adjust: dict[str, np.ndarray],
+                     comps: Sequence[Comparator], opts: DedupeOptions) -> Scored:
+    """Exact scores and decisions for the pairs that can reach the review threshold (a pair
+    below it is reported nowhere); the rest are only weighed."""
+    w = fast_weights(work.levels, work.li, work.flags, model, tf_adjust, comps)
+    p = min(max(opts.review_threshold, 1e-12), 1 - 1e-12)
+    keep = np.nonzero(w >= math.log2(p / (1 - p)) - 1e-6)[0]
+    li, ri, lv = work.li[keep], work.ri[keep], work.levels[keep]
+    scores = score_pairs(lv, li, ri, model, facts, tf_adjust, comps)
+    decision = threshold_decisions(scores.probability, opts.match_threshold, opts.review_threshold)
+    return Scored(li, ri, work.passes[keep], lv, scores, decision, np.array(["model"] * len(keep), dtype=object),
+                  np.zeros(len(keep), np.int8))
+
+
 def apply_reviews(db, pop: Population, sc: Scored, model: Model, facts: PairFacts, tf_adjust: dict[str, np.ndarray],
-                  comps: Sequence[Comparator]) -> Scored:
+                  comps: Sequence[Comparator], work=None) -> Scored:
     """Reviewers' decisions on within-file pairs ('origin-origin') bind: decided match -> MATCH,
     non_match -> never, unsure or stale (a record changed since) -> REVIEW. A decided pair the
     blocking did not propose is compared, scored and added."""
@@ -426,7 +503,8 @@ def apply_reviews(db, pop: Population, sc: Scored, model: Model, facts: PairFact
     index = pd.Index(pop.keys)
     involved = set(cur["origin_key"].astype(str)) | set(cur["dest_key"].astype(str))
     pos = index.get_indexer(sorted(involved))
-    fps = {(SOURCE, str(pop.keys[p])): str(pop.fingerprint[p]) for p in pos.tolist() if p >= 0}
+    pos = pos[pos >= 0]
+    fps = dict(zip([(SOURCE, str(k)) for k in pop.keys[pos].tolist()], pop.fingerprint_hex(pos).tolist()))
     keep = np.nonzero(sc.decision >= REVIEW)[0]
     links = pd.DataFrame({
         "source_pair": SOURCE_PAIR, "origin_key": pop.keys[sc.li[keep]], "dest_key": pop.keys[sc.ri[keep]],
@@ -451,17 +529,30 @@ def apply_reviews(db, pop: Population, sc: Scored, model: Model, facts: PairFact
     k_of = np.where(found, order[np.minimum(at, len(order) - 1)], -1)
     missing = np.nonzero(~found)[0]
     if missing.size:
-        # decided pairs the blocking missed: compare and score them, then add them
+        # decided pairs below the review threshold (levels known) or that blocking missed (compared now)
         mi, mj = a[missing], b[missing]
         uniq, first = np.unique(mi * n + mj, return_index=True)
         mi, mj = mi[first], mj[first]
         arr = {c: pop.cols[c] for comp in comps for c in comp.columns}
-        lv = compare_pairs(arr, arr, mi, mj, comps)
+        lv = np.empty((len(mi), len(comps)), np.int8)
+        mp = np.zeros(len(mi), sc.passes.dtype)
+        known = np.zeros(len(mi), bool)
+        if work is not None and len(work.li):
+            involved = np.zeros(n, bool)
+            involved[mi] = True
+            cand = np.nonzero(involved[work.li])[0]
+            ccode = work.li[cand] * n + work.ri[cand]
+            pos_in = pd.Index(ccode).get_indexer(uniq)
+            known = pos_in >= 0
+            lv[known] = work.levels[cand[pos_in[known]]]
+            mp[known] = work.passes[cand[pos_in[known]]]
+        if (~known).any():
+            lv[~known] = compare_pairs(arr, arr, mi[~known], mj[~known], comps)
         extra = score_pairs(lv, mi, mj, model, facts, tf_adjust, comps)
         base = len(sc.li)
         s = sc.scores
         sc = Scored(np.concatenate([sc.li, mi]), np.concatenate([sc.ri, mj]),
-                    np.concatenate([sc.passes, np.zeros(len(mi), sc.passes.dtype)]),
+                    np.concatenate([sc.passes, mp]),
                     np.concatenate([sc.levels, lv]),
                     Scores(np.concatenate([s.weight, extra.weight]), np.concatenate([s.probability, extra.probability]),
                            np.concatenate([s.field_weights, extra.field_weights]), np.concatenate([s.tf_adjust, extra.tf_adjust])),
@@ -904,20 +995,17 @@ def run_dedupe(
 def finish(db, work, opts: DedupeOptions, comps: Sequence[Comparator], started: str, progress: Progress) -> dict[str, Any]:
     """Score, decide, cluster, assign persons and write the run (shared by full and incremental runs)."""
     from reconcile import incremental
-    from reconcile.persons import ensure_person_tables, next_person_number, person_ages, plan_persons, write_persons
+    from reconcile.persons import ensure_person_tables, next_person_number, plan_persons, write_persons
 
     t0 = time.perf_counter()
     pop, model = work.pop, work.model
     facts = PairFacts.of(pop)
     tables = tf_tables(facts)
     tf_adjust = tf_record_adjust(facts, tables, model)
-    scores = score_pairs(work.levels, work.li, work.ri, model, facts, tf_adjust, comps)
-    decision = threshold_decisions(scores.probability, opts.match_threshold, opts.review_threshold)
-    sc = Scored(work.li, work.ri, work.passes, work.levels, scores, decision,
-                np.array(["model"] * len(decision), dtype=object), np.zeros(len(decision), np.int8))
-    sc = apply_reviews(db, pop, sc, model, facts, tf_adjust, comps)
+    sc = score_candidates(work, model, facts, tf_adjust, comps, opts)
+    sc = apply_reviews(db, pop, sc, model, facts, tf_adjust, comps, work)
     work.timings["score+decide"] = time.perf_counter() - t0
-    progress("score", {"pairs": int(len(sc.li)), "match": int((sc.decision == MATCH).sum()),
+    progress("score", {"pairs": int(len(work.li)), "match": int((sc.decision == MATCH).sum()),
                        "review": int((sc.decision == REVIEW).sum())})
 
     t0 = time.perf_counter()
@@ -926,11 +1014,8 @@ def finish(db, work, opts: DedupeOptions, comps: Sequence[Comparator], started: 
 
     t0 = time.perf_counter()
     ensure_person_tables(db)
-    prev = work.previous_persons
-    active = sorted(set(prev.person_id.tolist())) if prev is not None else []
-    plan = plan_persons(clusters.labels, pop.keys, work.prev_pid, work.prev_same_content, active,
-                        person_ages(db, active), next_person_number(db),
-                        previous_run=None if prev is None else prev.run_id)
+    plan = plan_persons(clusters.labels, pop.keys, work.prev_pid, work.prev_same_content, work.previous_active,
+                        None, next_person_number(db), previous_run=work.previous_run, db=db)
     duplicates = duplicate_rows(pop, clusters, plan.person_id)
     links = link_rows(pop, sc, model, comps)
     work.timings["persons+tables"] = time.perf_counter() - t0
@@ -941,7 +1026,7 @@ def finish(db, work, opts: DedupeOptions, comps: Sequence[Comparator], started: 
     summary: dict[str, Any] = {
         "records": pop.n, "files": len(work.files),
         "rejected": int(sum(len(f.loaded.rejected) for f in work.files)) if work.files else work.rejected_count,
-        "candidate_pairs": int(len(sc.li)),
+        "candidate_pairs": int(len(work.li)),
         "links_match": int((sc.decision == MATCH).sum()), "links_review": int((sc.decision == REVIEW).sum()),
         "duplicate_clusters": n_clusters, "duplicate_records": int(len(duplicates)),
         "chain_splits": len(clusters.splits), "refused_merges": len(clusters.refused),
@@ -977,13 +1062,17 @@ def finish(db, work, opts: DedupeOptions, comps: Sequence[Comparator], started: 
     )
 
     def extra(dbx, run_id: int) -> None:
+        t1 = time.perf_counter()
         work.copy_records(dbx, run_id)
+        work.timings["records_copy"] = time.perf_counter() - t1
+        t1 = time.perf_counter()
         same = (work.prev_pid != "") & (work.prev_pid == plan.person_id)
         copy = None
-        if prev is not None:
-            copy = (prev.run_id, same, work.previous_drop(plan.person_id))
+        if work.previous_run is not None:
+            copy = (work.previous_run, same, work.previous_drop(plan.person_id))
         write_persons(dbx, run_id, plan, np.full(pop.n, SOURCE, dtype=object), pop.keys, copy)
-        incremental.save_state(dbx, run_id, work, plan.person_id, sc, opts, comps)
+        work.timings["persons_write"] = time.perf_counter() - t1
+        incremental.save_state(dbx, run_id, work, plan.person_id, opts, comps)
 
     t0 = time.perf_counter()
     run_id = write_run(db, run_out, extra_writer=extra)

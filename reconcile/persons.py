@@ -174,9 +174,10 @@ def plan_persons(
     prev_pid: np.ndarray,
     unchanged: np.ndarray,
     previous_active: Sequence[str],
-    first_run: dict[str, int],
+    first_run: dict[str, int] | None,
     next_number: int,
     previous_run: int | None = None,
+    db: sqlite_utils.Database | None = None,
 ) -> PersonPlan:
     """Assign person IDs to the current records (see the module docstring for the rules).
 
@@ -184,86 +185,94 @@ def plan_persons(
     ``keys``: record key per record (for the reasons); ``prev_pid``: the person the same record
     (same source and key) had in the previous run, '' when it was not there; ``unchanged``: that
     record's content (fingerprint) is the same; ``previous_active``: every person of the previous
-    run; ``first_run``: first run of those persons (older wins a merge); ``next_number``: the
-    counter for new IDs.
+    run; ``first_run``: first run of persons (older wins a merge; None: looked up in ``db`` for
+    the persons that merge); ``next_number``: the counter for new IDs.
     """
     n = len(labels)
     labels = np.asarray(labels, dtype=np.int64)
     prev_pid = np.asarray(prev_pid, dtype=object)
-    pos = np.arange(n)
-    has_prev = prev_pid != ""
+    keys = np.asarray(keys, dtype=object)
     plan = PersonPlan(person_id=np.empty(n, dtype=object), previous_run=previous_run)
+    if n == 0:
+        plan.gone = sorted(str(p) for p in previous_active)
+        plan.events = [("gone", p, None, "") for p in plan.gone]
+        return plan
+    lc, lu = pd.factorize(labels)            # cluster codes in order of first record
+    n_clusters = len(lu)
+    has_prev = prev_pid != ""
+    has_idx = np.nonzero(has_prev)[0]
 
     # 1. each previous person chooses the cluster holding most of its records
-    chosen: dict[str, int] = {}
-    if has_prev.any():
-        df = pd.DataFrame({"pid": prev_pid[has_prev], "label": labels[has_prev],
-                           "unch": np.asarray(unchanged, bool)[has_prev], "pos": pos[has_prev]})
-        g = df.groupby(["pid", "label"], sort=False).agg(n=("pos", "size"), unch=("unch", "sum"),
-                                                         first=("pos", "min")).reset_index()
+    chosen_pid = np.zeros(0, dtype=object)
+    chosen_code = np.zeros(0, np.int64)
+    if has_idx.size:
+        df = pd.DataFrame({"pid": prev_pid[has_idx], "code": lc[has_idx],
+                           "unch": np.asarray(unchanged, bool)[has_idx], "pos": has_idx})
+        g = df.groupby(["pid", "code"], sort=False).agg(n=("pos", "size"), unch=("unch", "sum"),
+                                                        first=("pos", "min")).reset_index()
         g = g.sort_values(["pid", "n", "unch", "first"], ascending=[True, False, False, True], kind="stable")
         best = g.drop_duplicates("pid", keep="first")
-        chosen = dict(zip(best["pid"].tolist(), best["label"].astype(int).tolist()))
+        chosen_pid = best["pid"].to_numpy(object)
+        chosen_code = best["code"].to_numpy(np.int64)
 
-    # 2. per cluster: claimers (previous persons that chose it) -> survivor = the oldest
-    claimers: dict[int, list[str]] = {}
-    for pid, lab in chosen.items():
-        claimers.setdefault(lab, []).append(pid)
+    # 2. a cluster chosen by one previous person keeps its ID; by several: the oldest survives
+    pid_of = np.full(n_clusters, None, dtype=object)
+    claims = np.bincount(chosen_code, minlength=n_clusters) if chosen_code.size else np.zeros(n_clusters, np.int64)
+    single = claims[chosen_code] == 1 if chosen_code.size else np.zeros(0, bool)
+    pid_of[chosen_code[single]] = chosen_pid[single]
+    multi = np.nonzero(claims > 1)[0]
+    if multi.size:
+        sel = np.isin(chosen_code, multi)
+        involved = chosen_pid[sel].tolist()
+        ages = first_run if first_run is not None else (person_ages(db, involved) if db is not None else {})
 
-    def age(pid: str) -> tuple[int, int]:
-        return (first_run.get(pid, 1 << 30), _id_number(pid))
+        def age(pid: str) -> tuple[int, int]:
+            return (ages.get(pid, 1 << 30), _id_number(pid))
 
-    cluster_pid: dict[int, str] = {}
-    for lab, pids in claimers.items():
-        pids.sort(key=age)
-        survivor = pids[0]
-        cluster_pid[lab] = survivor
-        plan.kept_ids.append(survivor)
-        for other in pids[1:]:
-            members = np.nonzero((labels == lab) & (prev_pid == other))[0]
-            plan.merged.append((other, survivor))
-            plan.events.append(("merged", survivor, other, _reason(keys[members].tolist())))
+        by_code: dict[int, list[str]] = {}
+        for pid, code in zip(chosen_pid[sel].tolist(), chosen_code[sel].tolist()):
+            by_code.setdefault(code, []).append(pid)
+        for code in sorted(by_code):
+            pids = sorted(by_code[code], key=age)
+            survivor = pids[0]
+            pid_of[code] = survivor
+            in_cluster = has_idx[lc[has_idx] == code]
+            for other in pids[1:]:
+                members = in_cluster[prev_pid[in_cluster] == other]
+                plan.merged.append((other, survivor))
+                plan.events.append(("merged", survivor, other, _reason(keys[members].tolist())))
+    plan.kept_ids = [p for p in pid_of.tolist() if p is not None]
 
     # 3. clusters nobody claimed: new IDs, in order of their first record (deterministic)
-    uniq_labels, first_pos = np.unique(labels, return_index=True)
-    order = np.argsort(first_pos, kind="stable")
-    number = next_number
-    for lab in uniq_labels[order].tolist():
-        if lab in cluster_pid:
-            continue
-        pid = format_person_id(number)
-        number += 1
-        cluster_pid[lab] = pid
-        plan.new_ids.append(pid)
-    plan.person_id = np.array([cluster_pid[int(lab)] for lab in labels.tolist()], dtype=object) if n else plan.person_id
+    free = np.nonzero(pd.isna(pid_of))[0]
+    new_ids = [format_person_id(next_number + i) for i in range(len(free))]
+    pid_of[free] = np.asarray(new_ids, dtype=object)
+    plan.new_ids = new_ids
+    plan.person_id = pid_of[lc]
 
     # 4. split events: records of a previous person that ended in a cluster it did not choose
-    if has_prev.any():
-        idx = np.nonzero(has_prev)[0]
-        their_choice = pd.Series(prev_pid[idx]).map(chosen).to_numpy()
-        moved = idx[their_choice != labels[idx]]
+    split_targets: set[str] = set()
+    if has_idx.size:
+        choice = chosen_code[pd.Index(chosen_pid).get_indexer(prev_pid[has_idx])]
+        moved = has_idx[choice != lc[has_idx]]
         merged = set(plan.merged)
         by_pair: dict[tuple[str, str], list[str]] = {}
         for i in moved.tolist():
             target = plan.person_id[i]
             if (prev_pid[i], target) in merged:
-                continue  # counted as a merge
+                continue
             by_pair.setdefault((prev_pid[i], target), []).append(str(keys[i]))
-        split_targets = set()
         for (src, target), ks in sorted(by_pair.items()):
             plan.events.append(("split", src, target, _reason(ks)))
             split_targets.add(target)
-        plan.events.extend(("new", pid, None, "") for pid in plan.new_ids if pid not in split_targets)
-    else:
-        plan.events.extend(("new", pid, None, "") for pid in plan.new_ids)
+    if previous_run is not None:
+        plan.events.extend(("new", pid, None, "") for pid in new_ids if pid not in split_targets)
 
-    # 5. gone: previous persons with no record left (not chosen by any cluster)
-    for pid in sorted(set(previous_active) - set(chosen)):
-        plan.gone.append(pid)
-        plan.events.append(("gone", pid, None, ""))
-    if previous_run is None:
-        # the first run of a database: every person is new; no event rows for them
-        plan.events = [e for e in plan.events if e[0] != "new"]
+    # 5. gone: previous persons with no record left (chosen by no cluster)
+    active = np.asarray(list(previous_active), dtype=object)
+    gone = active[~pd.Series(active).isin(pd.Index(chosen_pid)).to_numpy()] if active.size else active
+    plan.gone = sorted(gone.tolist())
+    plan.events.extend(("gone", p, None, "") for p in plan.gone)
     plan.events.sort(key=lambda e: (EVENTS.index(e[0]), e[1], e[2] or ""))
     return plan
 
@@ -288,14 +297,16 @@ def write_persons(
     if plan.new_ids:
         conn.executemany("INSERT INTO persons (person_id, first_run, last_run, status) VALUES (?, ?, ?, 'active')",
                          ((p, run_id, run_id) for p in plan.new_ids))
-    if plan.kept_ids:
-        conn.executemany("UPDATE persons SET last_run = ?, status = 'active', merged_into = NULL WHERE person_id = ?",
-                         ((run_id, p) for p in plan.kept_ids))
+    if plan.kept_ids and plan.previous_run is not None:
+        # the previous run's persons stay active, except those merged or gone (updated below)
+        conn.execute("UPDATE persons SET last_run = ? WHERE status = 'active' AND last_run = ?",
+                     (run_id, plan.previous_run))
     if plan.merged:
-        conn.executemany("UPDATE persons SET status = 'merged', merged_into = ? WHERE person_id = ?",
-                         ((surv, absorbed) for absorbed, surv in plan.merged))
+        conn.executemany("UPDATE persons SET status = 'merged', merged_into = ?, last_run = ? WHERE person_id = ?",
+                         ((surv, plan.previous_run, absorbed) for absorbed, surv in plan.merged))
     if plan.gone:
-        conn.executemany("UPDATE persons SET status = 'gone' WHERE person_id = ?", ((p,) for p in plan.gone))
+        conn.executemany("UPDATE persons SET status = 'gone', last_run = ? WHERE person_id = ?",
+                         ((plan.previous_run, p) for p in plan.gone))
     if plan.events:
         conn.executemany("INSERT INTO person_events (run_id, event, person_id, other_person_id, reason) VALUES (?, ?, ?, ?, ?)",
                          ((run_id, ev, pid, other, reason) for ev, pid, other, reason in plan.events))

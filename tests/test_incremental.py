@@ -50,17 +50,19 @@ def assert_same_run(db_a: Path, run_a: int, db_b: Path, run_b: int) -> None:
     assert ma == mb
 
 
-def run_chain(files: list[Path], work: Path, **opts) -> list[dict]:
-    """Each later file: an incremental run, and a full run with the previous model on a copy of
-    the database as it was; both must write the same run."""
+def run_chain(files: list, work: Path, multi: bool = False, **opts) -> list[dict]:
+    """Each later file (or list of files, ``multi``): an incremental run, and a full run with the
+    previous model on a copy of the database as it was; both must write the same run."""
     db = work / "inc.db"
     works = []
-    prev = run_dedupe([files[0]], db, DedupeOptions(load={"key": "编号"}, **opts))
+    as_list = (lambda f: list(f)) if multi else (lambda f: [f])
+    prev = run_dedupe(as_list(files[0]), db, DedupeOptions(load={"key": "编号"}, **opts))
     for k, f in enumerate(files[1:], start=2):
         copy = work / f"full{k}.db"
         shutil.copy(db, copy)
-        inc = run_dedupe([f], db, DedupeOptions(load={"key": "编号"}, **opts))
-        full = run_dedupe([f], copy, DedupeOptions(load={"key": "编号"}, full=True, model_from_run=prev.run_id, **opts))
+        inc = run_dedupe(as_list(f), db, DedupeOptions(load={"key": "编号"}, **opts))
+        full = run_dedupe(as_list(f), copy, DedupeOptions(load={"key": "编号"}, full=True, model_from_run=prev.run_id,
+                                                          **opts))
         assert inc.summary["mode"] == "incremental" and full.summary["mode"] == "full"
         assert inc.summary["work"]["reused_pairs"] > 0
         assert inc.summary["work"]["compared_pairs"] < full.summary["work"]["compared_pairs"]
@@ -175,3 +177,49 @@ def test_a_failed_run_leaves_the_previous_state_usable(months, tmp_path, monkeyp
     con.close()
     r2 = run_dedupe([d / "month_02.csv"], db, DedupeOptions(load={"key": "编号"}))
     assert r2.summary["mode"] == "incremental"
+
+
+def test_unchanged_lines_are_not_parsed_again(months, tmp_path):
+    d, _ = months
+    db = tmp_path / "l.db"
+    run_dedupe([d / "month_01.csv"], db, DedupeOptions(load={"key": "编号"}))
+    r = run_dedupe([d / "month_02.csv"], db, DedupeOptions(load={"key": "编号"}))
+    w = r.summary["work"]
+    assert w["files_read_in_full"] == [] and w["lines_reused"] == r.summary["records"] - w["changed_records"]
+
+
+def test_file_with_a_line_break_inside_quotes_is_read_in_full_and_still_equal(months, tmp_path):
+    d, _ = months
+    paths = []
+    for name in ("month_01.csv", "month_02.csv"):
+        df = pd.read_csv(d / name, dtype=str, keep_default_na=False, encoding="gb18030")
+        df.loc[df.index[5], "户籍地址"] = df.loc[df.index[5], "户籍地址"] + "\n(旧址)"
+        p = tmp_path / name
+        df.to_csv(p, index=False, encoding="gb18030")
+        paths.append(p)
+    works = run_chain(paths, tmp_path)
+    assert works[0]["files_read_in_full"] == ["month_02"]
+
+
+def test_pooled_township_files_with_colliding_keys(tmp_path):
+    import copy as _copy
+
+    from tests._dedupe_data import ADDR, HAND, write_files
+
+    later = _copy.deepcopy(HAND)
+    later["龙海镇"] = [r for r in later["龙海镇"] if r[0] != "H2"]
+    later["城关镇"][2][5] = "安仁县城关镇长塘村7组"
+    later["外地"].append(["H4", "周敏", "女", "1966-10-10", "", ADDR + "城关镇石岭村", "常住", "", "", ""])
+    a = write_files(tmp_path / "a", HAND, pad=900)
+    b = write_files(tmp_path / "b", later, pad=900)
+    works = run_chain([a, b], tmp_path, multi=True)
+    assert works[0]["changed_records"] == 2
+
+
+def test_xlsx_files_are_read_in_full(tmp_path):
+    src = Path(__file__).resolve().parent.parent / "fixtures" / "samples" / "dest.xlsx"
+    db = tmp_path / "x.db"
+    run_dedupe([src], db, DedupeOptions(load={"key": "序号"}))
+    r = run_dedupe([src], db, DedupeOptions(load={"key": "序号"}))
+    assert r.summary["mode"] == "incremental" and r.summary["work"]["files_read_in_full"] == ["dest"]
+    assert r.summary["work"]["changed_records"] == 0 and r.summary["work"]["compared_pairs"] == 0
