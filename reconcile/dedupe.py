@@ -21,14 +21,14 @@ import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
 
 import reconcile
 from matchers.base import MISSING, Comparator
-from reconcile.blocking import DEFAULT_PASSES, BlockingPass, Candidates, PassStats
+from reconcile.blocking import Candidates, PassStats
 from reconcile.cluster import UnionFind, guarded_clusters
 from reconcile.decide import DECISION_NAMES, MATCH, NONE, REVIEW, threshold_decisions
 from reconcile.errors import ConfigError, ReportError
@@ -417,7 +417,6 @@ def constrain_weights(model: Model) -> Model:
 def estimate_u_prior(pop: Population, levels: np.ndarray, li: np.ndarray, ri: np.ndarray, facts: PairFacts,
                      comps: Sequence[Comparator], base: Model, u_sample: int) -> Model:
     """This population's u (random pairs) and prior (EM over the whole pair space), m from ``base``."""
-    from reconcile.compare import column_arrays as _ca  # noqa: F401  (same arrays as the comparators read)
     from reconcile.linkage import estimate_u
 
     n = pop.n
