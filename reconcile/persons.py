@@ -52,19 +52,9 @@ _MAX_KEYS_IN_REASON = 20
 
 def ensure_person_tables(db: sqlite_utils.Database) -> None:
     """Create the person tables and indexes if missing (idempotent; safe inside a transaction)."""
-    names = set(db.table_names())
-    for table, cols in PERSON_TABLES.items():
-        if table not in names:
-            db.execute(f"CREATE TABLE [{table}] (" + ", ".join(f"[{c}] {t}" for c, t in cols) + ")")
-        else:
-            have = {c.name for c in db[table].columns}
-            for c, t in cols:
-                if c not in have:
-                    db.execute(f"ALTER TABLE [{table}] ADD COLUMN [{c}] {t.replace(' PRIMARY KEY', '')}")
-    for table, cols, unique in _INDEXES:
-        name = f"idx_{table}_{'_'.join(cols)}"
-        db.execute(f"CREATE {'UNIQUE ' if unique else ''}INDEX IF NOT EXISTS [{name}] ON [{table}] ("
-                   + ", ".join(f"[{c}]" for c in cols) + ")")
+    from reconcile.report import ensure_tables
+
+    ensure_tables(db, PERSON_TABLES, _INDEXES)
 
 
 def format_person_id(number: int) -> str:

@@ -12,7 +12,7 @@ import sqlite3
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Sequence
 
 import pandas as pd
 import sqlite_utils
@@ -126,23 +126,35 @@ def open_report(path: str | Path, *, create: bool = True) -> sqlite_utils.Databa
     return db
 
 
+def ensure_tables(
+    db: sqlite_utils.Database,
+    tables: Mapping[str, Sequence[tuple[str, str]]],
+    indexes: Iterable[tuple[str, tuple[str, ...], bool]] = (),
+) -> None:
+    """Create missing tables and indexes; add the columns a newer version introduced.
+    Columns are only ever added, never dropped or renamed (older reports keep opening).
+    Safe inside a transaction. Every module that owns report tables goes through this."""
+    names = set(db.table_names())
+    for table, cols in tables.items():
+        if table not in names:
+            db.execute(f"CREATE TABLE [{table}] (" + ", ".join(f"[{c}] {t}" for c, t in cols) + ")")
+        else:
+            have = {c.name for c in db[table].columns}
+            for c, t in cols:
+                if c not in have:
+                    db.execute(f"ALTER TABLE [{table}] ADD COLUMN [{c}] {t.replace(' PRIMARY KEY', '')}")
+    for table, cols, unique in indexes:
+        name = f"idx_{table}_{'_'.join(cols)}"
+        db.execute(
+            f"CREATE {'UNIQUE ' if unique else ''}INDEX IF NOT EXISTS [{name}] ON [{table}] ("
+            + ", ".join(f"[{c}]" for c in cols) + ")"
+        )
+
+
 def ensure_schema(db: sqlite_utils.Database) -> None:
     """Create missing tables/indexes; add columns a newer version introduced (never drop)."""
     with db.atomic():
-        for table, cols in TABLES.items():
-            if table not in db.table_names():
-                db.execute(f"CREATE TABLE [{table}] (" + ", ".join(f"[{c}] {t}" for c, t in cols) + ")")
-            else:
-                have = {c.name for c in db[table].columns}
-                for c, t in cols:
-                    if c not in have:
-                        db.execute(f"ALTER TABLE [{table}] ADD COLUMN [{c}] {t.replace(' PRIMARY KEY', '')}")
-        for table, cols, unique in INDEXES:
-            name = f"idx_{table}_{'_'.join(cols)}"
-            db.execute(
-                f"CREATE {'UNIQUE ' if unique else ''}INDEX IF NOT EXISTS [{name}] ON [{table}] ("
-                + ", ".join(f"[{c}]" for c in cols) + ")"
-            )
+        ensure_tables(db, TABLES, INDEXES)
 
 
 def now_iso() -> str:

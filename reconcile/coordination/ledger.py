@@ -55,15 +55,10 @@ ANSWERS: tuple[str, ...] = ("confirmed", "corrected", "not_found", "other")
 
 def ensure_ledger(db: sqlite_utils.Database) -> None:
     """Create (or extend) the ledger tables; columns are only ever added."""
+    from reconcile.report import ensure_tables
+
     with db.atomic():
-        for table, cols in (("verification_requests", REQUEST_COLUMNS), ("feedback_log", FEEDBACK_LOG_COLUMNS)):
-            if table not in db.table_names():
-                db.execute(f"CREATE TABLE [{table}] (" + ", ".join(f"[{c}] {t}" for c, t in cols) + ")")
-            else:
-                have = {c.name for c in db[table].columns}
-                for c, t in cols:
-                    if c not in have:
-                        db.execute(f"ALTER TABLE [{table}] ADD COLUMN [{c}] {t.replace(' PRIMARY KEY', '')}")
+        ensure_tables(db, {"verification_requests": REQUEST_COLUMNS, "feedback_log": FEEDBACK_LOG_COLUMNS})
         db.execute("CREATE INDEX IF NOT EXISTS idx_vr_counterpart ON verification_requests (counterpart)")
         db.execute("CREATE INDEX IF NOT EXISTS idx_vr_status ON verification_requests (status)")
         db.execute("CREATE INDEX IF NOT EXISTS idx_feedback_log_request ON feedback_log (request_id)")

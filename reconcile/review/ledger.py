@@ -74,16 +74,11 @@ _APPEND_ONLY = ("review_decisions", "reveal_log")
 
 def ensure_ledger(db: sqlite_utils.Database) -> None:
     """Create the ledger tables, triggers, view and indexes if missing (idempotent)."""
+    from reconcile.report import ensure_tables
+
     names = set(db.table_names())
     with db.atomic():
-        for table, cols in (("review_decisions", DECISION_COLUMNS), ("reveal_log", REVEAL_COLUMNS)):
-            if table not in names:
-                db.execute(f"CREATE TABLE [{table}] (" + ", ".join(f"[{c}] {t}" for c, t in cols) + ")")
-            else:
-                have = {c.name for c in db[table].columns}
-                for c, t in cols:
-                    if c not in have:
-                        db.execute(f"ALTER TABLE [{table}] ADD COLUMN [{c}] {t}")
+        ensure_tables(db, {"review_decisions": DECISION_COLUMNS, "reveal_log": REVEAL_COLUMNS})
         for table in _APPEND_ONLY:
             for op in ("UPDATE", "DELETE"):
                 db.execute(
