@@ -2,8 +2,9 @@
 
 Data: ``--counties`` county exports of fixtures.generate (郴州's counties; record keys restart in
 every file, so keys are qualified by file), ``--persons`` persons each (1,000,000 records in all
-by default). The next month changes ``--changes`` records: 40% edited (an address group, a
-flow status, a name corrected), 30% added (people held back from month A), 30% deleted.
+by default). Month B has ``--changes`` new or changed records: 70% edited (an address group, a
+flow status or a given-name character), 30% added (people held back from month A); and 30% of
+``--changes`` records of month A deleted.
 
 1. full run on month A into a new database (the state the next runs start from);
 2. incremental run on month B against a copy of that database;
@@ -39,7 +40,7 @@ def make_data(counties: int, persons: int, changes: int, seed: int) -> tuple[lis
     """Month A and month B exports per county (cached under bench/out)."""
     import fixtures.generate as gm
 
-    d = OUT / f"incr_{counties}x{persons}_{changes}_{seed}"
+    d = OUT / f"incr2_{counties}x{persons}_{changes}_{seed}"
     a_paths = [d / "A" / f"county_{c}.csv" for c in COUNTIES[:counties]]
     b_paths = [d / "B" / f"county_{c}.csv" for c in COUNTIES[:counties]]
     if all(p.exists() for p in a_paths + b_paths):
@@ -47,8 +48,9 @@ def make_data(counties: int, persons: int, changes: int, seed: int) -> tuple[lis
     (d / "A").mkdir(parents=True, exist_ok=True)
     (d / "B").mkdir(parents=True, exist_ok=True)
     per = changes // counties
-    n_add, n_del = int(per * 0.3), int(per * 0.3)
-    n_edit = per - n_add - n_del
+    n_add = int(per * 0.3)              # new and changed records: 30% added, 70% edited ...
+    n_edit = per - n_add
+    n_del = int(per * 0.3)              # ... and as many deletions again as additions
     rnd = random.Random(seed)
     for k, code in enumerate(COUNTIES[:counties]):
         t0 = time.perf_counter()
@@ -66,8 +68,9 @@ def make_data(counties: int, persons: int, changes: int, seed: int) -> tuple[lis
                 month_b.at[i, "户籍地址"] = month_b.at[i, "户籍地址"] + f"{rnd.randint(1, 12)}组"
             elif what == "flow":
                 month_b.at[i, "流动状态"] = "常住" if month_b.at[i, "流动状态"] == "流出" else "流出"
-            else:
-                month_b.at[i, "姓名"] = month_b.at[i, "姓名"].replace(" ", "") + ("" if len(month_b.at[i, "姓名"]) > 2 else "华")
+            else:                              # a corrected given-name character
+                name = month_b.at[i, "姓名"]
+                month_b.at[i, "姓名"] = name[:-1] + ("华" if name[-1:] != "华" else "伟")
         month_b = pd.concat([month_b, reg.loc[hold]])
         gm._write_csv(month_a, a_paths[k], "gb18030")
         gm._write_csv(month_b, b_paths[k], "gb18030")

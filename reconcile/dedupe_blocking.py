@@ -82,17 +82,24 @@ class Blocked:
     cap_flips: int = 0                 # blocks that crossed the cap since the state
 
 
-def _codes(h: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Dense block codes (-1 empty), distinct keys, their counts and first positions."""
+def _codes(h: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Dense block codes (-1 empty) numbered in order of first appearance (as the text keys of
+    reconcile.blocking are), the distinct keys and their counts."""
     valid = h != 0
     code = np.full(len(h), -1, np.int64)
     if not valid.any():
-        e = np.zeros(0, np.int64)
-        return code, np.zeros(0, np.uint64), e, e
+        return code, np.zeros(0, np.uint64), np.zeros(0, np.int64)
     vpos = np.nonzero(valid)[0]
-    uniq, first, inv, cnt = np.unique(h[vpos], return_index=True, return_inverse=True, return_counts=True)
-    code[vpos] = inv
-    return code, uniq, cnt.astype(np.int64), vpos[first]
+    c, uniq = pd.factorize(h[vpos])
+    code[vpos] = c
+    return code, np.asarray(uniq, dtype=np.uint64), np.bincount(c, minlength=len(uniq)).astype(np.int64)
+
+
+def _in(values: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    """Boolean mask: values found in wanted (hash lookups; numpy's isin sorts)."""
+    if not len(wanted) or not len(values):
+        return np.zeros(len(values), bool)
+    return pd.Index(wanted).get_indexer(values) >= 0
 
 
 def _join_focus(code: np.ndarray, ok_code: np.ndarray, left_mask: np.ndarray, right_mask: np.ndarray,
@@ -180,13 +187,15 @@ def incremental_candidates(keyhash: dict[str, np.ndarray], sparse: np.ndarray, f
     n = len(focus)
     passes = DEFAULT_PASSES
     posmap = {int(p): t for t, p in enumerate(fstd["_pos"].tolist())} if fstd is not None else {}
-    # the state's pairs between two unchanged records, in current positions
+    # the state's pairs between two unchanged records, in current positions (kept in their order)
     ni, nj = old_to_new[state.li], old_to_new[state.ri]
     keep = (ni >= 0) & (nj >= 0)
     src_idx = np.nonzero(keep)[0]
-    ci, cj, cm = ni[keep], nj[keep], state.passes[keep].astype(np.uint16)
+    ci, cj, cm = ni[src_idx], nj[src_idx], state.passes[src_idx].astype(np.uint16)
+    del ni, nj, keep
     flipped = ci > cj
-    ci, cj = np.where(flipped, cj, ci), np.where(flipped, ci, cj)
+    if flipped.any():
+        ci, cj = np.where(flipped, cj, ci), np.where(flipped, ci, cj)
     # old population's pass keys (for blocks whose size crossed the cap)
     alive = old_to_new >= 0
     stats: list[PassStats] = []
@@ -194,11 +203,12 @@ def incremental_candidates(keyhash: dict[str, np.ndarray], sparse: np.ndarray, f
     f_codes, f_masks = [], []
     add_codes, add_masks = [], []
     flips = 0
+    everyone = np.ones(n, bool)
     for bit, p in enumerate(passes):
         st = PassStats(p.name, p.description)
         cap = min(block_cap, p.cap) if p.cap else block_cap
         h = pass_hash(keyhash, p)
-        code, uniq, cnt, first = _codes(h)
+        code, uniq, cnt = _codes(h)
         plabels = labels.get(p.name, {})
         keep_labels: dict[int, str] = {}
         bitv = np.uint16(1 << bit)
@@ -207,16 +217,13 @@ def incremental_candidates(keyhash: dict[str, np.ndarray], sparse: np.ndarray, f
             sp_cnt = np.bincount(code[(code >= 0) & sparse], minlength=len(uniq)) if len(uniq) else np.zeros(0, np.int64)
             big1 = sp_cnt * (sp_cnt - 1) // 2 > cap
             big2 = cnt * (cnt - 1) // 2 > cap
-            everyone = np.ones(n, bool)
             i1, j1 = _join_focus(code, ~big1, sparse, everyone, sparse)
             i1, j1 = _restrict(i1, j1, sparse, None)
             i2, j2 = _join_focus(code, ~big2, everyone, sparse, sparse)
             i2, j2 = _restrict(i2, j2, None, sparse)
             pi, pj = np.concatenate([i1, i2]), np.concatenate([j1, j2])
             for big, nrec_arr in ((big1, sp_cnt + cnt), (big2, cnt + sp_cnt)):
-                sk = np.nonzero(big)[0]
-                sk = sk[np.argsort(first[sk], kind="stable")]
-                for c_ in sk.tolist():
+                for c_ in np.nonzero(big)[0].tolist():          # codes are in order of first appearance
                     st.skipped_blocks += 1
                     st.skipped_records += int(nrec_arr[c_])
                     hv = int(uniq[c_])
@@ -231,12 +238,11 @@ def incremental_candidates(keyhash: dict[str, np.ndarray], sparse: np.ndarray, f
             add_masks.append(np.full(len(codes_all), bitv, np.uint16))
         else:
             big = cnt * (cnt - 1) // 2 > cap
-            pi, pj = _join_focus(code, ~big, np.ones(n, bool), np.ones(n, bool), focus)
+            pi, pj = _join_focus(code, ~big, everyone, everyone, focus)
             codes_f = np.unique(pi * n + pj)
             f_codes.append(codes_f)
             f_masks.append(np.full(len(codes_f), bitv, np.uint16))
             sk = np.nonzero(big)[0]
-            sk = sk[np.argsort(first[sk], kind="stable")]
             st.skipped_blocks = int(len(sk))
             st.skipped_records = int((2 * cnt[sk]).sum())
             for c_ in sk.tolist():
@@ -248,30 +254,27 @@ def incremental_candidates(keyhash: dict[str, np.ndarray], sparse: np.ndarray, f
                                        f"{int(2 * cnt[c_])} records, {int(cnt[c_] * (cnt[c_] - 1) // 2)} pairs over the cap")
             # blocks whose size crossed the cap since the state: fix the unchanged pairs in them
             old_h = pass_hash(state.keyhash, p)
-            touched = np.unique(np.concatenate([h[focus], old_h[~alive]]))
+            touched = pd.unique(np.concatenate([h[focus], old_h[~alive]]))
             touched = touched[touched != 0]
             if touched.size:
-                uo, co = np.unique(old_h[np.isin(old_h, touched)], return_counts=True)
+                oh = old_h[_in(old_h, touched)]
+                uo, co = (np.unique(oh, return_counts=True) if len(oh) else (np.zeros(0, np.uint64), np.zeros(0, np.int64)))
                 old_cnt = np.zeros(len(touched), np.int64)
-                old_cnt[np.searchsorted(touched, uo)] = co
-                if len(uniq):
-                    at = np.minimum(np.searchsorted(uniq, touched), len(uniq) - 1)
-                    found = uniq[at] == touched
-                    new_cnt = np.where(found, cnt[at], 0)
-                else:
-                    found = np.zeros(len(touched), bool)
-                    new_cnt = np.zeros(len(touched), np.int64)
+                old_cnt[pd.Index(touched).get_indexer(uo)] = co
+                at = pd.Index(uniq).get_indexer(touched) if len(uniq) else np.full(len(touched), -1)
+                found = at >= 0
+                new_cnt = np.where(found, cnt[np.maximum(at, 0)] if len(cnt) else 0, 0)
                 was_big = old_cnt * (old_cnt - 1) // 2 > cap
                 now_big = new_cnt * (new_cnt - 1) // 2 > cap
                 to_big = touched[~was_big & now_big]
-                to_small = touched[was_big & ~now_big & found]
-                flips += int(to_big.size + to_small.size)
+                small = was_big & ~now_big & found
+                flips += int(to_big.size + small.sum())
                 if to_big.size:
-                    hit = ((cm & bitv) != 0) & np.isin(h[ci], to_big)
+                    in_block = _in(h, to_big)                    # records of those blocks
+                    hit = ((cm & bitv) != 0) & in_block[ci]
                     cm[hit] &= ~bitv
-                if to_small.size:
-                    blocks = np.searchsorted(uniq, to_small)
-                    wi, wj = _within_blocks(code, blocks, ~focus)
+                if small.any():
+                    wi, wj = _within_blocks(code, at[small], ~focus)
                     c2 = np.unique(wi * n + wj)
                     add_codes.append(c2)
                     add_masks.append(np.full(len(c2), bitv, np.uint16))
@@ -287,30 +290,33 @@ def incremental_candidates(keyhash: dict[str, np.ndarray], sparse: np.ndarray, f
     af = focus[ai] | focus[aj] if len(ac) else np.zeros(0, bool)
     fc, fm = _or_reduce(np.concatenate([fc, ac[af]]), np.concatenate([fm, am[af]]))
     uc, um = _or_reduce(ac[~af], am[~af])
-    ccode = ci * n + cj
-    order = np.argsort(ccode, kind="stable") if not (len(ccode) < 2 or np.all(ccode[1:] > ccode[:-1])) else None
-    if order is not None:
-        ccode, cm, ci, cj, flipped, src_idx = ccode[order], cm[order], ci[order], cj[order], flipped[order], src_idx[order]
     new_u = np.ones(len(uc), bool)
-    if len(uc) and len(ccode):
-        at = np.searchsorted(ccode, uc)
-        hit = (at < len(ccode)) & (ccode[np.minimum(at, len(ccode) - 1)] == uc)
-        np.bitwise_or.at(cm, at[hit], um[hit])
+    if len(uc) and len(ci):
+        # only stored pairs of the records involved can be among them: look those up
+        involved = np.zeros(n, bool)
+        involved[uc // n] = True
+        cand = np.nonzero(involved[ci])[0]
+        at = pd.Index(ci[cand] * n + cj[cand]).get_indexer(uc)
+        hit = at >= 0
+        np.bitwise_or.at(cm, cand[at[hit]], um[hit])
         new_u = ~hit
     live = cm != 0
-    reused_idx = src_idx[live & ~flipped]
-    li = np.concatenate([ci[live], uc[new_u] // max(n, 1), fc // max(n, 1)])
-    ri = np.concatenate([cj[live], uc[new_u] % max(n, 1), fc % max(n, 1)])
-    masks = np.concatenate([cm[live], um[new_u], fm])
+    all_live = bool(live.all())
+    reused_idx = src_idx[live & ~flipped] if not (all_live and not flipped.any()) else src_idx
+    li = np.concatenate([ci if all_live else ci[live], uc[new_u] // max(n, 1), fc // max(n, 1)])
+    ri = np.concatenate([cj if all_live else cj[live], uc[new_u] % max(n, 1), fc % max(n, 1)])
+    masks = np.concatenate([cm if all_live else cm[live], um[new_u], fm])
+    n_live = len(ci) if all_live else int(live.sum())
     reused = np.zeros(len(li), bool)
-    reused[:int(live.sum())] = ~flipped[live]
+    reused[:n_live] = ~(flipped if all_live else flipped[live])
     # per-pass counts from the final masks (pairs / new pairs as candidate_pairs reports them)
+    per_mask = np.bincount(masks, minlength=1 << len(passes)) if len(masks) else np.zeros(1 << len(passes), np.int64)
+    mvals = np.arange(len(per_mask))
     for bit, st in enumerate(stats):
-        has = (masks >> np.uint16(bit)) & np.uint16(1)
-        st.pairs = int(has.sum())
-        lower = masks & np.uint16((1 << bit) - 1)
-        st.new_pairs = int((has.astype(bool) & (lower == 0)).sum())
-    return Blocked(li=li.astype(np.int64), ri=ri.astype(np.int64), passes=masks, reused=reused,
+        has = (mvals >> bit) & 1 == 1
+        st.pairs = int(per_mask[has].sum())
+        st.new_pairs = int(per_mask[has & ((mvals & ((1 << bit) - 1)) == 0)].sum())
+    return Blocked(li=li.astype(np.int64, copy=False), ri=ri.astype(np.int64, copy=False), passes=masks, reused=reused,
                    reused_index=reused_idx, stats=stats, labels=new_labels, cap_flips=flips)
 
 

@@ -28,6 +28,7 @@ class Coded:
 
     uniq: np.ndarray       # object
     codes: np.ndarray      # int32
+    text: bytes | None = None   # the stored (NUL-joined UTF-8) form of ``uniq``, kept to append to
 
     @classmethod
     def of(cls, values: np.ndarray) -> "Coded":
@@ -37,19 +38,32 @@ class Coded:
     def values(self) -> np.ndarray:
         return self.uniq[self.codes] if len(self.codes) else np.zeros(0, object)
 
-    def take_extend(self, old_pos: np.ndarray, n: int, new_pos: np.ndarray, new_values: np.ndarray) -> "Coded":
-        """A column of ``n`` records: this column's values at ``old_pos`` (for records numbered by
-        ``np.nonzero(old_pos >= 0)``), new values at ``new_pos``. New values are appended to the
-        dictionary (recoded from scratch once it holds more than twice the live values)."""
+    def append(self, values) -> int:
+        """Add values to the dictionary (in place); returns the code of the first one."""
+        start = len(self.uniq)
+        vals = np.asarray(values, dtype=object)
+        if not len(vals):
+            return start
+        self.uniq = np.concatenate([self.uniq, vals])
+        if self.text is not None:
+            more = "\x00".join(str(v) for v in vals)
+            if more.count("\x00") == len(vals) - 1:
+                self.text = (self.text + b"\x00" if start else b"") + more.encode()
+            else:
+                self.text = None
+        return start
+
+    def take_extend(self, old_pos: np.ndarray, n: int, new_pos: np.ndarray, new_values) -> "Coded":
+        """A column of ``n`` records: this column's values at ``old_pos`` (records with
+        ``old_pos >= 0``), new values at ``new_pos``. New values are appended to the dictionary
+        (recoded from scratch once it holds more than twice the live values)."""
         codes = np.zeros(n, np.int32)
         keep = old_pos >= 0
         codes[keep] = self.codes[old_pos[keep]]
-        uniq = self.uniq
+        out = Coded(self.uniq, codes, self.text)
         if len(new_pos):
-            codes[new_pos] = len(uniq) + np.arange(len(new_pos), dtype=np.int32)
-            uniq = np.concatenate([uniq, np.asarray(new_values, dtype=object)])
-        out = Coded(uniq, codes)
-        if len(uniq) > 2 * n + 1000:
+            codes[new_pos] = out.append(new_values) + np.arange(len(new_pos), dtype=np.int32)
+        if len(out.uniq) > 2 * n + 1000:
             out = Coded.of(out.values())
         return out
 
@@ -79,6 +93,12 @@ def _decode_text(data: bytes) -> np.ndarray:
     if n == 0:
         return np.zeros(0, object)
     return np.asarray(data[9:].decode().split("\x00"), dtype=object)
+
+
+def _encode_coded(col: Coded) -> bytes:
+    if col.text is not None:
+        return b"N" + len(col.uniq).to_bytes(8, "little") + col.text
+    return _encode_text(col.uniq)
 
 
 def ensure_state_table(db) -> None:
@@ -145,7 +165,7 @@ def save(db, state: State) -> None:
     _write(db, rid, "keys", _encode_text(state.keys))
     for name, col in (*((f"c:{c}", v) for c, v in state.cols.items()), *((f"p:{c}", v) for c, v in state.prefill.items()),
                       ("person", state.person)):
-        _write(db, rid, f"{name}:u", _encode_text(col.uniq))
+        _write(db, rid, f"{name}:u", _encode_coded(col))
         _write(db, rid, f"{name}:k", _npy(col.codes.astype(np.int32)))
     for c, arr in state.keyhash.items():
         _write(db, rid, f"h:{c}", _npy(arr.astype(np.uint64)))
@@ -170,7 +190,9 @@ def load(db, run_id: int) -> State | None:
             return None
 
         def coded(name: str) -> Coded:
-            return Coded(_decode_text(_read(db, run_id, f"{name}:u")), _from_npy(_read(db, run_id, f"{name}:k")))
+            raw = _read(db, run_id, f"{name}:u")
+            text = raw[9:] if raw[:1] == b"N" else None
+            return Coded(_decode_text(raw), _from_npy(_read(db, run_id, f"{name}:k")), text)
 
         arrays = {name: _from_npy(_read(db, run_id, f"a:{name}")) for name in ARRAYS}
         return State(

@@ -609,8 +609,7 @@ def _prepare_incremental(db, state: State, deltas: list[FileDelta], paths, opts,
     if len(refilled):
         for c, vals in (("hukou_region", region), ("hukou_region_name", region_name)):
             col = coded[c]
-            col.codes[refilled] = len(col.uniq) + np.arange(len(refilled), dtype=np.int32)
-            col.uniq = np.concatenate([col.uniq, vals[refilled]])
+            col.codes[refilled] = col.append(vals[refilled]) + np.arange(len(refilled), dtype=np.int32)
     cols = {c: v.values() for c, v in coded.items()}
     fp64 = np.zeros(n, np.uint64)
     fp64[upos] = state.fp64[old_u]

@@ -196,14 +196,20 @@ def plan_persons(
     chosen_pid = np.zeros(0, dtype=object)
     chosen_code = np.zeros(0, np.int64)
     if has_idx.size:
-        df = pd.DataFrame({"pid": prev_pid[has_idx], "code": lc[has_idx],
-                           "unch": np.asarray(unchanged, bool)[has_idx], "pos": has_idx})
-        g = df.groupby(["pid", "code"], sort=False).agg(n=("pos", "size"), unch=("unch", "sum"),
-                                                        first=("pos", "min")).reset_index()
-        g = g.sort_values(["pid", "n", "unch", "first"], ascending=[True, False, False, True], kind="stable")
-        best = g.drop_duplicates("pid", keep="first")
-        chosen_pid = best["pid"].to_numpy(object)
-        chosen_code = best["code"].to_numpy(np.int64)
+        # groups (previous person, cluster) with their size, unchanged records and first record
+        pc, pu = pd.factorize(prev_pid[has_idx])
+        key = pc.astype(np.int64) * n_clusters + lc[has_idx]
+        inv, gk = pd.factorize(key)                        # groups in order of their first record
+        size = np.bincount(inv)
+        unch = np.bincount(inv, weights=np.asarray(unchanged, bool)[has_idx].astype(float))
+        first = has_idx[np.unique(inv, return_index=True)[1]]
+        g_pid = (gk // n_clusters).astype(np.int64)
+        order = np.lexsort((first, -unch, -size, g_pid))
+        gp = g_pid[order]
+        head = np.r_[True, gp[1:] != gp[:-1]]
+        best = order[head]
+        chosen_pid = np.asarray(pu, dtype=object)[g_pid[best]]
+        chosen_code = (gk[best] % n_clusters).astype(np.int64)
 
     # 2. a cluster chosen by one previous person keeps its ID; by several: the oldest survives
     pid_of = np.full(n_clusters, None, dtype=object)
