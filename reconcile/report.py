@@ -135,7 +135,14 @@ def ensure_tables(
     Columns are only ever added, never dropped or renamed (older reports keep opening).
     Safe inside a transaction. Every module that owns report tables goes through this."""
     names = set(db.table_names())
+    views = set(db.view_names())
     for table, cols in tables.items():
+        if table in views:
+            # a dedupe database: records / person_records are views over versioned storage
+            from reconcile.record_store import sync_view
+
+            sync_view(db, table, cols)
+            continue
         if table not in names:
             db.execute(f"CREATE TABLE [{table}] (" + ", ".join(f"[{c}] {t}" for c, t in cols) + ")")
         else:
@@ -144,6 +151,8 @@ def ensure_tables(
                 if c not in have:
                     db.execute(f"ALTER TABLE [{table}] ADD COLUMN [{c}] {t.replace(' PRIMARY KEY', '')}")
     for table, cols, unique in indexes:
+        if table in views:
+            continue
         name = f"idx_{table}_{'_'.join(cols)}"
         db.execute(
             f"CREATE {'UNIQUE ' if unique else ''}INDEX IF NOT EXISTS [{name}] ON [{table}] ("
