@@ -139,7 +139,7 @@ class Bulletin:
 
 
 def _count(db: sqlite_utils.Database, table: str, run_id: int, where: str = "", expr: str = "count(*)") -> int:
-    if table not in db.table_names():
+    if table not in db.table_names() and table not in db.view_names():   # dedupe: records is a view
         return 0
     row = db.execute(f"SELECT {expr} FROM [{table}] WHERE run_id = ?" + (f" AND {where}" if where else ""), (run_id,)).fetchone()
     return int(row[0] or 0)

@@ -34,7 +34,7 @@ STATE_COLUMNS = [
 
 def _table_frame(db: sqlite_utils.Database, table: str, run_id: int, cols: list[str]) -> pd.DataFrame:
     """Selected columns of a run's table; missing table/columns come back empty / as ''."""
-    if table not in db.table_names():
+    if table not in db.table_names() and table not in db.view_names():   # dedupe: records is a view
         return pd.DataFrame(columns=cols)
     have = {c.name for c in db[table].columns}
     sel = ", ".join(f"[{c}]" if c in have else f"'' AS [{c}]" for c in cols)

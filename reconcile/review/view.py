@@ -188,7 +188,7 @@ def _cluster(db: sqlite_utils.Database, run_id: int, keys: list[tuple[str, str]]
     for source, cid in sorted(clusters):
         cur = db.execute(
             "SELECT d.cluster_id, d.record_key, d.survivor, d.scope, d.reason, r.name, r.sex, r.birth_date, r.id_number,"
-            " r.id_raw, r.unit, r.hukou_address, r.residence FROM duplicates d LEFT JOIN records r"
+            " r.id_raw, r.unit, r.hukou_address, r.residence FROM duplicates d JOIN records r"   # records may be a view: a LEFT JOIN would materialise it
             " ON r.run_id = d.run_id AND r.source = d.source AND r.record_key = d.record_key"
             " WHERE d.run_id = ? AND d.source = ? AND d.cluster_id = ? ORDER BY d.record_key",
             (run_id, source, cid),
