@@ -79,11 +79,15 @@ def make_data(counties: int, persons: int, changes: int, seed: int) -> tuple[lis
     return a_paths, b_paths
 
 
+CPU: dict[str, float] = {}
+
+
 def timed(label: str, fn):
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     res = fn()
-    secs = time.perf_counter() - t0
-    print(f"{label}: {secs:.1f} s", file=sys.stderr)
+    secs, cpu = time.perf_counter() - t0, time.process_time() - c0
+    CPU[label] = cpu
+    print(f"{label}: {secs:.1f} s wall, {cpu:.1f} s CPU", file=sys.stderr)
     return res, secs
 
 
@@ -102,7 +106,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--changes", type=int, default=10_000)
     ap.add_argument("--seed", type=int, default=4)
     ap.add_argument("--keep", action="store_true", help="keep the databases under bench/out")
+    ap.add_argument("--base", type=Path, help="reuse this month-A database (made by --keep) instead of step 1")
+    ap.add_argument("--runs", default="incr,full,fixed",
+                    help="which month-B runs: incr, full (--full), fixed (--full --model 1)")
     args = ap.parse_args(argv)
+    which = set(args.runs.split(","))
     a_paths, b_paths = make_data(args.counties, args.persons, args.changes, args.seed)
     work = OUT / f"incr_run_{args.counties}x{args.persons}"
     if work.exists():
@@ -110,30 +118,44 @@ def main(argv: list[str] | None = None) -> int:
     work.mkdir(parents=True)
     opts = dict(load={"key": "编号"})
     base = work / "base.db"
-    r1, t_first = timed("full run, month A (new database)", lambda: run_dedupe(a_paths, base, DedupeOptions(**opts)))
-    for name in ("incr.db", "full.db", "fixed.db"):
-        shutil.copy(base, work / name)
-    r_inc, t_inc = timed("incremental run, month B", lambda: run_dedupe(b_paths, work / "incr.db", DedupeOptions(**opts)))
-    r_full, t_full = timed("full run, month B (--full)",
-                           lambda: run_dedupe(b_paths, work / "full.db", DedupeOptions(full=True, **opts)))
-    r_fix, t_fix = timed("full run, month B (--full --model 1)",
-                         lambda: run_dedupe(b_paths, work / "fixed.db",
-                                            DedupeOptions(full=True, model_from_run=r1.run_id, **opts)))
-    skip = {"mode", "work"}
-    same = {k: v for k, v in r_inc.summary.items() if k not in skip} == {k: v for k, v in r_fix.summary.items() if k not in skip}
-    report = {
-        "records_A": r1.summary["records"], "records_B": r_inc.summary["records"],
-        "changed_records": r_inc.summary["work"].get("changed_records"),
-        "pairs": r_inc.summary["candidate_pairs"], "reused_pairs": r_inc.summary["work"].get("reused_pairs"),
-        "compared_pairs": r_inc.summary["work"].get("compared_pairs"),
-        "first_full_s": round(t_first, 1), "incremental_s": round(t_inc, 1), "full_s": round(t_full, 1),
-        "full_fixed_model_s": round(t_fix, 1), "incremental_share_of_full": round(t_inc / t_full, 4),
-        "incremental_equals_full_fixed_model": same, "peak_rss_mb": round(peak_rss_mb()),
-        "incremental_timings": {k: round(v, 2) for k, v in r_inc.timings.items()},
-        "full_timings": {k: round(v, 2) for k, v in r_full.timings.items()},
-    }
+    if args.base:
+        shutil.copy(args.base, base)
+        first_run, t_first = 1, None
+    else:
+        r1, t_first = timed("full run, month A (new database)", lambda: run_dedupe(a_paths, base, DedupeOptions(**opts)))
+        first_run = r1.run_id
+    runs = {"incr": ("incremental run, month B", DedupeOptions(**opts)),
+            "full": ("full run, month B (--full)", DedupeOptions(full=True, **opts)),
+            "fixed": ("full run, month B (--full --model 1)", DedupeOptions(full=True, model_from_run=first_run, **opts))}
+    res: dict[str, tuple] = {}
+    for name, (label, o) in runs.items():
+        if name in which:
+            shutil.copy(base, work / f"{name}.db")
+            res[name] = timed(label, lambda: run_dedupe(b_paths, work / f"{name}.db", o))
+    report: dict = {"first_full_s": None if t_first is None else round(t_first, 1)}
+    for name, (r, secs) in res.items():
+        report[f"{name}_s"] = round(secs, 1)
+        report[f"{name}_cpu_s"] = round(CPU[runs[name][0]], 1)
+        report[f"{name}_timings"] = {k: round(v, 2) for k, v in r.timings.items()}
+    if "incr" in res:
+        r_inc = res["incr"][0]
+        report.update({"records_B": r_inc.summary["records"],
+                       "changed_records": r_inc.summary["work"].get("changed_records"),
+                       "pairs": r_inc.summary["candidate_pairs"], "reused_pairs": r_inc.summary["work"].get("reused_pairs"),
+                       "compared_pairs": r_inc.summary["work"].get("compared_pairs")})
+        for name in ("full", "fixed"):
+            if name in res:
+                report[f"incremental_share_of_{name}"] = round(res["incr"][1] / res[name][1], 4)
+    if "incr" in res and "fixed" in res:
+        skip = {"mode", "work"}
+        report["incremental_equals_full_fixed_model"] = (
+            {k: v for k, v in res["incr"][0].summary.items() if k not in skip}
+            == {k: v for k, v in res["fixed"][0].summary.items() if k not in skip})
+    report["peak_rss_mb"] = round(peak_rss_mb())
     print(json.dumps(report, indent=2, ensure_ascii=False))
-    if not args.keep:
+    if args.keep:
+        shutil.copy(base, OUT / f"incr_base_{args.counties}x{args.persons}.db")
+    else:
         shutil.rmtree(work)
     return 0
 

@@ -1039,8 +1039,9 @@ def finish(db, work, opts: DedupeOptions, comps: Sequence[Comparator], started: 
     metrics = metric_rows(summary, pop, duplicates)
     summary["mode"] = work.mode
     summary["work"] = {k: v for k, v in work.work.items() if not k.startswith("_")}
+    # records (and the persons of records) go to the versioned storage in extra() below
     out_tables = {
-        "records": work.record_rows, "rejected_rows": work.rejected, "links": links, "duplicates": duplicates,
+        "rejected_rows": work.rejected, "links": links, "duplicates": duplicates,
         "blocking": blocking_rows(work.stats), "metrics": metrics, "warnings": warning_rows(pop, work.stats, clusters),
     }
     settings = asdict(opts)
@@ -1061,20 +1062,24 @@ def finish(db, work, opts: DedupeOptions, comps: Sequence[Comparator], started: 
     )
 
     def extra(dbx, run_id: int) -> None:
+        from reconcile import record_store
+
         t1 = time.perf_counter()
-        work.copy_records(dbx, run_id)
-        work.timings["records_copy"] = time.perf_counter() - t1
+        record_store.convert(dbx)
+        versions = work.write_records(dbx, run_id, plan.person_id)
+        work.timings["records_write"] = time.perf_counter() - t1
         t1 = time.perf_counter()
-        same = (work.prev_pid != "") & (work.prev_pid == plan.person_id)
-        copy = None
-        if work.previous_run is not None:
-            copy = (work.previous_run, same, work.previous_drop(plan.person_id))
-        write_persons(dbx, run_id, plan, np.full(pop.n, SOURCE, dtype=object), pop.keys, copy)
+        write_persons(dbx, run_id, plan, np.full(pop.n, SOURCE, dtype=object), pop.keys, in_versions=True)
         work.timings["persons_write"] = time.perf_counter() - t1
-        incremental.save_state(dbx, run_id, work, plan.person_id, opts, comps)
+        incremental.save_state(dbx, run_id, work, plan.person_id, versions, opts, comps)
 
     t0 = time.perf_counter()
     run_id = write_run(db, run_out, extra_writer=extra)
     work.timings["report"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    from reconcile.dedupe_state import prune
+
+    prune(db, run_id)
+    work.timings["state_prune"] = time.perf_counter() - t0
     progress("report", {"run_id": run_id})
     return {"run_id": run_id, "summary": summary}

@@ -3,7 +3,7 @@
 What the next run needs to reuse this one's work without reading the ``records`` table: per
 record its key, file, hashes of its raw row and of its line in the file, its fingerprint, the
 columns later stages read (dictionary-coded), one 64-bit hash per blocking key column, its person
-ID and the rowid of its ``records`` row; per candidate pair its positions, comparison levels,
+ID and its version in reconcile.record_store; per candidate pair its positions, comparison levels,
 blocking-pass mask and implied-field flags. Stored as blobs (numpy ``.npy`` and NUL-joined
 text), chunked below SQLite's blob limit, inside the run's transaction.
 """
@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 STATE_TABLE = "dedupe_state"
-STATE_FORMAT = 2
+STATE_FORMAT = 3                    # 3: record versions (record_store) instead of `records` rowids
 _CHUNK = 200 * 1024 * 1024          # blob chunk size (SQLite's default limit is 1e9 bytes)
 
 
@@ -138,7 +138,7 @@ class State:
     sparse: np.ndarray                    # bool: no ID and no birth date
     filled: np.ndarray                    # int8: completeness count
     person: Coded                         # person ID per record
-    rowid: np.ndarray                     # int64: rowid of the record's `records` row
+    version: np.ndarray                   # int64: version id of the record (record_versions)
     li: np.ndarray                        # candidate pairs ...
     ri: np.ndarray
     passes: np.ndarray
@@ -151,14 +151,16 @@ class State:
         return len(self.keys)
 
 
-ARRAYS = ("file_index", "rowhash", "linehash", "fp64", "sparse", "filled", "rowid", "li", "ri", "passes", "levels",
+ARRAYS = ("file_index", "rowhash", "linehash", "fp64", "sparse", "filled", "version", "li", "ri", "passes", "levels",
           "flags")
 
 
 def save(db, state: State) -> None:
-    """Replace the stored state by ``state`` (call inside the run's transaction)."""
+    """Store ``state`` (call inside the run's transaction). The previous state is deleted by
+    :func:`prune` after the run committed: deleting it here would copy all of it into SQLite's
+    rollback journal (hundreds of MB for a million records), and a killed run must leave it."""
     ensure_state_table(db)
-    db.conn.execute(f"DELETE FROM [{STATE_TABLE}]")
+    db.conn.execute(f"DELETE FROM [{STATE_TABLE}] WHERE run_id = ?", (state.run_id,))
     rid = state.run_id
     meta = {**state.meta, "format": STATE_FORMAT, "columns": sorted(state.cols), "keycols": sorted(state.keyhash)}
     _write(db, rid, "meta", json.dumps(meta, ensure_ascii=False).encode())
@@ -171,6 +173,14 @@ def save(db, state: State) -> None:
         _write(db, rid, f"h:{c}", _npy(arr.astype(np.uint64)))
     for name in ARRAYS:
         _write(db, rid, f"a:{name}", _npy(getattr(state, name)))
+
+
+def prune(db, keep_run: int) -> None:
+    """Delete every stored state but ``keep_run``'s (its own transaction, after the run committed)."""
+    if STATE_TABLE not in db.table_names():
+        return
+    with db.atomic():
+        db.conn.execute(f"DELETE FROM [{STATE_TABLE}] WHERE run_id <> ?", (keep_run,))
 
 
 def latest_run(db) -> int | None:

@@ -65,7 +65,7 @@ def last_two_runs(db: sqlite_utils.Database) -> tuple[int, int]:
 
 
 def _has(db, table: str) -> bool:
-    return table in db.table_names()
+    return table in db.table_names() or table in db.view_names()
 
 
 def _has_persons(db, run_id: int) -> bool:
@@ -75,15 +75,15 @@ def _has_persons(db, run_id: int) -> bool:
 
 def record_changes(db, a: int, b: int) -> dict[str, list[list[str]]]:
     """Records added, removed and changed (fingerprint) from run a to run b, as [source, key]."""
-    q_only = ("SELECT x.source, x.record_key FROM records x WHERE x.run_id = ? AND NOT EXISTS ("
-              "SELECT 1 FROM records y WHERE y.run_id = ? AND y.source = x.source AND y.record_key = x.record_key) "
-              "ORDER BY x.source, x.record_key")
-    added = [list(r) for r in db.execute(q_only, (b, a)).fetchall()]
-    removed = [list(r) for r in db.execute(q_only, (a, b)).fetchall()]
-    changed = [list(r) for r in db.execute(
-        "SELECT y.source, y.record_key FROM records y JOIN records x ON x.run_id = ? AND x.source = y.source "
-        "AND x.record_key = y.record_key WHERE y.run_id = ? AND coalesce(x.fingerprint, '') <> coalesce(y.fingerprint, '') "
-        "ORDER BY y.source, y.record_key", (a, b)).fetchall()]
+    # each run read once through its index (records may be a view: no correlated subqueries on it)
+    def keyed(run: int) -> dict[tuple[str, str], str]:
+        cur = db.execute("SELECT source, record_key, coalesce(fingerprint, '') FROM records WHERE run_id = ?", (run,))
+        return {(s, k): f for s, k, f in cur.fetchall()}
+
+    ra, rb = keyed(a), keyed(b)
+    added = [list(k) for k in sorted(rb.keys() - ra.keys())]
+    removed = [list(k) for k in sorted(ra.keys() - rb.keys())]
+    changed = [list(k) for k in sorted(rb.keys() & ra.keys()) if ra[k] != rb[k]]
     return {"added": added, "removed": removed, "changed": changed}
 
 
@@ -107,13 +107,16 @@ def _merge_map(db, a: int, b: int) -> dict[str, str]:
 
 def _clusters(db, run_id: int, persons: bool) -> dict[str, dict[str, Any]]:
     """Duplicate clusters of a run: identity -> {cluster_id, source, keys}."""
-    cur = db.execute("SELECT d.source, d.cluster_id, d.record_key" + (", p.person_id" if persons else ", NULL")
-                     + " FROM duplicates d"
-                     + (" LEFT JOIN person_records p ON p.run_id = d.run_id AND p.source = d.source "
-                        "AND p.record_key = d.record_key" if persons else "")
-                     + " WHERE d.run_id = ? ORDER BY d.source, d.cluster_id, d.record_key", (run_id,))
+    rows = db.execute("SELECT source, cluster_id, record_key FROM duplicates WHERE run_id = ? "
+                      "ORDER BY source, cluster_id, record_key", (run_id,)).fetchall()
+    pid_of: dict[tuple[str, str], str] = {}
+    if persons and rows:
+        # the run's persons read once (person_records may be a view: never the right of a LEFT JOIN)
+        pid_of = {(s, k): p for s, k, p in db.execute(
+            "SELECT source, record_key, person_id FROM person_records WHERE run_id = ?", (run_id,)).fetchall()}
     out: dict[str, dict[str, Any]] = {}
-    for source, cid, key, pid in cur.fetchall():
+    for source, cid, key in rows:
+        pid = pid_of.get((source, key))
         ident = f"{source}|{cid}"
         c = out.setdefault(ident, {"cluster_id": cid, "source": source, "keys": [], "person_id": pid})
         c["keys"].append(key)

@@ -98,22 +98,60 @@ class Work:
     work: dict[str, Any] = field(default_factory=dict)
     previous_run: int | None = None
     rejected_count: int = 0
-    copy: Callable[[Any, int], None] | None = None
-    insert_order: np.ndarray | None = None       # positions in the order their records rows are written
+    new_pos: np.ndarray | None = None            # position of each row of record_rows
+    reuse: "Reuse | None" = None                 # unchanged records: their stored versions
 
-    def copy_records(self, db, run_id: int) -> None:
-        if self.copy is not None:
-            self.copy(db, run_id)
+    def write_records(self, db, run_id: int, person_id: np.ndarray) -> np.ndarray:
+        """Write this run's records into the versioned storage (reconcile.record_store): new
+        versions for new and changed records, the stored version of every unchanged record unless
+        its key, file, filled county or person changed; returns each record's version id."""
+        from reconcile import record_store as rs
 
-    def previous_drop(self, person_id: np.ndarray) -> list[tuple[str, str]]:
-        """(source, key) of the previous run's records whose person_records row is not copied."""
-        if self.previous_run is None:
-            return []
-        kept = np.zeros(len(self.prev_keys), bool)
-        cur = np.nonzero(self.prev_index >= 0)[0]
-        same = person_id[cur] == self.prev_pid[cur]
-        kept[self.prev_index[cur[same]]] = True
-        return [(SOURCE, k) for k in self.prev_keys[~kept].tolist()]
+        n = self.pop.n
+        vid = np.zeros(n, np.int64)
+        start = rs.next_version_id(db)
+        new_pos = self.new_pos if self.new_pos is not None else np.arange(n)
+        if len(new_pos):
+            vid[new_pos] = start + np.arange(len(new_pos))
+            rs.insert_versions(db, self.record_rows.assign(person_id=person_id[new_pos]), vid[new_pos])
+        nxt = start + len(new_pos)
+        r = self.reuse
+        if r is not None and len(r.pos):
+            vid[r.pos] = r.version
+            pid = person_id[r.pos]
+            new_person = pid != r.person
+            copy = new_person | r.changed
+            if copy.any():
+                c = np.nonzero(copy)[0]
+                ids = nxt + np.arange(len(c))
+                changes = {"person_id": np.where(new_person[c], pid[c], None).tolist(),
+                           "file": r.file[c].tolist(), "record_key": r.key[c].tolist(),
+                           "hukou_region": r.region[c].tolist(), "hukou_region_name": r.region_name[c].tolist()}
+                rs.copy_versions(db, r.version[c], ids, changes)
+                vid[r.pos[c]] = ids
+                self.work["versions_copied"] = int(len(c))
+        rs.insert_members(db, run_id, vid, self.pop.line)
+        self.work["versions_new"] = int(len(new_pos))
+        return vid
+
+
+@dataclass
+class Reuse:
+    """Unchanged records of an incremental run and what of their stored version changed (None: same)."""
+
+    pos: np.ndarray              # current positions
+    version: np.ndarray          # their stored version ids
+    person: np.ndarray           # their person in the stored run
+    file: np.ndarray             # new file label (renamed file) or None
+    key: np.ndarray              # new record key (qualified keys of a renamed file) or None
+    region: np.ndarray           # hukou county newly filled from units, or None
+    region_name: np.ndarray
+
+    @property
+    def changed(self) -> np.ndarray:
+        if not len(self.pos):
+            return np.zeros(0, bool)
+        return ~(pd.isna(self.file) & pd.isna(self.key) & pd.isna(self.region))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -328,7 +366,7 @@ def _prepare_full(db, files, paths, opts, comps, qualified, timings, progress) -
         coded=coded, prefill=prefill, keyhash=keyhash, sparse=std["k_no_id_no_birth"].to_numpy(bool),
         rowhash=rowhash, linehash=linehash, file_index=file_index, skipped_labels=skipped, qualified=qualified,
         timings=timings, work={"compared_pairs": int(len(cand.left)), "reused_pairs": 0, "changed_records": pop.n},
-        previous_run=None if prev is None else prev.run_id, insert_order=np.arange(pop.n),
+        previous_run=None if prev is None else prev.run_id, new_pos=np.arange(pop.n),
     )
 
 
@@ -677,12 +715,9 @@ def _prepare_incremental(db, state: State, deltas: list[FileDelta], paths, opts,
     files = [InputFile(d.label, d.path, d.sub, d.sha256) for d in deltas]
     if fstd is not None:
         rows = record_rows(fstd, files, pop.fingerprint_hex(fpos))
-        insert_order = np.concatenate([fpos, upos])
     else:
         rows = pd.DataFrame()
-        insert_order = upos
-    renamed_keys = None if not qualified else np.where(state.keys[old_u] != keys[upos], keys[upos], None)
-    copy_fn = _record_copier(state, upos, old_u, line, file_arr, keys, renamed_keys, refilled, region, region_name)
+    reuse = _reuse(state, upos, old_u, file_arr, keys, refilled, region, region_name)
     rejected = rejected_rows(files)
     timings["records"] = time.perf_counter() - t0
     removed = int(state.n - len(np.unique(np.concatenate([old_u, prev_index[has]]))))
@@ -698,8 +733,7 @@ def _prepare_incremental(db, state: State, deltas: list[FileDelta], paths, opts,
               "refilled_records": int(len(refilled)), "removed_records": removed, "cap_flips": blk.cap_flips,
               "lines_reused": int(sum(int((d.old >= 0).sum()) for d in deltas if d.fast)),
               "files_read_in_full": [d.label for d in deltas if not d.fast]},
-        previous_run=previous_run, copy=copy_fn, insert_order=insert_order,
-        rejected_count=int(len(rejected)),
+        previous_run=previous_run, new_pos=fpos, reuse=reuse, rejected_count=int(len(rejected)),
     )
 
 
@@ -711,48 +745,29 @@ def _sub_loaded(loaded, rows: np.ndarray):
     return sub
 
 
-def _record_copier(state: State, upos: np.ndarray, old: np.ndarray, line: np.ndarray, file_arr: np.ndarray,
-                   keys: np.ndarray, renamed_keys: np.ndarray | None, refilled: np.ndarray, region: np.ndarray,
-                   region_name: np.ndarray) -> Callable[[Any, int], None]:
-    """Copy the unchanged records' rows of the previous run inside SQLite (new line numbers; the
-    file's new name where it was renamed, e.g. month_02.csv after month_01.csv)."""
-    def copy_rows(db, run_id: int) -> None:
-        if not len(upos):
-            return
-        from reconcile.report import TABLES
-
-        conn = db.conn
-        cols = [c for c, _ in TABLES["records"] if c not in ("run_id", "line", "file", "raw_json", "record_key")]
-        labels = [f["label"] for f in state.meta["files"]]
-        old_file = np.asarray(labels, dtype=object)[state.file_index[old]] if labels else np.zeros(0, object)
-        renamed = old_file != file_arr[upos]
-        new_key = renamed_keys if renamed_keys is not None else np.full(len(upos), None, dtype=object)
-        conn.execute("CREATE TEMP TABLE IF NOT EXISTS _rec_copy (pos INTEGER PRIMARY KEY, rid INTEGER, line INTEGER, "
-                     "file TEXT, record_key TEXT)")
-        conn.execute("DELETE FROM _rec_copy")
-        conn.executemany("INSERT INTO _rec_copy VALUES (?, ?, ?, ?, ?)",
-                         zip(upos.tolist(), state.rowid[old].tolist(), line[upos].tolist(),
-                             np.where(renamed, file_arr[upos], None).tolist(), new_key.tolist()))
-        conn.execute(
-            f"INSERT INTO records (run_id, line, file, raw_json, record_key, {', '.join(f'[{c}]' for c in cols)}) "
-            "SELECT ?, k.line, coalesce(k.file, r.file), "
-            "CASE WHEN k.file IS NULL THEN r.raw_json ELSE json_set(r.raw_json, '$.__file__', k.file) END, "
-            "coalesce(k.record_key, r.record_key), "
-            f"{', '.join(f'r.[{c}]' for c in cols)} FROM _rec_copy k JOIN records r ON r.rowid = k.rid "
-            "ORDER BY k.pos", (run_id,))
-        conn.execute("DELETE FROM _rec_copy")
-        if len(refilled):
-            conn.executemany("UPDATE records SET hukou_region = ?, hukou_region_name = ? WHERE run_id = ? AND source = ? "
-                             "AND record_key = ?", ((region[i], region_name[i], run_id, SOURCE, keys[i])
-                                                    for i in refilled.tolist()))
-
-    return copy_rows
+def _reuse(state: State, upos: np.ndarray, old: np.ndarray, file_arr: np.ndarray, keys: np.ndarray,
+           refilled: np.ndarray, region: np.ndarray, region_name: np.ndarray) -> Reuse:
+    """The stored versions of the unchanged records, with what a full run would write differently:
+    a renamed file's new label (and qualified key), a hukou county newly filled from units."""
+    labels = np.asarray([f["label"] for f in state.meta["files"]], dtype=object)
+    old_file = labels[state.file_index[old]] if len(labels) and len(old) else np.zeros(len(old), object)
+    new_file = np.where(old_file != file_arr[upos], file_arr[upos], None).astype(object)
+    new_key = np.where(state.keys[old] != keys[upos], keys[upos], None).astype(object)
+    reg = np.full(len(upos), None, dtype=object)
+    reg_name = np.full(len(upos), None, dtype=object)
+    if len(refilled):
+        at = np.searchsorted(upos, refilled)
+        reg[at] = region[refilled]
+        reg_name[at] = region_name[refilled]
+    person = state.person.uniq[state.person.codes[old]] if len(old) else np.zeros(0, object)
+    return Reuse(pos=upos, version=state.version[old], person=np.asarray(person, dtype=object), file=new_file,
+                 key=new_key, region=reg, region_name=reg_name)
 
 
 # ---------------------------------------------------------------------------------------------
 # storing this run's state
 
-def save_state(db, run_id: int, work: Work, person_id: np.ndarray, opts: DedupeOptions,
+def save_state(db, run_id: int, work: Work, person_id: np.ndarray, version_ids: np.ndarray, opts: DedupeOptions,
                comps: Sequence[Comparator]) -> None:
     """Store this run's population and candidate pairs (inside the run's transaction)."""
     t0 = time.perf_counter()
@@ -764,23 +779,9 @@ def save_state(db, run_id: int, work: Work, person_id: np.ndarray, opts: DedupeO
         run_id=run_id, meta=meta, keys=pop.keys, file_index=work.file_index.astype(np.int16),
         rowhash=work.rowhash.astype(np.uint64), linehash=work.linehash.astype(np.uint64), fp64=pop.fp64.astype(np.uint64),
         cols=work.coded, prefill=work.prefill, keyhash=work.keyhash, sparse=work.sparse.astype(bool),
-        filled=pop.filled.astype(np.int8), person=Coded.of(person_id), rowid=_record_rowids(db, run_id, work),
+        filled=pop.filled.astype(np.int8), person=Coded.of(person_id), version=version_ids.astype(np.int64),
         li=work.li.astype(np.int32), ri=work.ri.astype(np.int32), passes=work.passes.astype(np.uint16),
         levels=work.levels.astype(np.int8), flags=work.flags.astype(np.uint8),
     )
     store_state(db, st)
     work.timings["state_save"] = time.perf_counter() - t0
-
-
-def _record_rowids(db, run_id: int, work: Work) -> np.ndarray:
-    """rowid of each record's `records` row in this run, by position."""
-    n = work.pop.n
-    row = db.execute("SELECT min(rowid), max(rowid), count(*) FROM records WHERE run_id = ?", (run_id,)).fetchone()
-    lo, hi, cnt = (int(row[0] or 0), int(row[1] or 0), int(row[2] or 0))
-    if cnt == n and hi - lo + 1 == cnt and work.insert_order is not None and len(work.insert_order) == n:
-        out = np.empty(n, np.int64)
-        out[work.insert_order] = lo + np.arange(n)
-        return out
-    cur = db.execute("SELECT rowid, record_key FROM records WHERE run_id = ? AND source = ?", (run_id, SOURCE))
-    got = dict((k, r) for r, k in cur.fetchall())
-    return np.array([got.get(k, -1) for k in work.pop.keys.tolist()], np.int64)

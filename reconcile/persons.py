@@ -89,27 +89,36 @@ class PreviousAssignment:
 
 def previous_run_with_persons(db: sqlite_utils.Database, before: int | None = None) -> int | None:
     """The newest complete run that has person records (optionally older than ``before``)."""
-    if "person_records" not in db.table_names():
+    if "person_records" not in db.table_names() and "person_records" not in db.view_names():
         return None
-    sql = ("SELECT max(p.run_id) FROM (SELECT DISTINCT run_id FROM person_records) p "
-           "JOIN runs r ON r.run_id = p.run_id WHERE r.status = 'complete'")
-    params: tuple = ()
-    if before is not None:
-        sql += " AND p.run_id < ?"
-        params = (before,)
-    row = db.execute(sql, params).fetchone()
-    return int(row[0]) if row and row[0] is not None else None
+    # newest first, one indexed probe per run (person_records may be a view: no DISTINCT scan)
+    sql = "SELECT run_id FROM runs WHERE status = 'complete'" + (" AND run_id < ?" if before is not None else "")
+    for (rid,) in db.execute(sql + " ORDER BY run_id DESC", (before,) if before is not None else ()).fetchall():
+        if db.execute("SELECT 1 FROM person_records WHERE run_id = ? LIMIT 1", (rid,)).fetchone():
+            return int(rid)
+    return None
 
 
 def load_previous(db: sqlite_utils.Database, before: int | None = None) -> PreviousAssignment | None:
     """Person of every record of the newest earlier run with persons, with the records' fingerprints."""
+    from reconcile import record_store
+
     rid = previous_run_with_persons(db, before)
     if rid is None:
         return None
-    cur = db.execute(
-        "SELECT pr.source, pr.record_key, pr.person_id, coalesce(r.fingerprint, '') FROM person_records pr "
-        "LEFT JOIN records r ON r.run_id = pr.run_id AND r.source = pr.source AND r.record_key = pr.record_key "
-        "WHERE pr.run_id = ?", (rid,))
+    if record_store.run_is_versioned(db, rid):
+        # a dedupe run: person and fingerprint are stored with each record version
+        cur = db.execute(f"SELECT v.source, v.record_key, v.person_id, coalesce(v.fingerprint, '') "
+                         f"FROM [{record_store.MEMBERS}] m JOIN [{record_store.VERSIONS}] v "
+                         "ON v.version_id = m.version_id WHERE m.run_id = ? AND v.person_id IS NOT NULL", (rid,))
+    else:
+        # the tables rows are written to (never a view on the right of a LEFT JOIN: SQLite would
+        # materialise all of it)
+        pr, rec = record_store.physical(db, "person_records"), record_store.physical(db, "records")
+        cur = db.execute(
+            f"SELECT pr.source, pr.record_key, pr.person_id, coalesce(r.fingerprint, '') FROM [{pr}] pr "
+            f"LEFT JOIN [{rec}] r ON r.run_id = pr.run_id AND r.source = pr.source AND r.record_key = pr.record_key "
+            "WHERE pr.run_id = ?", (rid,))
     rows = cur.fetchall()
     arr = np.array(rows, dtype=object).reshape(-1, 4)
     return PreviousAssignment(rid, arr[:, 0], arr[:, 1], arr[:, 2], arr[:, 3])
@@ -280,8 +289,12 @@ def write_persons(
     source: np.ndarray,
     keys: np.ndarray,
     copy_from: tuple[int, np.ndarray, Sequence[tuple[str, str]]] | None = None,
+    in_versions: bool = False,
 ) -> None:
     """Write the plan for ``run_id`` (call inside the run's transaction).
+
+    ``in_versions``: the records' persons are stored with their versions (reconcile.record_store,
+    dedupe runs), so no ``person_records`` rows are written here.
 
     ``copy_from=(previous_run, same, drop)``: current records where ``same`` is True have the
     same source, key and person as in ``previous_run``; ``drop`` lists the (source, key) of
@@ -306,6 +319,8 @@ def write_persons(
     if plan.events:
         conn.executemany("INSERT INTO person_events (run_id, event, person_id, other_person_id, reason) VALUES (?, ?, ?, ?, ?)",
                          ((run_id, ev, pid, other, reason) for ev, pid, other, reason in plan.events))
+    if in_versions:
+        return
     todo = np.ones(len(keys), bool)
     if copy_from is not None:
         prev_run, same, drop = copy_from
