@@ -64,10 +64,18 @@ class Side:
     loaded: Any                  # reconcile.loading.LoadedRegistry
     std: pd.DataFrame            # standardised + k_ columns, positional index 0..n-1
     sha256: str
+    _fingerprints: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     @property
     def keys(self) -> np.ndarray:
         return self.std["record_key"].to_numpy(object)
+
+    @property
+    def fingerprints(self) -> np.ndarray:
+        """record_fingerprints of every record (object array), computed once per side."""
+        if self._fingerprints is None:
+            self._fingerprints = record_fingerprints(self.std).to_numpy(object)
+        return self._fingerprints
 
 
 @dataclass
@@ -237,7 +245,7 @@ def within_decisions(side: Side, lk: Linkage | None, opts: MatchOptions, db=None
         "match_probability": prob[keep], "match_weight": lk.scores.weight[keep],
         "decision": [DECISION_NAMES[int(x)] for x in decision[keep]], "evidence_json": None,
     })
-    fps = {(side.name, k): fp for k, fp in zip(keys.tolist(), record_fingerprints(side.std).tolist())}
+    fps = {(side.name, k): fp for k, fp in zip(keys.tolist(), side.fingerprints.tolist())}
     applied = apply_decisions(db, links, fps)
     pos = {}
     for k, (a, b) in enumerate(zip(keys[lk.li].tolist(), keys[lk.ri].tolist())):
@@ -509,7 +517,7 @@ def apply_reviews(db, origin: Side, dest: Side, cross: Linkage, decision: np.nda
     })
     fps = {}
     for side in (origin, dest):
-        for k, fp in zip(side.keys.tolist(), record_fingerprints(side.std).tolist()):
+        for k, fp in zip(side.keys.tolist(), side.fingerprints.tolist()):
             fps[(side.name, k)] = fp
     # every other candidate pair too, so a reviewer's decision on a low-scoring pair is honoured
     applied = apply_decisions(db, links, fps)
@@ -593,7 +601,11 @@ def _close_triangles(mine: np.ndarray, other: np.ndarray, decision: np.ndarray, 
     groups = [v for v in partners.values() if len(v) > 1]
     if not groups:
         return person, 0
-    pos = {(int(a), int(b)): k for k, (a, b) in enumerate(zip(lk.li.tolist(), lk.ri.tolist()))}
+    # index only the within-file pairs whose two records are both in some group
+    in_group = np.zeros(len(person), bool)
+    in_group[[x for g in groups for x in g]] = True
+    ks = np.flatnonzero(in_group[lk.li] & in_group[lk.ri])
+    pos = {(a, b): k for k, a, b in zip(ks.tolist(), lk.li[ks].tolist(), lk.ri[ks].tolist())}
     uf = UnionFind(len(person))
     for node, lab in enumerate(person.tolist()):
         if lab != node:
@@ -680,31 +692,59 @@ def cluster_scope(regions: Sequence[str], units: Sequence[str]) -> str:
 
 
 def _duplicate_rows(side: Side, labels: np.ndarray) -> pd.DataFrame:
-    """Clusters of size >= 2 within one file, with a suggested survivor and the reason."""
+    """Clusters of size >= 2 within one file, with a suggested survivor and the reason.
+
+    Rows come cluster by cluster (ascending label), each cluster's records best first: usable ID,
+    then most filled fields, then latest registration, ties in file order. The survivor is the
+    first; vectorised (one lexsort and a few group counts), no per-cluster Python.
+    """
+    cols = ["source", "cluster_id", "record_key", "survivor", "scope", "reason"]
     s = side.std
-    lab = pd.Series(labels)
-    sizes = lab.map(lab.value_counts())
-    idx = np.nonzero(sizes.to_numpy() >= 2)[0]
+    labels = np.asarray(labels)
+    counts = np.bincount(labels, minlength=len(labels)) if labels.size else np.zeros(0, np.int64)
+    idx = np.nonzero(counts[labels] >= 2)[0] if labels.size else np.zeros(0, np.int64)
     if idx.size == 0:
-        return pd.DataFrame(columns=["source", "cluster_id", "record_key", "survivor", "scope", "reason"])
-    sub = s.iloc[idx].copy()
-    sub["_label"] = labels[idx]
-    usable = sub["id_status"].isin(USABLE_ID_STATUSES).astype(int)
-    filled = (sub[["name", "sex", "birth_date", "id_clean", "hukou_address", "residence"]] != "").sum(axis=1)
-    recent = sub.get("registered_at", pd.Series("", index=sub.index)).astype(str) if "registered_at" in sub else pd.Series("", index=sub.index)
-    sub["_rank"] = list(zip(usable, filled, recent))
-    rows = []
-    for label, g in sub.groupby("_label", sort=True):
-        g = g.sort_values("_rank", ascending=False, kind="stable")
-        survivor = g.index[0]
-        top = g.iloc[0]
-        reason = "valid_id" if top["id_status"] in USABLE_ID_STATUSES and (g["id_status"].isin(USABLE_ID_STATUSES).sum() == 1) else "most_complete"
-        scope = cluster_scope(g["hukou_region"].tolist(), g["unit"].tolist())
-        cid = f"{side.name[0].upper()}{int(label) + 1}"
-        for ix, r in g.iterrows():
-            rows.append({"source": side.name, "cluster_id": cid, "record_key": r["record_key"],
-                         "survivor": int(ix == survivor), "scope": scope, "reason": reason})
-    return pd.DataFrame(rows)
+        return pd.DataFrame(columns=cols)
+    lab = labels[idx]
+    usable = s["id_status"].isin(USABLE_ID_STATUSES).to_numpy()[idx]
+    filled = np.zeros(idx.size, np.int64)
+    for c in ("name", "sex", "birth_date", "id_clean", "hukou_address", "residence"):
+        filled += (s[c].to_numpy(object)[idx] != "")
+    if "registered_at" in s:
+        recent = pd.factorize(s["registered_at"].astype(str).to_numpy(object)[idx], sort=True)[0]
+    else:
+        recent = np.zeros(idx.size, np.int64)
+    # primary key last: label ascending, then rank descending, then file position ascending
+    order = np.lexsort((idx, -recent, -filled, -usable.astype(np.int64), lab))
+    idx, lab, usable = idx[order], lab[order], usable[order]
+    first = np.ones(idx.size, bool)
+    first[1:] = lab[1:] != lab[:-1]
+    start = np.flatnonzero(first)
+    group = np.cumsum(first) - 1                     # 0..clusters-1 per row
+    n_usable = np.add.reduceat(usable.astype(np.int64), start)
+    reason_g = np.where(usable[start] & (n_usable == 1), "valid_id", "most_complete")
+    # scope: distinct non-empty regions (at province, city, county level) and units per cluster
+    reg = s["hukou_region"].astype(str).to_numpy(object)[idx]
+    unit = s["unit"].astype(str).to_numpy(object)[idx]
+
+    def distinct(values: np.ndarray, present: np.ndarray) -> np.ndarray:
+        codes = pd.factorize(values)[0]
+        pairs = np.unique(np.stack([group[present], codes[present]]), axis=1) if present.any() else np.zeros((2, 0), np.int64)
+        return np.bincount(pairs[0], minlength=start.size)
+
+    has_reg = reg != ""
+    n_prov = distinct(np.array([r[:2] for r in reg], dtype=object), has_reg)
+    n_city = distinct(np.array([r[:4] for r in reg], dtype=object), has_reg)
+    n_cnty = distinct(reg, has_reg)
+    n_unit = distinct(unit, unit != "")
+    scope_g = np.select([n_prov > 1, n_city > 1, n_cnty > 1, n_unit > 1],
+                        ["cross_province", "cross_city", "cross_county", "cross_unit"], "same_unit")
+    prefix = side.name[0].upper()
+    cid_g = np.array([f"{prefix}{int(x) + 1}" for x in lab[start].tolist()], dtype=object)
+    return pd.DataFrame({
+        "source": side.name, "cluster_id": cid_g[group], "record_key": s["record_key"].to_numpy(object)[idx],
+        "survivor": first.astype(int), "scope": scope_g.astype(object)[group], "reason": reason_g.astype(object)[group],
+    }, columns=cols)
 
 
 def _record_rows(side: Side) -> pd.DataFrame:
@@ -716,7 +756,7 @@ def _record_rows(side: Side) -> pd.DataFrame:
             df[c] = df[c].astype(bool).astype(int)
     df.insert(0, "source", side.name)
     df["line"] = side.loaded.frame["line"].to_numpy() if "line" in side.loaded.frame else None
-    df["fingerprint"] = record_fingerprints(s).to_numpy()
+    df["fingerprint"] = side.fingerprints
     raw = side.loaded.raw
     if len(raw):
         # pandas writes JSON lines in C: one object per row, original headers, text values

@@ -11,9 +11,11 @@ import json
 import sqlite3
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from itertools import repeat
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
+import numpy as np
 import pandas as pd
 import sqlite_utils
 
@@ -181,18 +183,35 @@ class RunOutput:
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
 
 
+def _column_values(s: pd.Series) -> list:
+    """One column as Python values for sqlite3: numpy scalars -> int/float/bool, NaN/None/NA -> None.
+    Column by column (``tolist`` runs in C), not cell by cell."""
+    arr = s.to_numpy()
+    kind = arr.dtype.kind
+    if kind in "iub":
+        return arr.tolist()
+    if kind == "f":
+        vals = arr.tolist()
+        nan = np.flatnonzero(np.isnan(arr))
+    elif kind == "O":
+        vals = arr.tolist()
+        nan = np.flatnonzero(pd.isna(arr))
+    else:   # datetimes, extension types: the generic (slow) conversion
+        obj = s.astype(object)
+        vals = obj.tolist()
+        nan = np.flatnonzero(pd.isna(obj.to_numpy()))
+    for k in nan.tolist():
+        vals[k] = None
+    return vals
+
+
 def _rows(df: pd.DataFrame, cols: list[str], run_id: int) -> Iterable[tuple]:
-    present = [c for c in cols if c in df.columns and c != "run_id"]
-    missing = [c for c in cols if c not in df.columns and c != "run_id"]
-    if missing:
-        df = df.assign(**{c: None for c in missing})
-    order = ["run_id" if c == "run_id" else c for c in cols]
-    sub = df.reindex(columns=[c for c in order if c != "run_id"])
-    # numpy scalars -> python, NaN -> None
-    sub = sub.astype(object).where(pd.notna(sub), None)
-    for row in sub.itertuples(index=False, name=None):
-        yield (run_id, *row)
-    del present
+    """Row tuples (run_id first when ``cols`` starts with it) in the order of ``cols``; a column
+    the frame lacks is NULL."""
+    n = len(df)
+    values = [repeat(run_id, n) if c == "run_id" else
+              (_column_values(df[c]) if c in df.columns else repeat(None, n)) for c in cols]
+    return zip(*values)
 
 
 def write_run(db: sqlite_utils.Database, out: RunOutput, extra_writer=None) -> int:
