@@ -124,25 +124,22 @@ class Work:
             if copy.any():
                 c = np.nonzero(copy)[0]
                 ids = nxt + np.arange(len(c))
-                changes = {"person_id": np.where(new_person[c], pid[c], None).tolist(),
-                           "file": r.file[c].tolist(), "record_key": r.key[c].tolist(),
+                changes = {"person_id": np.where(new_person[c], pid[c], None).tolist(), "record_key": r.key[c].tolist(),
                            "hukou_region": r.region[c].tolist(), "hukou_region_name": r.region_name[c].tolist()}
                 rs.copy_versions(db, r.version[c], ids, changes)
                 vid[r.pos[c]] = ids
-                self.work["versions_copied"] = int(len(c))
-        rs.insert_members(db, run_id, vid, self.pop.line)
-        self.work["versions_new"] = int(len(new_pos))
+        rs.insert_members(db, run_id, vid, self.pop.line, self.pop.file)
         return vid
 
 
 @dataclass
 class Reuse:
-    """Unchanged records of an incremental run and what of their stored version changed (None: same)."""
+    """Unchanged records of an incremental run and what of their stored version changed (None: same;
+    a renamed file's label is the run's, in record_members)."""
 
     pos: np.ndarray              # current positions
     version: np.ndarray          # their stored version ids
     person: np.ndarray           # their person in the stored run
-    file: np.ndarray             # new file label (renamed file) or None
     key: np.ndarray              # new record key (qualified keys of a renamed file) or None
     region: np.ndarray           # hukou county newly filled from units, or None
     region_name: np.ndarray
@@ -151,7 +148,7 @@ class Reuse:
     def changed(self) -> np.ndarray:
         if not len(self.pos):
             return np.zeros(0, bool)
-        return ~(pd.isna(self.file) & pd.isna(self.key) & pd.isna(self.region))
+        return ~(pd.isna(self.key) & pd.isna(self.region))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -717,7 +714,7 @@ def _prepare_incremental(db, state: State, deltas: list[FileDelta], paths, opts,
         rows = record_rows(fstd, files, pop.fingerprint_hex(fpos))
     else:
         rows = pd.DataFrame()
-    reuse = _reuse(state, upos, old_u, file_arr, keys, refilled, region, region_name)
+    reuse = _reuse(state, upos, old_u, keys, refilled, region, region_name)
     rejected = rejected_rows(files)
     timings["records"] = time.perf_counter() - t0
     removed = int(state.n - len(np.unique(np.concatenate([old_u, prev_index[has]]))))
@@ -745,13 +742,10 @@ def _sub_loaded(loaded, rows: np.ndarray):
     return sub
 
 
-def _reuse(state: State, upos: np.ndarray, old: np.ndarray, file_arr: np.ndarray, keys: np.ndarray,
-           refilled: np.ndarray, region: np.ndarray, region_name: np.ndarray) -> Reuse:
+def _reuse(state: State, upos: np.ndarray, old: np.ndarray, keys: np.ndarray, refilled: np.ndarray,
+           region: np.ndarray, region_name: np.ndarray) -> Reuse:
     """The stored versions of the unchanged records, with what a full run would write differently:
-    a renamed file's new label (and qualified key), a hukou county newly filled from units."""
-    labels = np.asarray([f["label"] for f in state.meta["files"]], dtype=object)
-    old_file = labels[state.file_index[old]] if len(labels) and len(old) else np.zeros(len(old), object)
-    new_file = np.where(old_file != file_arr[upos], file_arr[upos], None).astype(object)
+    a qualified key of a renamed file, a hukou county newly filled from units."""
     new_key = np.where(state.keys[old] != keys[upos], keys[upos], None).astype(object)
     reg = np.full(len(upos), None, dtype=object)
     reg_name = np.full(len(upos), None, dtype=object)
@@ -760,8 +754,7 @@ def _reuse(state: State, upos: np.ndarray, old: np.ndarray, file_arr: np.ndarray
         reg[at] = region[refilled]
         reg_name[at] = region_name[refilled]
     person = state.person.uniq[state.person.codes[old]] if len(old) else np.zeros(0, object)
-    return Reuse(pos=upos, version=state.version[old], person=np.asarray(person, dtype=object), file=new_file,
-                 key=new_key, region=reg, region_name=reg_name)
+    return Reuse(pos=upos, version=state.version[old], person=np.asarray(person, dtype=object), key=new_key, region=reg, region_name=reg_name)
 
 
 # ---------------------------------------------------------------------------------------------

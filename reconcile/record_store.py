@@ -6,10 +6,12 @@ version is stored once and a run only lists which versions it holds:
 
 - ``record_versions(version_id INTEGER PRIMARY KEY, source, record_key, file, person_id, <the
   standardised columns>, fingerprint, raw_json)``: one row per distinct record content (as a run
-  reports it: its file label, key and person included); a later run reuses the row as long as
-  none of that changes.
-- ``record_members(run_id, version_id, line)`` (WITHOUT ROWID, key (run_id, version_id)): the
-  versions of each run and their line in that run's file.
+  reports it: its key and person included); a later run reuses the row as long as none of that
+  changes.
+- ``record_members(run_id, version_id, line, file)`` (WITHOUT ROWID, key (run_id, version_id)):
+  the versions of each run, their line in that run's file and the file's label (files are often
+  renamed every month: 2024年3月.csv; ``raw_json.__file__`` is set to it where it differs from the
+  version's).
 - ``records_direct`` / ``person_records_direct``: the former ``records`` / ``person_records``
   tables, renamed, still written row by row by ``match`` (and holding every run written before
   the conversion).
@@ -33,7 +35,8 @@ VERSIONS = "record_versions"
 MEMBERS = "record_members"
 VIEWS = ("records", "person_records")
 # columns of a view that come from the membership row (the rest from the version)
-_MEMBER_COLS = {"run_id": "m.run_id", "line": "m.line"}
+_MEMBER_COLS = {"run_id": "m.run_id", "line": "m.line", "file": "m.file",
+                "raw_json": "CASE WHEN m.file IS v.file THEN v.raw_json ELSE json_set(v.raw_json, '$.__file__', m.file) END"}
 
 
 def direct(name: str) -> str:
@@ -62,7 +65,7 @@ def _columns(name: str) -> list[tuple[str, str]]:
 def _version_columns() -> list[tuple[str, str]]:
     """Columns of record_versions after version_id (all of records' except run_id and line, plus
     person_id)."""
-    cols = [(c, t) for c, t in _columns("records") if c not in _MEMBER_COLS]
+    cols = [(c, t) for c, t in _columns("records") if c not in ("run_id", "line")]
     return cols + [("person_id", "TEXT")]
 
 
@@ -120,7 +123,7 @@ def convert(db: sqlite_utils.Database) -> None:
                + ", ".join(f"[{c}] {t}" for c, t in vcols) + ")")
     db.execute(f"CREATE INDEX IF NOT EXISTS idx_{VERSIONS}_key ON [{VERSIONS}] (record_key, source)")
     db.execute(f"CREATE TABLE IF NOT EXISTS [{MEMBERS}] (run_id INTEGER NOT NULL, version_id INTEGER NOT NULL, "
-               "line INTEGER, PRIMARY KEY (run_id, version_id)) WITHOUT ROWID")
+               "line INTEGER, file TEXT, PRIMARY KEY (run_id, version_id)) WITHOUT ROWID")
     for name in VIEWS:
         db.execute(f"ALTER TABLE [{name}] RENAME TO [{direct(name)}]")
         _create_view(db, name, _columns(name))
@@ -154,14 +157,13 @@ def insert_versions(db: sqlite_utils.Database, rows, version_ids) -> None:
 
 def copy_versions(db: sqlite_utils.Database, old_ids, new_ids, changes: dict[str, list]) -> None:
     """New versions copied from old ones inside SQLite with some columns changed: ``changes`` maps
-    record_key / file / person_id / hukou_region / hukou_region_name to one value per copy (None:
-    keep). A changed file is written into raw_json's ``__file__`` too."""
+    record_key / person_id / hukou_region / hukou_region_name to one value per copy (None: keep)."""
     if not len(old_ids):
         return
     conn = db.conn
-    ch = [c for c in ("record_key", "file", "person_id", "hukou_region", "hukou_region_name") if c in changes]
+    ch = [c for c in ("record_key", "person_id", "hukou_region", "hukou_region_name") if c in changes]
     conn.execute("CREATE TEMP TABLE IF NOT EXISTS _vcopy (new_id INTEGER PRIMARY KEY, old_id INTEGER, record_key TEXT, "
-                 "file TEXT, person_id TEXT, hukou_region TEXT, hukou_region_name TEXT)")
+                 "person_id TEXT, hukou_region TEXT, hukou_region_name TEXT)")
     conn.execute("DELETE FROM _vcopy")
     conn.executemany("INSERT INTO _vcopy (new_id, old_id" + "".join(f", [{c}]" for c in ch) + ") VALUES (?, ?"
                      + ", ?" * len(ch) + ")",
@@ -171,8 +173,6 @@ def copy_versions(db: sqlite_utils.Database, old_ids, new_ids, changes: dict[str
     for c in names:
         if c in ch:
             expr.append(f"coalesce(k.[{c}], v.[{c}])")
-        elif c == "raw_json" and "file" in ch:
-            expr.append("CASE WHEN k.file IS NULL THEN v.raw_json ELSE json_set(v.raw_json, '$.__file__', k.file) END")
         else:
             expr.append(f"v.[{c}]")
     conn.execute(f"INSERT INTO [{VERSIONS}] (version_id, " + ", ".join(f"[{c}]" for c in names) + ") SELECT k.new_id, "
@@ -180,12 +180,13 @@ def copy_versions(db: sqlite_utils.Database, old_ids, new_ids, changes: dict[str
     conn.execute("DELETE FROM _vcopy")
 
 
-def insert_members(db: sqlite_utils.Database, run_id: int, version_ids, lines) -> None:
-    """The run's versions with their lines (in version order: appends to the table's key)."""
+def insert_members(db: sqlite_utils.Database, run_id: int, version_ids, lines, files) -> None:
+    """The run's versions with their lines and file labels (in version order: appends to the
+    table's key)."""
     import numpy as np
 
     vid = np.asarray(version_ids, np.int64)
     ln = np.asarray(lines, np.int64)
     order = np.argsort(vid, kind="stable")
-    db.conn.executemany(f"INSERT INTO [{MEMBERS}] (run_id, version_id, line) VALUES ({int(run_id)}, ?, ?)",
-                        zip(vid[order].tolist(), ln[order].tolist()))
+    db.conn.executemany(f"INSERT INTO [{MEMBERS}] (run_id, version_id, line, file) VALUES ({int(run_id)}, ?, ?, ?)",
+                        zip(vid[order].tolist(), ln[order].tolist(), np.asarray(files, dtype=object)[order].tolist()))

@@ -223,3 +223,105 @@ def test_xlsx_files_are_read_in_full(tmp_path):
     r = run_dedupe([src], db, DedupeOptions(load={"key": "序号"}))
     assert r.summary["mode"] == "incremental" and r.summary["work"]["files_read_in_full"] == ["dest"]
     assert r.summary["work"]["changed_records"] == 0 and r.summary["work"]["compared_pairs"] == 0
+
+
+# ---------------------------------------------------------------------------------------------
+# versioned storage (reconcile.record_store): records / person_records are views
+
+def _all(con, sql, *params):
+    return con.execute(sql, params).fetchall()
+
+
+def test_an_incremental_run_stores_only_new_record_versions(months, tmp_path):
+    d, _ = months
+    db = tmp_path / "v.db"
+    r1 = run_dedupe([d / "month_01.csv"], db, DedupeOptions(load={"key": "编号"}))
+    r2 = run_dedupe([d / "month_02.csv"], db, DedupeOptions(load={"key": "编号"}))
+    con = sqlite3.connect(db)
+    kinds = dict(_all(con, "SELECT name, type FROM sqlite_master WHERE name IN ('records', 'person_records', "
+                           "'records_direct', 'record_versions', 'record_members')"))
+    assert kinds == {"records": "view", "person_records": "view", "records_direct": "table",
+                     "record_versions": "table", "record_members": "table"}
+    n1, n2 = r1.summary["records"], r2.summary["records"]
+    versions = _all(con, "SELECT count(*) FROM record_versions")[0][0]
+    new = versions - n1
+    # the second run adds a version only for a new or changed record, or one whose person changed
+    assert 0 < new < 0.2 * n2
+    assert new >= r2.summary["work"]["changed_records"]
+    # the file is renamed every month (month_01 -> month_02): its label is per run, not per version
+    assert _all(con, "SELECT DISTINCT file FROM records WHERE run_id = ?", r2.run_id) == [("month_02",)]
+    raw = _all(con, "SELECT raw_json FROM records WHERE run_id = ? LIMIT 1", r2.run_id)[0][0]
+    assert raw.endswith('"__file__":"month_02"}')
+    assert _all(con, "SELECT run_id, count(*) FROM record_members GROUP BY run_id") == [(r1.run_id, n1), (r2.run_id, n2)]
+    # the views hold every run whole, with the columns of the tables they replace
+    from reconcile.report import TABLES
+
+    cols = [r[1] for r in _all(con, "PRAGMA table_info(records)")]
+    assert cols == [c for c, _ in TABLES["records"]]
+    assert _all(con, "SELECT run_id, count(*) FROM records GROUP BY run_id") == [(r1.run_id, n1), (r2.run_id, n2)]
+    assert _all(con, "SELECT run_id, count(*) FROM person_records GROUP BY run_id") == [(r1.run_id, n1), (r2.run_id, n2)]
+    # an unchanged record: same version in both runs, different line numbers allowed
+    key = _all(con, "SELECT record_key FROM records WHERE run_id = ? AND fingerprint IN "
+                    "(SELECT fingerprint FROM records WHERE run_id = ?) LIMIT 1", r2.run_id, r1.run_id)[0][0]
+    both = _all(con, "SELECT r.run_id, r.name, p.person_id FROM records r JOIN person_records p ON p.run_id = r.run_id "
+                     "AND p.record_key = r.record_key WHERE r.record_key = ? ORDER BY r.run_id", key)
+    assert [b[0] for b in both] == [r1.run_id, r2.run_id] and both[0][1:] == both[1][1:]
+    con.close()
+
+
+def test_a_database_with_match_runs_is_converted_and_match_keeps_writing(tmp_path):
+    """A report database that `match` wrote into (plain tables) gets the versioned storage from
+    its first dedupe run; the match run's rows read the same afterwards, and a later match run
+    writes through the views (INSTEAD OF triggers). A dedupe run killed while converting leaves
+    the database as it was."""
+    from reconcile.match import MatchOptions, run_match
+    from reconcile.report import open_report
+
+    samples = Path(__file__).resolve().parent.parent / "fixtures" / "samples"
+    db = tmp_path / "mixed.db"
+    mopts = MatchOptions(origin={"key": "编号"}, dest={"key": "序号"})
+    m1 = run_match(samples / "tiny_origin.csv", samples / "tiny_dest.csv", db, mopts)
+    con = sqlite3.connect(db)
+    before = pd.read_sql("SELECT * FROM records WHERE run_id = ? ORDER BY source, record_key", con, params=(m1.run_id,))
+    pr_before = pd.read_sql("SELECT * FROM person_records WHERE run_id = ? ORDER BY source, record_key", con,
+                            params=(m1.run_id,))
+    con.close()
+    assert len(before) and len(pr_before)
+
+    def boom(*a, **k):
+        raise RuntimeError("killed while writing")
+
+    orig = incremental.save_state
+    incremental.save_state = boom
+    try:
+        with pytest.raises(RuntimeError):
+            run_dedupe([samples / "tiny_origin.csv"], db, DedupeOptions(load={"key": "编号"}))
+    finally:
+        incremental.save_state = orig
+    con = sqlite3.connect(db)
+    assert _all(con, "SELECT type FROM sqlite_master WHERE name = 'records'") == [("table",)]
+    con.close()
+
+    d1 = run_dedupe([samples / "tiny_origin.csv"], db, DedupeOptions(load={"key": "编号"}))
+    m2 = run_match(samples / "tiny_origin.csv", samples / "tiny_dest.csv", db, mopts)
+    con = sqlite3.connect(db)
+    assert _all(con, "SELECT type FROM sqlite_master WHERE name = 'records'") == [("view",)]
+    after = pd.read_sql("SELECT * FROM records WHERE run_id = ? ORDER BY source, record_key", con, params=(m1.run_id,))
+    pd.testing.assert_frame_equal(before, after)
+    again = pd.read_sql("SELECT * FROM records WHERE run_id = ? ORDER BY source, record_key", con, params=(m2.run_id,))
+    pd.testing.assert_frame_equal(before.drop(columns="run_id"), again.drop(columns="run_id"))
+    pr = pd.read_sql("SELECT * FROM person_records WHERE run_id = ? ORDER BY source, record_key", con,
+                     params=(m2.run_id,))
+    assert len(pr) == len(pr_before)
+    n_dedupe = _all(con, "SELECT count(*) FROM records WHERE run_id = ?", d1.run_id)[0][0]
+    assert n_dedupe == d1.summary["records"]
+    assert _all(con, "SELECT count(*) FROM records_direct WHERE run_id = ?", d1.run_id) == [(0,)]
+    con.close()
+    # every reader of the report opens it as before (schema sync leaves the views alone)
+    rdb = open_report(db, create=False)
+    assert "records" in rdb.view_names()
+    rdb.close()
+    from reconcile.history import diff_runs
+
+    diff = diff_runs(open_report(db, create=False), m1.run_id, m2.run_id)
+    assert diff["records"]["counts"] == {"added": 0, "removed": 0, "changed": 0}
