@@ -338,3 +338,24 @@ def test_duplicate_keys_within_the_pool_are_a_data_error(tmp_path):
     r = runner.invoke(app, ["dedupe", str(p), "--key", "编号", "--db", str(tmp_path / "d.db")])
     assert r.exit_code in (2, 4), r.output
     assert "Traceback" not in r.output
+
+
+def test_review_reads_a_dedupe_report_through_the_records_view(report):
+    """records is a view in a dedupe database (reconcile.record_store): the review's record index
+    and a cluster's members (names, masked IDs) still come from it."""
+    from reconcile.report import open_report
+    from reconcile.review.pairs import record_index
+    from reconcile.review.view import _cluster
+
+    res, con = report
+    db = open_report(res.db, create=False)
+    try:
+        assert "records" in db.view_names()
+        idx = record_index(db, res.run_id)
+        assert len(idx) == res.summary["records"] and {"城关镇:H1", "龙海镇:H1"} <= set(idx.record_key)
+        members = _cluster(db, res.run_id, [("origin", "城关镇:H1")])
+        keys = {m["record_key"] for m in members}
+        assert {"城关镇:H1", "龙海镇:H1"} <= keys
+        assert all(m["name"] for m in members) and all("*" in m["id_number"] for m in members if m["id_number"])
+    finally:
+        db.close()
