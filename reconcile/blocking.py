@@ -60,7 +60,29 @@ class Candidates:
     stats: list[PassStats]
 
 
-def _key_codes(left: pd.DataFrame, right: pd.DataFrame, cols: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray, list]:
+def _column_codes(left: pd.DataFrame, right: pd.DataFrame, c: str,
+                  cache: dict | None = None) -> tuple[np.ndarray, int, np.ndarray]:
+    """(codes over both frames, number of distinct values, empty mask) of one key column;
+    memoised in ``cache`` (passes share columns: k_birth, hukou_region, k_py, ...)."""
+    if cache is not None and c in cache:
+        return cache[c]
+    if right is left:   # one file with itself: factorise once, the second half is the same codes
+        codes, uniq = pd.factorize(left[c].astype(str), sort=False)
+        codes = np.concatenate([codes, codes]).astype(np.int64)
+    else:
+        codes, uniq = pd.factorize(pd.concat([left[c], right[c]], ignore_index=True).astype(str), sort=False)
+        codes = codes.astype(np.int64)
+    # empty cells from the (few) distinct values, not a string comparison per row
+    blank = np.flatnonzero(np.asarray(uniq, dtype=object) == "")
+    empty = codes == blank[0] if blank.size else np.zeros(codes.size, dtype=bool)
+    res = (codes, len(uniq), empty)
+    if cache is not None:
+        cache[c] = res
+    return res
+
+
+def _key_codes(left: pd.DataFrame, right: pd.DataFrame, cols: tuple[str, ...],
+               cache: dict | None = None) -> tuple[np.ndarray, np.ndarray, list]:
     """Integer codes of the joint key over both frames; -1 where any key column is empty.
 
     Each column is factorised once over both frames and the codes are combined pairwise into one
@@ -69,16 +91,13 @@ def _key_codes(left: pd.DataFrame, right: pd.DataFrame, cols: tuple[str, ...]) -
     nl = len(left)
     combined: np.ndarray | None = None
     empty = np.zeros(nl + len(right), dtype=bool)
-    parts: list[np.ndarray] = []
     for c in cols:
-        both = pd.concat([left[c], right[c]], ignore_index=True).astype(str)
-        codes, uniq = pd.factorize(both, sort=False)
-        empty |= (both == "").to_numpy()
-        parts.append(uniq.to_numpy() if hasattr(uniq, "to_numpy") else np.asarray(uniq))
+        codes, n_uniq, is_empty = _column_codes(left, right, c, cache)
+        empty |= is_empty
         if combined is None:
-            combined = codes.astype(np.int64)
+            combined = codes
         else:
-            combined, _ = pd.factorize(combined * (len(uniq) + 1) + codes, sort=False)
+            combined, _ = pd.factorize(combined * (n_uniq + 1) + codes, sort=False)
             combined = combined.astype(np.int64)
     assert combined is not None
     combined = combined.copy()
@@ -168,12 +187,12 @@ def candidate_pairs(
     right_df = left if same else right
     n_right = len(right_df)
     all_codes: list[np.ndarray] = []
-    all_masks: list[np.ndarray] = []
     stats: list[PassStats] = []
     seen = np.empty(0, dtype=np.int64)
+    column_cache: dict = {}
     for bit, p in enumerate(passes):
         st = PassStats(p.name, p.description)
-        lc, rc, uniques = _key_codes(left, right_df, p.columns)
+        lc, rc, uniques = _key_codes(left, right_df, p.columns, column_cache)
         pass_cap = min(block_cap, p.cap) if p.cap else block_cap
         if p.only_sparse:
             lsparse = left["k_no_id_no_birth"].to_numpy(bool)
@@ -201,26 +220,20 @@ def candidate_pairs(
             pos = np.searchsorted(seen, code)
             known = (pos < seen.size) & (seen[np.minimum(pos, seen.size - 1)] == code)
             st.new_pairs = int((~known).sum())
-            seen = _sorted_unique(np.concatenate([seen, code[~known]]))
+            # the new codes are distinct, sorted and not in seen: insert them in place (no re-sort)
+            seen = np.insert(seen, pos[~known], code[~known])
         else:
             st.new_pairs = int(code.size)
             seen = code
         all_codes.append(code)
-        all_masks.append(np.full(code.size, 1 << bit, dtype=np.uint16))
         stats.append(st)
-    if all_codes:
-        codes = np.concatenate(all_codes)
-        masks = np.concatenate(all_masks)
-        order = np.argsort(codes, kind="stable")
-        codes, masks = codes[order], masks[order]
-        first = np.ones(codes.size, dtype=bool)
-        first[1:] = codes[1:] != codes[:-1]
-        start = np.flatnonzero(first)
-        uniq = codes[start]
-        mask = np.bitwise_or.reduceat(masks, start) if codes.size else masks
-    else:
-        uniq = np.empty(0, dtype=np.int64)
-        mask = np.empty(0, dtype=np.uint16)
+    # seen is the sorted union of every pass's pairs; each pass's codes are distinct, so its bit
+    # is set by one fancy assignment (no sort of the concatenated passes)
+    uniq = seen.astype(np.int64)
+    mask = np.zeros(uniq.size, dtype=np.uint16)
+    for bit, code in enumerate(all_codes):
+        if code.size:
+            mask[np.searchsorted(uniq, code)] |= np.uint16(1 << bit)
     return Candidates(left=uniq // max(n_right, 1), right=uniq % max(n_right, 1), passes=mask, stats=stats)
 
 

@@ -25,17 +25,87 @@ def compare_pairs(
     comparators: Sequence[Comparator],
     chunk: int = DEFAULT_CHUNK,
 ) -> np.ndarray:
-    """Levels (int8, shape pairs x fields) for the pairs (li[k], ri[k])."""
+    """Levels (int8, shape pairs x fields) for the pairs (li[k], ri[k]).
+
+    A comparator's level depends only on the values of its columns in the two records, so where
+    a field has few distinct values on a side (sex, hukou county, birth date) each distinct
+    (left values, right values) combination is compared once and its level spread to every pair
+    that has it: the same levels, a fraction of the work.
+    """
     n = len(li)
     out = np.empty((n, len(comparators)), dtype=np.int8)
+    for f, comp in enumerate(comparators):
+        plan = _distinct_plan(left, right, li, ri, comp.columns) if n > chunk // 50 else None
+        if plan is None:
+            out[:, f] = _compare_chunked(left, right, li, ri, comp, chunk)
+        else:
+            rep, inv = plan
+            out[:, f] = _compare_chunked(left, right, li[rep], ri[rep], comp, chunk)[inv]
+    return out
+
+
+def _compare_chunked(left, right, li: np.ndarray, ri: np.ndarray, comp: Comparator, chunk: int) -> np.ndarray:
+    n = len(li)
+    out = np.empty(n, dtype=np.int8)
     for start in range(0, n, chunk):
         stop = min(start + chunk, n)
         lsel, rsel = li[start:stop], ri[start:stop]
-        for f, comp in enumerate(comparators):
-            lcols = {c: left[c][lsel] for c in comp.columns}
-            rcols = {c: right[c][rsel] for c in comp.columns}
-            out[start:stop, f] = comp.compare(lcols, rcols)
+        lcols = {c: left[c][lsel] for c in comp.columns}
+        rcols = {c: right[c][rsel] for c in comp.columns}
+        out[start:stop] = comp.compare(lcols, rcols)
     return out
+
+
+# Compare distinct value combinations only when a side has at most this share of distinct values
+# (ID numbers are nearly all distinct: there the bookkeeping would cost more than it saves).
+DISTINCT_SHARE = 0.5
+
+
+def _value_codes(arrs: dict[str, np.ndarray], cols: Sequence[str]) -> tuple[np.ndarray, int]:
+    """One integer per record for its tuple of values in ``cols`` (equal tuples, equal codes)."""
+    codes: np.ndarray | None = None
+    n_codes = 1
+    for c in cols:
+        k, uniq = pd.factorize(arrs[c], sort=False, use_na_sentinel=False)
+        k = k.astype(np.int64)
+        if codes is None:
+            codes, n_codes = k, len(uniq)
+        else:
+            codes, uniq2 = pd.factorize(codes * len(uniq) + k, sort=False)
+            codes, n_codes = codes.astype(np.int64), len(uniq2)
+    assert codes is not None
+    return codes, n_codes
+
+
+def _distinct_plan(left, right, li: np.ndarray, ri: np.ndarray, cols: Sequence[str]):
+    """(representative pair per distinct value combination, combination of every pair), or None
+    when the field's values are mostly distinct."""
+    nl_rec = len(left[cols[0]])
+    nr_rec = len(right[cols[0]])
+    lcode, nl = _value_codes(left, cols)
+    if right is left:
+        rcode, nr = lcode, nl
+    else:
+        rcode, nr = _value_codes(right, cols)
+    if nl > DISTINCT_SHARE * nl_rec and nr > DISTINCT_SHARE * nr_rec:
+        return None
+    pair = lcode[li] * nr + rcode[ri]
+    n = pair.size
+    if nl * nr <= 4 * n:   # few combinations: a dense table, no sort
+        first = np.full(nl * nr, -1, dtype=np.int64)
+        first[pair[::-1]] = np.arange(n - 1, -1, -1, dtype=np.int64)   # the first pair of each
+        present = first >= 0
+        rep = first[present]
+        inv = (np.cumsum(present) - 1)[pair]
+    else:
+        order = np.argsort(pair, kind="stable")
+        ps = pair[order]
+        head = np.ones(n, dtype=bool)
+        head[1:] = ps[1:] != ps[:-1]
+        rep = order[head]
+        inv = np.empty(n, dtype=np.int64)
+        inv[order] = np.cumsum(head) - 1
+    return rep, inv
 
 
 def random_pairs(n_left: int, n_right: int | None, size: int, seed: int = 1234) -> tuple[np.ndarray, np.ndarray]:
