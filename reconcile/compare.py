@@ -1,6 +1,7 @@
 """Compare candidate pairs field by field, in chunks, into a small-int level matrix."""
 from __future__ import annotations
 
+import weakref
 from typing import Sequence
 
 import numpy as np
@@ -61,34 +62,72 @@ def _compare_chunked(left, right, li: np.ndarray, ri: np.ndarray, comp: Comparat
 DISTINCT_SHARE = 0.5
 
 
-def _value_codes(arrs: dict[str, np.ndarray], cols: Sequence[str]) -> tuple[np.ndarray, int]:
-    """One integer per record for its tuple of values in ``cols`` (equal tuples, equal codes)."""
+_CODES: dict[int, tuple] = {}   # id(array) -> (weak reference, codes, distinct count)
+
+
+def _codes_of(arr: np.ndarray) -> tuple[np.ndarray, int] | None:
+    """Integer codes of one column's values (memoised per array while it lives: a linkage's
+    candidate pairs and its u sample compare the same arrays); None when a value is missing
+    (NaN/None), which this shortcut does not try to group."""
+    hit = _CODES.get(id(arr))
+    if hit is not None and hit[0]() is arr:
+        return hit[1], hit[2]
+    codes, uniq = pd.factorize(arr, sort=False)
+    if codes.size and codes.min() < 0:
+        return None
+    res = (codes.astype(np.int64), len(uniq))
+    try:
+        ref = weakref.ref(arr)
+    except TypeError:   # not a numpy array (a list): no memo
+        return res
+    for k in [k for k, v in _CODES.items() if v[0]() is None]:
+        del _CODES[k]
+    _CODES[id(arr)] = (ref, *res)
+    return res
+
+
+def _value_codes(arrs: dict[str, np.ndarray], cols: Sequence[str], limit: float) -> tuple[np.ndarray, int] | None:
+    """One integer per record for its tuple of values in ``cols`` (equal tuples, equal codes);
+    None as soon as one column alone has more than ``limit`` distinct values (the tuple can only
+    have more), or a value is missing."""
     codes: np.ndarray | None = None
     n_codes = 1
     for c in cols:
-        k, uniq = pd.factorize(arrs[c], sort=False, use_na_sentinel=False)
-        k = k.astype(np.int64)
+        got = _codes_of(arrs[c])
+        if got is None:
+            return None
+        k, n_uniq = got
+        if n_uniq > limit:
+            return None
         if codes is None:
-            codes, n_codes = k, len(uniq)
+            codes, n_codes = k, n_uniq
         else:
-            codes, uniq2 = pd.factorize(codes * len(uniq) + k, sort=False)
+            codes, uniq2 = pd.factorize(codes * n_uniq + k, sort=False)
             codes, n_codes = codes.astype(np.int64), len(uniq2)
+        if n_codes > limit:
+            return None
     assert codes is not None
     return codes, n_codes
 
 
 def _distinct_plan(left, right, li: np.ndarray, ri: np.ndarray, cols: Sequence[str]):
     """(representative pair per distinct value combination, combination of every pair), or None
-    when the field's values are mostly distinct."""
-    nl_rec = len(left[cols[0]])
-    nr_rec = len(right[cols[0]])
-    lcode, nl = _value_codes(left, cols)
+    when the field's values are mostly distinct on both sides."""
+    # one side with few distinct values is enough: try the smaller-looking side first
+    lv = _value_codes(left, cols, DISTINCT_SHARE * len(left[cols[0]]))
     if right is left:
-        rcode, nr = lcode, nl
+        rv = lv
+    elif lv is None:
+        rv = _value_codes(right, cols, DISTINCT_SHARE * len(right[cols[0]]))
+        if rv is None:
+            return None
+        lv = _value_codes(left, cols, np.inf)
     else:
-        rcode, nr = _value_codes(right, cols)
-    if nl > DISTINCT_SHARE * nl_rec and nr > DISTINCT_SHARE * nr_rec:
+        rv = _value_codes(right, cols, np.inf)
+    if lv is None or rv is None:
         return None
+    lcode, nl = lv
+    rcode, nr = rv
     pair = lcode[li] * nr + rcode[ri]
     n = pair.size
     if nl * nr <= 4 * n:   # few combinations: a dense table, no sort

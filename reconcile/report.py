@@ -195,6 +195,8 @@ def _column_values(s: pd.Series) -> list:
         nan = np.flatnonzero(np.isnan(arr))
     elif kind == "O":
         vals = arr.tolist()
+        if pd.api.types.infer_dtype(arr, skipna=False) == "string":   # all str: nothing to null
+            return vals
         nan = np.flatnonzero(pd.isna(arr))
     else:   # datetimes, extension types: the generic (slow) conversion
         obj = s.astype(object)
