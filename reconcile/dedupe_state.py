@@ -3,9 +3,16 @@
 What the next run needs to reuse this one's work without reading the ``records`` table: per
 record its key, file, hashes of its raw row and of its line in the file, its fingerprint, the
 columns later stages read (dictionary-coded), one 64-bit hash per blocking key column, its person
-ID and its version in reconcile.record_store; per candidate pair its positions, comparison levels,
-blocking-pass mask and implied-field flags. Stored as blobs (numpy ``.npy`` and NUL-joined
-text), chunked below SQLite's blob limit, inside the run's transaction.
+ID and its version in reconcile.record_store; per candidate pair its two records, comparison
+levels, blocking-pass mask and implied-field flags. Stored as blobs (numpy ``.npy`` and
+NUL-joined text), chunked below SQLite's blob limit, inside the run's transaction.
+
+The per-record part is written whole by every run (in that run's record order). Candidate pairs
+(20 million for a million records, 340 MB) are not: they are stored in *chunks* named by record
+version ids (stable across runs, unlike positions). A full run writes one chunk of all its pairs;
+an incremental run appends a chunk of the pairs it did not reuse unchanged and stores which
+earlier pairs are still alive (a bitmap) and the pass masks that changed. When less than 3/4 of
+the stored pairs are alive, or the chain is long, the run writes one fresh chunk instead.
 """
 from __future__ import annotations
 
@@ -18,7 +25,9 @@ import numpy as np
 import pandas as pd
 
 STATE_TABLE = "dedupe_state"
-STATE_FORMAT = 3                    # 3: record versions (record_store) instead of `records` rowids
+STATE_FORMAT = 4                    # 4: pairs in chunks by record version (3: versions, 2: rowids)
+_MAX_CHAIN = 24                     # chunks before a fresh one is written
+_MIN_ALIVE = 0.75                   # alive share of the stored pairs below which a fresh chunk is written
 _CHUNK = 200 * 1024 * 1024          # blob chunk size (SQLite's default limit is 1e9 bytes)
 
 
@@ -139,30 +148,91 @@ class State:
     filled: np.ndarray                    # int8: completeness count
     person: Coded                         # person ID per record
     version: np.ndarray                   # int64: version id of the record (record_versions)
-    li: np.ndarray                        # candidate pairs ...
+    li: np.ndarray                        # candidate pairs (positions of this run) ...
     ri: np.ndarray
     passes: np.ndarray
     levels: np.ndarray
     flags: np.ndarray
     extra: dict[str, Any] = field(default_factory=dict)
+    # where the pairs are stored (set by load; a new state leaves them empty)
+    chain: list[int] = field(default_factory=list)          # runs whose chunks hold the pairs, in order
+    pair_total: int = 0                                      # pairs in all chunks (alive or not)
+    pair_index: np.ndarray | None = None                     # chunk index of each loaded pair
+    chunk_passes: np.ndarray | None = None                   # the pass mask as stored in the chunk
 
     @property
     def n(self) -> int:
         return len(self.keys)
 
 
-ARRAYS = ("file_index", "rowhash", "linehash", "fp64", "sparse", "filled", "version", "li", "ri", "passes", "levels",
-          "flags")
+ARRAYS = ("file_index", "rowhash", "linehash", "fp64", "sparse", "filled", "version")
+CHUNK_ARRAYS = ("va", "vb", "passes", "levels", "flags")
 
 
-def save(db, state: State) -> None:
-    """Store ``state`` (call inside the run's transaction). The previous state is deleted by
-    :func:`prune` after the run committed: deleting it here would copy all of it into SQLite's
-    rollback journal (hundreds of MB for a million records), and a killed run must leave it."""
+@dataclass
+class PairDelta:
+    """How this run's pairs are stored against the previous state: ``keep`` (indices into the
+    previous state's loaded pairs of those still alive, same records and levels), their pass masks
+    now ``keep_passes``, and the other pairs to append (version ids, masks, levels, flags)."""
+
+    keep: np.ndarray
+    keep_passes: np.ndarray
+    va: np.ndarray
+    vb: np.ndarray
+    passes: np.ndarray
+    levels: np.ndarray
+    flags: np.ndarray
+
+
+def _ids(arr: np.ndarray) -> np.ndarray:
+    a = np.asarray(arr, np.int64)
+    return a.astype(np.uint32) if not len(a) or (a.min() >= 0 and a.max() < 2 ** 32) else a
+
+
+def save(db, state: State, previous: State | None = None, delta: PairDelta | None = None) -> None:
+    """Store ``state`` (call inside the run's transaction). Its pairs go to a fresh chunk, or, with
+    ``previous`` (the loaded state this run started from) and ``delta``, to a chunk appended to
+    ``previous``'s chain. Earlier states are deleted by :func:`prune` after the run committed:
+    deleting them here would copy them into SQLite's rollback journal, and a killed run must
+    leave them."""
     ensure_state_table(db)
     db.conn.execute(f"DELETE FROM [{STATE_TABLE}] WHERE run_id = ?", (state.run_id,))
     rid = state.run_id
-    meta = {**state.meta, "format": STATE_FORMAT, "columns": sorted(state.cols), "keycols": sorted(state.keyhash)}
+    vid = np.asarray(state.version, np.int64)
+    if previous is not None and delta is not None and previous.chain:
+        total = previous.pair_total + len(delta.va)
+        alive = len(delta.keep) + len(delta.va)
+        if len(previous.chain) >= _MAX_CHAIN or alive < _MIN_ALIVE * total:
+            previous = None
+    else:
+        previous = None
+    if previous is None:
+        chunk = {"va": vid[state.li], "vb": vid[state.ri], "passes": state.passes, "levels": state.levels,
+                 "flags": state.flags}
+        chain, total = [rid], len(state.li)
+        alive_bits, ovr = None, None
+    else:
+        chunk = {"va": delta.va, "vb": delta.vb, "passes": delta.passes, "levels": delta.levels, "flags": delta.flags}
+        chain, total = [*previous.chain, rid], previous.pair_total + len(delta.va)
+        keep = previous.pair_index[delta.keep]
+        bits = np.zeros(total, bool)
+        bits[keep] = True
+        bits[previous.pair_total:] = True
+        alive_bits = np.packbits(bits)
+        # masks that differ from the chunk's: the pass recomputed whole, blocks that crossed the cap
+        diff = np.asarray(delta.keep_passes, np.uint16) != previous.chunk_passes[delta.keep]
+        ovr = (np.asarray(keep, np.int64)[diff], np.asarray(delta.keep_passes, np.uint16)[diff])
+    for name in CHUNK_ARRAYS:
+        arr = chunk[name]
+        arr = _ids(arr) if name in ("va", "vb") else np.asarray(arr, {"passes": np.uint16, "levels": np.int8,
+                                                                      "flags": np.uint8}[name])
+        _write(db, rid, f"pc:{name}", _npy(arr))
+    if alive_bits is not None:
+        _write(db, rid, "pa:alive", _npy(alive_bits))
+        _write(db, rid, "pa:ovr_idx", _npy(ovr[0]))
+        _write(db, rid, "pa:ovr_mask", _npy(ovr[1]))
+    meta = {**state.meta, "format": STATE_FORMAT, "columns": sorted(state.cols), "keycols": sorted(state.keyhash),
+            "chain": chain, "pair_total": int(total)}
     _write(db, rid, "meta", json.dumps(meta, ensure_ascii=False).encode())
     _write(db, rid, "keys", _encode_text(state.keys))
     for name, col in (*((f"c:{c}", v) for c, v in state.cols.items()), *((f"p:{c}", v) for c, v in state.prefill.items()),
@@ -176,11 +246,19 @@ def save(db, state: State) -> None:
 
 
 def prune(db, keep_run: int) -> None:
-    """Delete every stored state but ``keep_run``'s (its own transaction, after the run committed)."""
+    """Delete every stored state but ``keep_run``'s and the pair chunks its chain still uses (its
+    own transaction, after the run committed)."""
     if STATE_TABLE not in db.table_names():
         return
+    try:
+        chain = json.loads(_read(db, keep_run, "meta").decode()).get("chain") or [keep_run]
+    except KeyError:
+        return
+    keep = sorted({int(r) for r in chain if int(r) != keep_run})
+    marks = ",".join("?" * len(keep))
     with db.atomic():
-        db.conn.execute(f"DELETE FROM [{STATE_TABLE}] WHERE run_id <> ?", (keep_run,))
+        db.conn.execute(f"DELETE FROM [{STATE_TABLE}] WHERE run_id <> ? AND NOT (part LIKE 'pc:%' AND run_id IN ({marks or 'NULL'}))",
+                        (keep_run, *keep))
 
 
 def latest_run(db) -> int | None:
@@ -188,7 +266,7 @@ def latest_run(db) -> int | None:
     if STATE_TABLE not in db.table_names():
         return None
     row = db.execute(f"SELECT max(s.run_id) FROM [{STATE_TABLE}] s JOIN runs r ON r.run_id = s.run_id "
-                     "WHERE r.status = 'complete' AND r.command = 'dedupe'").fetchone()
+                     "WHERE s.part = 'meta' AND r.status = 'complete' AND r.command = 'dedupe'").fetchone()
     return int(row[0]) if row and row[0] is not None else None
 
 
@@ -205,12 +283,49 @@ def load(db, run_id: int) -> State | None:
             return Coded(_decode_text(raw), _from_npy(_read(db, run_id, f"{name}:k")), text)
 
         arrays = {name: _from_npy(_read(db, run_id, f"a:{name}")) for name in ARRAYS}
+        pairs = _load_pairs(db, run_id, meta, arrays["version"])
         return State(
             run_id=run_id, meta=meta, keys=_decode_text(_read(db, run_id, "keys")),
             cols={c: coded(f"c:{c}") for c in meta["columns"]},
             prefill={c: coded(f"p:{c}") for c in ("hukou_region", "hukou_region_name")},
             keyhash={c: _from_npy(_read(db, run_id, f"h:{c}")) for c in meta["keycols"]},
-            person=coded("person"), **arrays,
+            person=coded("person"), **arrays, **pairs,
         )
     except KeyError:
         return None
+
+
+def _load_pairs(db, run_id: int, meta: dict[str, Any], version: np.ndarray) -> dict[str, Any]:
+    """The alive pairs of the chain, in positions of ``run_id``'s records."""
+    chain = [int(r) for r in meta["chain"]]
+    parts = {name: [] for name in CHUNK_ARRAYS}
+    for r in chain:
+        for name in CHUNK_ARRAYS:
+            parts[name].append(_from_npy(_read(db, r, f"pc:{name}")))
+    cat = {name: (np.concatenate(v) if len(v) > 1 else v[0]) for name, v in parts.items()}
+    del parts
+    total = int(meta["pair_total"])
+    chunk_passes = cat["passes"]
+    passes = chunk_passes
+    if len(chain) > 1:
+        alive = np.unpackbits(_from_npy(_read(db, run_id, "pa:alive")), count=total).astype(bool)
+        oi, om = _from_npy(_read(db, run_id, "pa:ovr_idx")), _from_npy(_read(db, run_id, "pa:ovr_mask"))
+        if len(oi):
+            passes = chunk_passes.copy()
+            passes[oi] = om
+    else:
+        alive = None
+    vid = np.asarray(version, np.int64)
+    # version id -> position in this run (versions are dense integers)
+    top = int(max(vid.max() if len(vid) else 0, cat["va"].max() if total else 0, cat["vb"].max() if total else 0)) + 1
+    pos_of = np.full(top, -1, np.int64)
+    pos_of[vid] = np.arange(len(vid))
+    li = pos_of[cat["va"].astype(np.int64)]
+    ri = pos_of[cat["vb"].astype(np.int64)]
+    keep = (li >= 0) & (ri >= 0)
+    if alive is not None:
+        keep &= alive
+    idx = np.nonzero(keep)[0]
+    return {"li": li[idx].astype(np.int32), "ri": ri[idx].astype(np.int32), "passes": passes[idx],
+            "levels": cat["levels"][idx], "flags": cat["flags"][idx], "chain": chain, "pair_total": total,
+            "pair_index": idx, "chunk_passes": chunk_passes[idx]}

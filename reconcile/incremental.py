@@ -46,7 +46,7 @@ from reconcile.dedupe import (
     read_input, record_rows, rejected_rows, standardise_input,
 )
 from reconcile.dedupe_blocking import blocking_columns, hash_strings, incremental_candidates, skipped_labels
-from reconcile.dedupe_state import Coded, State
+from reconcile.dedupe_state import Coded, PairDelta, State
 from reconcile.dedupe_state import latest_run as state_run
 from reconcile.dedupe_state import load as load_state
 from reconcile.dedupe_state import save as store_state
@@ -99,6 +99,9 @@ class Work:
     previous_run: int | None = None
     rejected_count: int = 0
     new_pos: np.ndarray | None = None            # position of each row of record_rows
+    state: State | None = None                   # the state an incremental run started from
+    reused: np.ndarray | None = None             # per pair: levels from the state ...
+    reused_index: np.ndarray | None = None       # ... its index among the state's pairs
     reuse: "Reuse | None" = None                 # unchanged records: their stored versions
 
     def write_records(self, db, run_id: int, person_id: np.ndarray) -> np.ndarray:
@@ -731,6 +734,7 @@ def _prepare_incremental(db, state: State, deltas: list[FileDelta], paths, opts,
               "lines_reused": int(sum(int((d.old >= 0).sum()) for d in deltas if d.fast)),
               "files_read_in_full": [d.label for d in deltas if not d.fast]},
         previous_run=previous_run, new_pos=fpos, reuse=reuse, rejected_count=int(len(rejected)),
+        state=state, reused=blk.reused, reused_index=blk.reused_index,
     )
 
 
@@ -773,8 +777,25 @@ def save_state(db, run_id: int, work: Work, person_id: np.ndarray, version_ids: 
         rowhash=work.rowhash.astype(np.uint64), linehash=work.linehash.astype(np.uint64), fp64=pop.fp64.astype(np.uint64),
         cols=work.coded, prefill=work.prefill, keyhash=work.keyhash, sparse=work.sparse.astype(bool),
         filled=pop.filled.astype(np.int8), person=Coded.of(person_id), version=version_ids.astype(np.int64),
-        li=work.li.astype(np.int32), ri=work.ri.astype(np.int32), passes=work.passes.astype(np.uint16),
-        levels=work.levels.astype(np.int8), flags=work.flags.astype(np.uint8),
+        li=work.li, ri=work.ri, passes=work.passes, levels=work.levels, flags=work.flags,
     )
-    store_state(db, st)
+    store_state(db, st, work.state, _pair_delta(work, version_ids))
     work.timings["state_save"] = time.perf_counter() - t0
+
+
+def _pair_delta(work: Work, vid: np.ndarray) -> PairDelta | None:
+    """This run's pairs against the state it started from: reused pairs whose two records kept
+    their versions stay where they are stored; every other pair is appended."""
+    prev = work.state
+    if prev is None or work.reused is None:
+        return None
+    t = np.nonzero(work.reused)[0]
+    r = np.asarray(work.reused_index, np.int64)
+    pv = prev.version.astype(np.int64)
+    same = (vid[work.li[t]] == pv[prev.li[r]]) & (vid[work.ri[t]] == pv[prev.ri[r]])
+    kt, kr = t[same], r[same]
+    other = np.ones(len(work.li), bool)
+    other[kt] = False
+    o = np.nonzero(other)[0]
+    return PairDelta(keep=kr, keep_passes=work.passes[kt], va=vid[work.li[o]], vb=vid[work.ri[o]],
+                     passes=work.passes[o], levels=work.levels[o], flags=work.flags[o])
