@@ -8,6 +8,7 @@ untraceable precision. The registries are generated once per size and seed (benc
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import sqlite3
 import sys
@@ -50,6 +51,7 @@ def main() -> int:
 
     out = OUT / f"scale_{args.size}.db"
     out.unlink(missing_ok=True)
+    load_before = os.getloadavg()[0]
     t0 = time.perf_counter()
     c0 = time.process_time()
     res = run_match(paths["origin"], paths["dest"], out, MatchOptions(origin={"key": "编号"}, dest={"key": "序号"}))
@@ -64,7 +66,8 @@ def main() -> int:
     s = res.summary
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"size {args.size}: {s['origin_records']} x {s['dest_records']} records")
-    print(f"  wall {wall:.1f} s, cpu {cpu:.1f} s, peak RSS {rss:.0f} MB")
+    print(f"  wall {wall:.1f} s, cpu {cpu:.1f} s, peak RSS {rss:.0f} MB "
+          f"(load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after)")
     print("  stages: " + ", ".join(f"{k} {v:.1f}s" for k, v in res.timings.items()))
     print(f"  candidate pairs {s['candidate_pairs']:,} ({s['candidate_pairs'] / wall:,.0f} pairs/s end to end)")
     print(f"  link P {p:.4f} R {r:.4f} F1 {2 * p * r / (p + r) if p + r else 0:.4f}; "

@@ -806,17 +806,17 @@ def _metrics(summary, origin: Side, dest: Side, traced, untraceable, cross_dups,
         rows.append((side.name, "id_entry_rate", float(usable.sum()) / n))
         acc = usable & ~s["birth_conflict"].astype(bool) & ~s["sex_conflict"].astype(bool)
         rows.append((side.name, "id_accuracy", float(acc.sum()) / max(int(usable.sum()), 1)))
-    # per reporting unit of the origin file
-    ou = origin.std.set_index("record_key")["unit"]
+    # per reporting unit of the origin file (only the columns used are re-indexed, not the frame)
+    s = origin.std[["record_key", "unit", "flow_status", "id_status", "birth_conflict", "sex_conflict"]].set_index("record_key")
+    ou = s["unit"]
     if (ou != "").any():
         per = pd.DataFrame({"unit": ou})
-        per["out"] = (origin.std.set_index("record_key")["flow_status"] == "out")
+        per["out"] = (s["flow_status"] == "out")
         per["untraceable"] = per.index.isin(untraceable["origin_key"])
         per["traced"] = per.index.isin(traced["origin_key"])
         per["cross_region_duplicates"] = per.index.isin(cross_dups["origin_key"])
         od = duplicates[duplicates["source"] == "origin"] if len(duplicates) else pd.DataFrame(columns=["record_key"])
         per["in_duplicate_cluster"] = per.index.isin(od["record_key"])
-        s = origin.std.set_index("record_key")
         per["usable"] = s["id_status"].isin(USABLE_ID_STATUSES)
         per["accurate"] = per["usable"] & ~s["birth_conflict"].astype(bool) & ~s["sex_conflict"].astype(bool)
         for unit, g in per.groupby("unit"):
@@ -832,7 +832,7 @@ def _metrics(summary, origin: Side, dest: Side, traced, untraceable, cross_dups,
                      (scope, "id_accuracy", g["accurate"].sum() / max(int(g["usable"].sum()), 1)),
                      (scope, "untraceable_rate", g["untraceable"].sum() / max(int(g["out"].sum()), 1)),
                      (scope, "duplicate_rate", g["cross_region_duplicates"].sum() / n)]
-    du = dest.std.set_index("record_key")["unit"]
+    du = dest.std[["record_key", "unit"]].set_index("record_key")["unit"]
     if (du != "").any() and len(unregistered):
         cnt = du.loc[unregistered["dest_key"]].value_counts()
         for unit, v in cnt.items():
