@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     # import everything a run imports lazily now: others edit this working tree during a long run
     import reconcile.compare, reconcile.dates, reconcile.divisions, reconcile.fingerprint  # noqa: F401,E401
     import reconcile.keys, reconcile.loading, reconcile.match, reconcile.persons  # noqa: F401,E401
-    import reconcile.review.ledger, reconcile.standardise, reconcile.incremental  # noqa: F401,E401
+    import reconcile.review.ledger, reconcile.standardise, reconcile.incremental, reconcile.record_store  # noqa: F401,E401
     from reconcile.dedupe import DedupeOptions, run_dedupe
 
     from bench._data import peak_rss_mb
