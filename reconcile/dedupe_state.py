@@ -320,12 +320,16 @@ def _load_pairs(db, run_id: int, meta: dict[str, Any], version: np.ndarray) -> d
     top = int(max(vid.max() if len(vid) else 0, cat["va"].max() if total else 0, cat["vb"].max() if total else 0)) + 1
     pos_of = np.full(top, -1, np.int64)
     pos_of[vid] = np.arange(len(vid))
-    li = pos_of[cat["va"].astype(np.int64)]
-    ri = pos_of[cat["vb"].astype(np.int64)]
+    pos_of = pos_of.astype(np.int32)
+    li = pos_of[cat["va"]]
+    ri = pos_of[cat["vb"]]
     keep = (li >= 0) & (ri >= 0)
     if alive is not None:
         keep &= alive
+    if keep.all():          # a fresh chunk of the run's own pairs: no copies
+        return {"li": li, "ri": ri, "passes": passes, "levels": cat["levels"], "flags": cat["flags"], "chain": chain,
+                "pair_total": total, "pair_index": np.arange(total), "chunk_passes": chunk_passes}
     idx = np.nonzero(keep)[0]
-    return {"li": li[idx].astype(np.int32), "ri": ri[idx].astype(np.int32), "passes": passes[idx],
+    return {"li": li[idx], "ri": ri[idx], "passes": passes[idx],
             "levels": cat["levels"][idx], "flags": cat["flags"][idx], "chain": chain, "pair_total": total,
             "pair_index": idx, "chunk_passes": chunk_passes[idx]}

@@ -684,8 +684,13 @@ def _prepare_incremental(db, state: State, deltas: list[FileDelta], paths, opts,
     m = len(blk.li)
     levels = np.empty((m, len(comps)), np.int8)
     flags = np.empty(m, np.uint8)
-    levels[blk.reused] = state.levels[blk.reused_index]
-    flags[blk.reused] = state.flags[blk.reused_index]
+    k = len(blk.reused_index)
+    if k and blk.reused[:k].all():          # the usual layout: reused pairs first (no boolean scatter)
+        np.take(state.levels, blk.reused_index, axis=0, out=levels[:k])
+        np.take(state.flags, blk.reused_index, out=flags[:k])
+    else:
+        levels[blk.reused] = state.levels[blk.reused_index]
+        flags[blk.reused] = state.flags[blk.reused_index]
     todo = np.nonzero(~blk.reused)[0]
     if todo.size:
         arr = {c: pop.cols[c] for comp in comps for c in comp.columns}
@@ -705,7 +710,8 @@ def _prepare_incremental(db, state: State, deltas: list[FileDelta], paths, opts,
     prev_pid[has] = person_vals[state.person.codes[prev_index[has]]]
     same = np.zeros(n, bool)
     same[has] = state.fp64[prev_index[has]] == fp64[has]
-    active = person_vals[np.unique(state.person.codes)] if len(state.person.codes) else np.zeros(0, object)
+    active = (person_vals[np.nonzero(np.bincount(state.person.codes, minlength=len(person_vals)))[0]]
+              if len(state.person.codes) else np.zeros(0, object))
     if previous_run_with_persons(db) != state.run_id:
         # another command wrote persons since: continue from that run, as a full run would
         prev = load_previous(db)
@@ -720,7 +726,10 @@ def _prepare_incremental(db, state: State, deltas: list[FileDelta], paths, opts,
     reuse = _reuse(state, upos, old_u, keys, refilled, region, region_name)
     rejected = rejected_rows(files)
     timings["records"] = time.perf_counter() - t0
-    removed = int(state.n - len(np.unique(np.concatenate([old_u, prev_index[has]]))))
+    seen = np.zeros(state.n, bool)
+    seen[old_u] = True
+    seen[prev_index[has]] = True
+    removed = int(state.n - seen.sum())
     return Work(
         mode="incremental", paths=[Path(p) for p in paths], files=files, inputs=[d.info for d in deltas],
         file_meta=[d.meta for d in deltas], pop=pop, model=model, li=blk.li, ri=blk.ri, passes=blk.passes,
@@ -791,9 +800,17 @@ def _pair_delta(work: Work, vid: np.ndarray) -> PairDelta | None:
         return None
     t = np.nonzero(work.reused)[0]
     r = np.asarray(work.reused_index, np.int64)
-    pv = prev.version.astype(np.int64)
-    same = (vid[work.li[t]] == pv[prev.li[r]]) & (vid[work.ri[t]] == pv[prev.ri[r]])
-    kt, kr = t[same], r[same]
+    # a reused pair's records are unchanged: it stays where it is stored unless one of them got a
+    # new version (its person or filled county changed)
+    moved = np.zeros(len(vid), bool)
+    if work.reuse is not None and len(work.reuse.pos):
+        moved[work.reuse.pos] = vid[work.reuse.pos] != work.reuse.version
+    moved[np.asarray(work.new_pos if work.new_pos is not None else [], np.int64)] = True
+    if moved.any():
+        same = ~(moved[work.li[t]] | moved[work.ri[t]])
+        kt, kr = t[same], r[same]
+    else:
+        kt, kr = t, r
     other = np.ones(len(work.li), bool)
     other[kt] = False
     o = np.nonzero(other)[0]
