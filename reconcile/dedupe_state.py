@@ -7,12 +7,14 @@ ID and its version in reconcile.record_store; per candidate pair its two records
 levels, blocking-pass mask and implied-field flags. Stored as blobs (numpy ``.npy`` and
 NUL-joined text), chunked below SQLite's blob limit, inside the run's transaction.
 
-The per-record part is written whole by every run (in that run's record order). Candidate pairs
-(20 million for a million records, 340 MB) are not: they are stored in *chunks* named by record
-version ids (stable across runs, unlike positions). A full run writes one chunk of all its pairs;
-an incremental run appends a chunk of the pairs it did not reuse unchanged and stores which
-earlier pairs are still alive (a bitmap) and the pass masks that changed. When less than 3/4 of
-the stored pairs are alive, or the chain is long, the run writes one fresh chunk instead.
+Neither part is written whole by every run (for a million records: 280 MB of records, 320 MB of
+pairs). Both are stored in *chunks*: a full run writes one chunk of its records and one of its
+pairs; an incremental run appends a chunk of the records it did not keep unchanged (new, changed,
+a new version) and a chunk of the pairs it did not reuse unchanged, plus its own small part: the
+row of each of its records in the record chunks, and which stored pairs are still alive (a
+bitmap) with the pass masks that changed. Pairs name their records by version id (stable across
+runs, unlike positions). When less than 3/4 of the stored rows or pairs are alive, or a chain
+is long, the run writes a fresh chunk instead.
 """
 from __future__ import annotations
 
@@ -159,6 +161,9 @@ class State:
     pair_total: int = 0                                      # pairs in all chunks (alive or not)
     pair_index: np.ndarray | None = None                     # chunk index of each loaded pair
     chunk_passes: np.ndarray | None = None                   # the pass mask as stored in the chunk
+    rec_chain: list[int] = field(default_factory=list)       # runs whose chunks hold the records
+    rec_total: int = 0                                       # rows in all record chunks
+    row: np.ndarray | None = None                            # record chunk row of each record
 
     @property
     def n(self) -> int:
@@ -166,6 +171,7 @@ class State:
 
 
 ARRAYS = ("file_index", "rowhash", "linehash", "fp64", "sparse", "filled", "version")
+ROW_ARRAYS = ("rowhash", "linehash", "fp64", "sparse", "filled", "version")    # stored per record chunk row
 CHUNK_ARRAYS = ("va", "vb", "passes", "levels", "flags")
 
 
@@ -189,10 +195,12 @@ def _ids(arr: np.ndarray) -> np.ndarray:
     return a.astype(np.uint32) if not len(a) or (a.min() >= 0 and a.max() < 2 ** 32) else a
 
 
-def save(db, state: State, previous: State | None = None, delta: PairDelta | None = None) -> None:
+def save(db, state: State, previous: State | None = None, delta: PairDelta | None = None,
+         old_pos: np.ndarray | None = None) -> None:
     """Store ``state`` (call inside the run's transaction). Its pairs go to a fresh chunk, or, with
     ``previous`` (the loaded state this run started from) and ``delta``, to a chunk appended to
-    ``previous``'s chain. Earlier states are deleted by :func:`prune` after the run committed:
+    ``previous``'s chain; records likewise (``old_pos``: each record's position in ``previous``
+    when it is unchanged, else -1). Earlier states are deleted by :func:`prune` after the run committed:
     deleting them here would copy them into SQLite's rollback journal, and a killed run must
     leave them."""
     ensure_state_table(db)
@@ -231,18 +239,46 @@ def save(db, state: State, previous: State | None = None, delta: PairDelta | Non
         _write(db, rid, "pa:alive", _npy(alive_bits))
         _write(db, rid, "pa:ovr_idx", _npy(ovr[0]))
         _write(db, rid, "pa:ovr_mask", _npy(ovr[1]))
+    rec_chain, rec_total, row = _save_records(db, state, previous if old_pos is not None else None, old_pos)
     meta = {**state.meta, "format": STATE_FORMAT, "columns": sorted(state.cols), "keycols": sorted(state.keyhash),
-            "chain": chain, "pair_total": int(total)}
+            "chain": chain, "pair_total": int(total), "rec_chain": rec_chain, "rec_total": int(rec_total)}
     _write(db, rid, "meta", json.dumps(meta, ensure_ascii=False).encode())
-    _write(db, rid, "keys", _encode_text(state.keys))
+    _write(db, rid, "a:row", _npy(row.astype(np.int64)))
+    _write(db, rid, "a:file_index", _npy(np.asarray(state.file_index, np.int16)))
+
+
+def _save_records(db, state: State, previous: State | None, old_pos: np.ndarray | None):
+    """Write the record chunk of this run: every record (fresh) or those it does not keep."""
+    rid, n = state.run_id, state.n
+    new = np.ones(n, bool)
+    row = np.zeros(n, np.int64)
+    chain, base = [rid], 0
+    if previous is not None and previous.rec_chain and old_pos is not None:
+        has = old_pos >= 0
+        op = old_pos[has]
+        same = ((previous.version[op] == state.version[has]) & (previous.rowhash[op] == state.rowhash[has])
+                & (previous.linehash[op] == state.linehash[has]))
+        keep_pos = np.nonzero(has)[0][same]
+        alive = len(np.unique(previous.row[op[same]])) + (n - len(keep_pos))
+        total = previous.rec_total + n - len(keep_pos)
+        if len(previous.rec_chain) < _MAX_CHAIN and alive >= _MIN_ALIVE * total:
+            new[keep_pos] = False
+            row[keep_pos] = previous.row[op[same]]
+            chain, base = [*previous.rec_chain, rid], previous.rec_total
+    idx = np.nonzero(new)[0]
+    row[idx] = base + np.arange(len(idx))
+    sub = (lambda a: a) if len(idx) == n else (lambda a: a[idx])
+    _write(db, rid, "rc:keys", _encode_text(sub(state.keys)))
     for name, col in (*((f"c:{c}", v) for c, v in state.cols.items()), *((f"p:{c}", v) for c, v in state.prefill.items()),
                       ("person", state.person)):
-        _write(db, rid, f"{name}:u", _encode_coded(col))
-        _write(db, rid, f"{name}:k", _npy(col.codes.astype(np.int32)))
+        part = col if len(idx) == n else Coded.of(col.values()[idx])
+        _write(db, rid, f"rc:{name}:u", _encode_coded(part))
+        _write(db, rid, f"rc:{name}:k", _npy(part.codes.astype(np.int32)))
     for c, arr in state.keyhash.items():
-        _write(db, rid, f"h:{c}", _npy(arr.astype(np.uint64)))
-    for name in ARRAYS:
-        _write(db, rid, f"a:{name}", _npy(getattr(state, name)))
+        _write(db, rid, f"rc:h:{c}", _npy(sub(np.asarray(arr, np.uint64))))
+    for name in ROW_ARRAYS:
+        _write(db, rid, f"rc:a:{name}", _npy(sub(np.asarray(getattr(state, name)))))
+    return chain, base + len(idx), row
 
 
 def prune(db, keep_run: int) -> None:
@@ -251,14 +287,15 @@ def prune(db, keep_run: int) -> None:
     if STATE_TABLE not in db.table_names():
         return
     try:
-        chain = json.loads(_read(db, keep_run, "meta").decode()).get("chain") or [keep_run]
+        meta = json.loads(_read(db, keep_run, "meta").decode())
     except KeyError:
         return
-    keep = sorted({int(r) for r in chain if int(r) != keep_run})
-    marks = ",".join("?" * len(keep))
+    pairs = sorted({int(r) for r in meta.get("chain") or [] if int(r) != keep_run})
+    recs = sorted({int(r) for r in meta.get("rec_chain") or [] if int(r) != keep_run})
+    pm, rm = ",".join("?" * len(pairs)) or "NULL", ",".join("?" * len(recs)) or "NULL"
     with db.atomic():
-        db.conn.execute(f"DELETE FROM [{STATE_TABLE}] WHERE run_id <> ? AND NOT (part LIKE 'pc:%' AND run_id IN ({marks or 'NULL'}))",
-                        (keep_run, *keep))
+        db.conn.execute(f"DELETE FROM [{STATE_TABLE}] WHERE run_id <> ? AND NOT (part LIKE 'pc:%' AND run_id IN ({pm})) "
+                        f"AND NOT (part LIKE 'rc:%' AND run_id IN ({rm}))", (keep_run, *pairs, *recs))
 
 
 def latest_run(db) -> int | None:
@@ -277,19 +314,40 @@ def load(db, run_id: int) -> State | None:
         if meta.get("format") != STATE_FORMAT:
             return None
 
-        def coded(name: str) -> Coded:
-            raw = _read(db, run_id, f"{name}:u")
-            text = raw[9:] if raw[:1] == b"N" else None
-            return Coded(_decode_text(raw), _from_npy(_read(db, run_id, f"{name}:k")), text)
+        rec_chain = [int(r) for r in meta["rec_chain"]]
+        row = _from_npy(_read(db, run_id, "a:row"))
+        whole = len(rec_chain) == 1 and len(row) == int(meta["rec_total"]) and bool((row == np.arange(len(row))).all())
+        take = (lambda a: a) if whole else (lambda a: a[row])
 
-        arrays = {name: _from_npy(_read(db, run_id, f"a:{name}")) for name in ARRAYS}
+        def stacked(name: str) -> np.ndarray:
+            parts = [_from_npy(_read(db, r, name)) for r in rec_chain]
+            return take(np.concatenate(parts) if len(parts) > 1 else parts[0])
+
+        def coded(name: str) -> Coded:
+            uniqs, codes, off = [], [], 0
+            for r in rec_chain:
+                raw = _read(db, r, f"rc:{name}:u")
+                u = _decode_text(raw)
+                codes.append(_from_npy(_read(db, r, f"rc:{name}:k")).astype(np.int32) + np.int32(off))
+                uniqs.append(u)
+                off += len(u)
+            if len(rec_chain) == 1:
+                text = raw[9:] if raw[:1] == b"N" else None
+                return Coded(uniqs[0], take(codes[0]), text if whole else None)
+            return Coded(np.concatenate(uniqs), take(np.concatenate(codes)))
+
+        keys = []
+        for r in rec_chain:
+            keys.append(_decode_text(_read(db, r, "rc:keys")))
+        arrays = {name: stacked(f"rc:a:{name}") for name in ROW_ARRAYS}
+        arrays["file_index"] = _from_npy(_read(db, run_id, "a:file_index"))
         pairs = _load_pairs(db, run_id, meta, arrays["version"])
         return State(
-            run_id=run_id, meta=meta, keys=_decode_text(_read(db, run_id, "keys")),
+            run_id=run_id, meta=meta, keys=take(np.concatenate(keys) if len(keys) > 1 else keys[0]),
             cols={c: coded(f"c:{c}") for c in meta["columns"]},
             prefill={c: coded(f"p:{c}") for c in ("hukou_region", "hukou_region_name")},
-            keyhash={c: _from_npy(_read(db, run_id, f"h:{c}")) for c in meta["keycols"]},
-            person=coded("person"), **arrays, **pairs,
+            keyhash={c: stacked(f"rc:h:{c}") for c in meta["keycols"]},
+            person=coded("person"), **arrays, **pairs, rec_chain=rec_chain, rec_total=int(meta["rec_total"]), row=row,
         )
     except KeyError:
         return None

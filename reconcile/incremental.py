@@ -141,6 +141,7 @@ class Reuse:
     a renamed file's label is the run's, in record_members)."""
 
     pos: np.ndarray              # current positions
+    old: np.ndarray              # their positions in the stored run
     version: np.ndarray          # their stored version ids
     person: np.ndarray           # their person in the stored run
     key: np.ndarray              # new record key (qualified keys of a renamed file) or None
@@ -767,7 +768,7 @@ def _reuse(state: State, upos: np.ndarray, old: np.ndarray, keys: np.ndarray, re
         reg[at] = region[refilled]
         reg_name[at] = region_name[refilled]
     person = state.person.uniq[state.person.codes[old]] if len(old) else np.zeros(0, object)
-    return Reuse(pos=upos, version=state.version[old], person=np.asarray(person, dtype=object), key=new_key, region=reg, region_name=reg_name)
+    return Reuse(pos=upos, old=old, version=state.version[old], person=np.asarray(person, dtype=object), key=new_key, region=reg, region_name=reg_name)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -788,7 +789,11 @@ def save_state(db, run_id: int, work: Work, person_id: np.ndarray, version_ids: 
         filled=pop.filled.astype(np.int8), person=Coded.of(person_id), version=version_ids.astype(np.int64),
         li=work.li, ri=work.ri, passes=work.passes, levels=work.levels, flags=work.flags,
     )
-    store_state(db, st, work.state, _pair_delta(work, version_ids))
+    old_pos = None
+    if work.state is not None and work.reuse is not None:
+        old_pos = np.full(pop.n, -1, np.int64)
+        old_pos[work.reuse.pos] = work.reuse.old
+    store_state(db, st, work.state, _pair_delta(work, version_ids), old_pos)
     work.timings["state_save"] = time.perf_counter() - t0
 
 

@@ -253,10 +253,14 @@ def test_an_incremental_run_stores_only_new_record_versions(months, tmp_path):
     raw = _all(con, "SELECT raw_json FROM records WHERE run_id = ? LIMIT 1", r2.run_id)[0][0]
     assert raw.endswith('"__file__":"month_02"}')
     assert _all(con, "SELECT run_id, count(*) FROM record_members GROUP BY run_id") == [(r1.run_id, n1), (r2.run_id, n2)]
-    # candidate pairs: run 2 appended a chunk to run 1's instead of writing all of them again
-    assert _all(con, "SELECT DISTINCT run_id FROM dedupe_state WHERE part LIKE 'pc:%' ORDER BY run_id") == [
-        (r1.run_id,), (r2.run_id,)]
-    assert _all(con, "SELECT DISTINCT run_id FROM dedupe_state WHERE part NOT LIKE 'pc:%'") == [(r2.run_id,)]
+    # state: run 2 appended a chunk of pairs and one of records to run 1's instead of writing all again
+    for prefix in ("pc:", "rc:"):
+        assert _all(con, f"SELECT DISTINCT run_id FROM dedupe_state WHERE part LIKE '{prefix}%' ORDER BY run_id") == [
+            (r1.run_id,), (r2.run_id,)]
+    assert _all(con, "SELECT DISTINCT run_id FROM dedupe_state WHERE part NOT LIKE 'pc:%' AND part NOT LIKE 'rc:%'") == [
+        (r2.run_id,)]
+    rows = dict(_all(con, "SELECT run_id, length(data) FROM dedupe_state WHERE part = 'rc:a:fp64'"))
+    assert rows[r2.run_id] < 0.2 * rows[r1.run_id]
     from reconcile.dedupe_state import load
     from reconcile.report import open_report
 
@@ -264,6 +268,7 @@ def test_an_incremental_run_stores_only_new_record_versions(months, tmp_path):
     st = load(rdb, r2.run_id)
     rdb.close()
     assert st.chain == [r1.run_id, r2.run_id] and len(st.li) == r2.summary["candidate_pairs"]
+    assert st.rec_chain == [r1.run_id, r2.run_id] and st.n == n2
     chunk1 = _all(con, "SELECT sum(length(data)) FROM dedupe_state WHERE run_id = ? AND part LIKE 'pc:%'", r1.run_id)[0][0]
     chunk2 = _all(con, "SELECT sum(length(data)) FROM dedupe_state WHERE run_id = ? AND part LIKE 'pc:%'", r2.run_id)[0][0]
     assert chunk2 < 0.5 * chunk1
