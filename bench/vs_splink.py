@@ -1,6 +1,6 @@
 """reconcile against Splink 5 (DuckDB) on the same generated registries, in the same run.
 
-    python bench/vs_splink.py --size 100000 [--rounds 1]
+    python bench/vs_splink.py --size 100000 [--rounds 1] [--budget SECONDS]
 
 Both tools get the same standardised input columns (our loader and standardiser, see
 bench/splink_peer.py); the runs alternate (reconcile, Splink, reconcile, ...) so background load
@@ -43,7 +43,9 @@ else:
     got = set(zip(ok[r.pairs.left_pos.to_numpy()], dk[r.pairs.right_pos.to_numpy()]))
 wall = time.perf_counter() - t0
 tp = len(got & pairs); p = tp / max(len(got), 1); rc = tp / max(len(pairs), 1)
-print(json.dumps({{"tool": tool, "wall": wall, "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+me = resource.getrusage(resource.RUSAGE_SELF)
+print(json.dumps({{"tool": tool, "wall": wall, "rss_mb": me.ru_maxrss / 1024,
+                  "cpu": me.ru_utime + me.ru_stime,   # DuckDB's threads included
                   "f1": 2 * p * rc / (p + rc) if p + rc else 0.0}}))
 '''
 
@@ -53,6 +55,7 @@ def main() -> int:
     ap.add_argument("--size", type=int, default=100_000)
     ap.add_argument("--seed", type=int, default=11)
     ap.add_argument("--rounds", type=int, default=1)
+    ap.add_argument("--budget", type=float, default=None, help="seconds each run may take before it is stopped")
     args = ap.parse_args()
     sys.path.insert(0, str(ROOT))
     from bench.scale import truth_sets
@@ -62,13 +65,18 @@ def main() -> int:
     for _ in range(args.rounds):
         for tool in ("reconcile", "splink"):
             code = CHILD.format(root=str(ROOT), size=args.size, seed=args.seed, tool=tool)
-            r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+            try:
+                r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=args.budget)
+            except subprocess.TimeoutExpired:
+                print(f"{tool} stopped: over the {args.budget:.0f} s budget", file=sys.stderr)
+                continue
             if r.returncode != 0:
                 print(f"{tool} failed:\n{r.stderr[-2000:]}", file=sys.stderr)
                 continue
             rows.append(json.loads(r.stdout.strip().splitlines()[-1]))
     for row in rows:
-        print(f"{row['tool']:10s} wall {row['wall']:8.1f} s  peak RSS {row['rss_mb']:7.0f} MB  link F1 {row['f1']:.4f}")
+        print(f"{row['tool']:10s} wall {row['wall']:8.1f} s  cpu {row['cpu']:8.1f} s  peak RSS {row['rss_mb']:7.0f} MB"
+              f"  link F1 {row['f1']:.4f}")
     by = {}
     for row in rows:
         by.setdefault(row["tool"], []).append(row["wall"])

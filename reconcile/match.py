@@ -227,7 +227,7 @@ def within_decisions(side: Side, lk: Linkage | None, opts: MatchOptions, db=None
         return np.zeros(0, np.int8), np.zeros(0, object), np.zeros(0, np.int8)
     prob = lk.scores.probability
     decision = threshold_decisions(prob, opts.match_threshold, opts.review_threshold)
-    decided_by = np.array(["model"] * len(decision), dtype=object)
+    decided_by = np.full(len(decision), "model", dtype=object)
     stale = np.zeros(len(decision), np.int8)
     if db is None:
         return decision, decided_by, stale
@@ -287,7 +287,7 @@ def assemble(origin: Side, dest: Side, cross: Linkage, within: dict[str, Linkage
     d_person, d_refused = within_clusters(dest, within["dest"], wdec["dest"][0])
 
     decision = threshold_decisions(prob, opts.match_threshold, opts.review_threshold)
-    decided_by = np.array(["model"] * len(decision), dtype=object)
+    decided_by = np.full(len(decision), "model", dtype=object)
     stale = np.zeros(len(decision), dtype=np.int8)
     stale_evidence: dict[int, str] = {}
     if db is not None:
@@ -503,7 +503,7 @@ def apply_reviews(db, origin: Side, dest: Side, cross: Linkage, decision: np.nda
 
     ensure_ledger(db)
     n = len(decision)
-    decided_by = np.array(["model"] * n, dtype=object)
+    decided_by = np.full(n, "model", dtype=object)
     stale = np.zeros(n, dtype=np.int8)
     if decided_pairs(db).empty:
         return cross, decision, decided_by, stale, {}
