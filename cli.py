@@ -119,7 +119,7 @@ def match(
     maps: Optional[List[str]] = typer.Option(None, "--map", help="Map a column in either file: 'COLUMN=field' (repeatable)."),
     config: Optional[Path] = typer.Option(None, "--config", help="TOML config ([origin], [dest], [columns], [match])."),
     encoding: Optional[str] = typer.Option(None, "--encoding", help="Force the encoding of both files."),
-    match_threshold: Optional[float] = typer.Option(None, "--match-threshold", help="Probability for an automatic match (default 0.95)."),
+    match_threshold: Optional[float] = typer.Option(None, "--match-threshold", help="Probability for an automatic match (default 0.90)."),
     review_threshold: Optional[float] = typer.Option(None, "--review-threshold", help="Probability for review (default 0.30)."),
     model_from: Optional[int] = typer.Option(None, "--model", help="Reuse the model trained in run N of --out."),
     learn_from_reviews: bool = typer.Option(False, "--learn-from-reviews", help="Re-estimate m from reviewers' decisions."),

@@ -207,6 +207,7 @@ def febrl_rows(splink: bool) -> list[dict]:
     from matchers.registry import default_comparators
     from reconcile.decide import MATCH, one_to_one, threshold_decisions
     from reconcile.linkage import link
+    from reconcile.match import MatchOptions
     from reconcile.scoring import TermFrequencies
 
     a, b, truth = febrl_frames()
@@ -215,7 +216,8 @@ def febrl_rows(splink: bool) -> list[dict]:
     comps = default_comparators()
     tf = TermFrequencies.build(a, b)
     lk = link(a, b, comps, tf=tf)
-    dec = threshold_decisions(lk.scores.probability, 0.95, 0.30)
+    defaults = MatchOptions()   # the product's own thresholds, as `reconcile match` uses them
+    dec = threshold_decisions(lk.scores.probability, defaults.match_threshold, defaults.review_threshold)
     dec, _ = one_to_one(lk.li, lk.ri, lk.scores.probability, dec, np.arange(len(a)), np.arange(len(b)))
     secs = time.perf_counter() - t0
     m = dec == MATCH

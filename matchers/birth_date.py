@@ -15,9 +15,11 @@ from matchers._vec import code_matrix, column
 from matchers.base import MISSING, Columns, Comparator
 
 LEVELS: tuple[str, ...] = (
-    "exact", "coarser_equal", "within_2_days", "day_month_swapped", "lunar_shift", "same_year", "different",
+    "exact", "coarser_equal", "within_2_days", "day_month_swapped", "lunar_shift", "same_year",
+    "exact_implied_by_id", "coarser_implied_by_id", "different",
 )
-EXACT, COARSER_EQUAL, WITHIN_2_DAYS, DAY_MONTH_SWAPPED, LUNAR_SHIFT, SAME_YEAR, DIFFERENT = range(len(LEVELS))
+(EXACT, COARSER_EQUAL, WITHIN_2_DAYS, DAY_MONTH_SWAPPED, LUNAR_SHIFT, SAME_YEAR, EXACT_IMPLIED, COARSER_IMPLIED,
+ DIFFERENT) = range(len(LEVELS))
 
 # precisions
 NONE, YEAR, MONTH, DAY = 0, 1, 2, 3
@@ -122,10 +124,22 @@ def compare_birth_date(left: Columns, right: Columns) -> np.ndarray:
     coarser_equal = ((coarse == YEAR) & same_year) | ((coarse == MONTH) & same_month)
     out[coarser_equal] = COARSER_EQUAL
     out[both_day & same_month & (da == db)] = EXACT
+    # Agreement the two ID numbers already state (both encode this birth date): clerks copy the
+    # date from the ID, so it is no second piece of evidence, and counting it again made two people
+    # carrying one ID number (重号: born the same day, often in one family) look like one person.
+    # Its weight is 0 (reconcile.model.NEUTRAL_LEVELS); disagreement still counts.
+    # Only where the ID comparator sees both numbers (an Excel-damaged or missing number does not
+    # count there, so its birth part still counts here).
+    from matchers.id_number import id_counts_agreement
+
+    implied = id_counts_agreement(left, right, "id_birth_date")
+    out[implied & (out == EXACT)] = EXACT_IMPLIED
+    out[implied & (out == COARSER_EQUAL)] = COARSER_IMPLIED
     out[missing] = MISSING
     return out
 
 
 BIRTH_DATE = Comparator(
-    field="birth_date", levels=LEVELS, columns=("birth_date", "id_birth_date"), fn=compare_birth_date
+    field="birth_date", levels=LEVELS, columns=("birth_date", "id_birth_date", "id_clean", "id_status"),
+    fn=compare_birth_date
 )

@@ -77,6 +77,20 @@ def compare_id(left: Columns, right: Columns) -> np.ndarray:
     return out
 
 
+def id_counts_agreement(left: Columns, right: Columns, part: str) -> np.ndarray:
+    """Per pair: the ID comparator's level already holds the agreement on ``part`` (``id_birth_date``
+    or ``id_sex``): both numbers are seen (not missing), they state the same value, and they are
+    one number (equal, or garbled so that ``typo``/``same_region_birth`` apply). Two different
+    valid numbers are two people's (``different_valid``): their shared birth date is not counted
+    by the ID's weight, so the birth-date field still counts it."""
+    if not all(c in side for side in (left, right) for c in ("id_clean", "id_status", part)):
+        return np.zeros(len(column(left, part) if part in left else next(iter(left.values()))), dtype=bool)
+    ia, ib = column(left, "id_clean"), column(right, "id_clean")
+    pa, pb = column(left, part), column(right, part)
+    both_valid = _usable(column(left, "id_status")) & _usable(column(right, "id_status"))
+    return (ia != "") & (ib != "") & (pa == pb) & (pa != "") & ((ia == ib) | ~both_valid)
+
+
 def _agrees(side: Columns) -> np.ndarray:
     """Each record's own birth date agrees with its ID's (or is missing): see DIFFERENT_VALID."""
     if "birth_date" not in side or "id_birth_date" not in side:

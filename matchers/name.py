@@ -255,6 +255,14 @@ def _latin_levels(left: dict[str, np.ndarray], right: dict[str, np.ndarray]) -> 
             xa, xb = plain_a[0][ll[near]], plain_b[0][ll[near]]
             typo = cpdist(xa.tolist(), xb.tolist(), scorer=OSA.distance, score_cutoff=1, workers=1) <= 1
             sub_out[near[typo]] = ONE_CHAR
+        # written in another order AND with one letter wrong (RYNA CHLOE / CHLOE RYAN): one edit
+        # apart once each side's tokens are sorted
+        rest = np.flatnonzero(nonempty & (sub_out == DIFFERENT))
+        if len(rest):
+            sa = _sorted_letters(left["name_pinyin"][ll[rest]])
+            sb = _sorted_letters(right["name_pinyin"][ll[rest]])
+            close = cpdist(sa.tolist(), sb.tolist(), scorer=OSA.distance, score_cutoff=1, workers=1) <= 1
+            sub_out[rest[close & (sa != "")]] = ONE_CHAR
         sub_out[(va[0][ll] == vb[0][ll]) & nonempty] = EXACT  # equal once spaces are ignored
         out[ll] = sub_out
     return out
@@ -299,6 +307,14 @@ def _order_keys(
     orders = [ids[:, j] for j in range(4)]
     natural = [orders[0], np.where(is_latin, orders[0], orders[1])]
     return orders, natural, (plain, plain_len)
+
+
+def _sorted_letters(pinyin: np.ndarray) -> np.ndarray:
+    """Tokens sorted and joined (letters only), once per distinct value."""
+    codes, uniq = pd.factorize(pinyin)
+    keys = np.array(["".join(sorted(_canon_token(t) for t in _TOKEN.findall(str(u).lower()))) for u in uniq] or [""],
+                    dtype=object)
+    return keys.take(codes) if len(codes) else np.array([], dtype=object)
 
 
 def _latin_orders(pinyin: str) -> tuple[str, str, str, str]:

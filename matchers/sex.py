@@ -1,4 +1,5 @@
-"""Sex comparator: equal or different; the record's sex, else the ID's sex digit."""
+"""Sex comparator: equal, equal as both ID numbers state (``implied_by_id``, weight 0) or
+different; the record's sex, else the ID's sex digit."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,8 +7,8 @@ import numpy as np
 from matchers._vec import column
 from matchers.base import MISSING, Columns, Comparator
 
-LEVELS: tuple[str, ...] = ("equal", "different")
-EQUAL, DIFFERENT = range(len(LEVELS))
+LEVELS: tuple[str, ...] = ("equal", "implied_by_id", "different")
+EQUAL, IMPLIED_BY_ID, DIFFERENT = range(len(LEVELS))
 
 
 def _effective(cols: Columns) -> np.ndarray:
@@ -19,8 +20,12 @@ def compare_sex(left: Columns, right: Columns) -> np.ndarray:
     """Level per aligned pair; MISSING when either effective sex is empty."""
     a, b = _effective(left), _effective(right)
     out = np.where(a == b, EQUAL, DIFFERENT).astype(np.int8)
+    # both ID numbers state this sex: no evidence beyond the ID's own (weight 0, see birth_date)
+    from matchers.id_number import id_counts_agreement
+
+    out[(out == EQUAL) & id_counts_agreement(left, right, "id_sex")] = IMPLIED_BY_ID
     out[(a == "") | (b == "")] = MISSING
     return out
 
 
-SEX = Comparator(field="sex", levels=LEVELS, columns=("sex", "id_sex"), fn=compare_sex)
+SEX = Comparator(field="sex", levels=LEVELS, columns=("sex", "id_sex", "id_clean", "id_status"), fn=compare_sex)

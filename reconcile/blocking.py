@@ -37,6 +37,7 @@ DEFAULT_PASSES: tuple[BlockingPass, ...] = (
     BlockingPass("pinyin_county", ("k_py", "hukou_region"), "name pinyin + hukou county"),
     BlockingPass("surname_birth", ("k_surname_py", "k_birth"), "surname pinyin + birth date"),
     BlockingPass("name_rare", ("name",), "name alone, only where it is rare (small blocks)", cap=100),
+    BlockingPass("address", ("k_address",), "address below the county, only where few share it", cap=100),
     BlockingPass("name_only", ("name",), "name alone, for records without ID and birth date", only_sparse=True),
 )
 

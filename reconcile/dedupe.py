@@ -424,6 +424,9 @@ def estimate_u_prior(pop: Population, levels: np.ndarray, li: np.ndarray, ri: np
     u = estimate_u(arr, None, n, None, comps, u_sample)
     fields = [FieldParams(c.field, c.levels, list(base.fields[k].m), [float(x) for x in u[k]])
               for k, c in enumerate(comps)]
+    from reconcile.linkage import within_file_weights
+
+    within_file_weights(fields)   # one registry: a second registration sits at another address
     model = constrain_weights(Model(prior=0.5, fields=fields))
     total = n * (n - 1) / 2
     # distinct (levels, implied) patterns with counts: the prior EM runs over those

@@ -28,6 +28,7 @@ __all__ = [
     "province_code",
     "is_current",
     "resolve_address",
+    "address_detail",
     "divisions",
 ]
 
@@ -369,8 +370,38 @@ def resolve_address(text: str) -> tuple[str, str]:
     A county name found in several places (朝阳区: Beijing and Changchun) needs a province or
     city earlier in the text; without one the county is not guessed.
     """
-    if not text:
+    best, _, _ = _resolve_span(text)
+    if not best:
         return ("", "")
+    return (best, full_name(best))
+
+
+@lru_cache(maxsize=262144)
+def address_detail(text: str) -> str:
+    """The part of an address below the divisions it names, without spaces or punctuation,
+    lower-cased: what is left to compare once the province/city/county are taken away.
+
+    >>> address_detail("湖南省郴州市安仁县永乐江镇江林村3组")
+    '永乐江镇江林村3组'
+    >>> address_detail("湖南湘乡市")
+    ''
+    >>> address_detail("101 Elkington Street, Waterloo")
+    '101elkingtonstreetwaterloo'
+    """
+    if not text:
+        return ""
+    _, end, norm = _resolve_span(text)
+    rest = norm[end:] if end > 0 else norm
+    return _NOT_WORD.sub("", rest).lower()
+
+
+_NOT_WORD = re.compile(r"[\W_]+")
+
+
+def _resolve_span(text: str) -> tuple[str, int, str]:
+    """(code, end of the last division name used, the normalised text) of resolve_address."""
+    if not text:
+        return ("", -1, "")
     if not text.isascii() or " " in text:
         text = _SPACES.sub("", unicodedata.normalize("NFKC", text))
     m = _matcher()
@@ -388,8 +419,11 @@ def resolve_address(text: str) -> tuple[str, str]:
             if c.short:
                 if nxt and nxt in _NOT_AFTER_SHORT:
                     continue
-                # alone in the text, only a province or a nationally unique city short name counts
-                if not adjacent and not (c.level == 1 or (c.level == 2 and form in m.unique_short and depth == 0)):
+                # alone in the text, only a province or a nationally unique city short name counts,
+                # and only where the address starts: inside a township or street name it is part of
+                # another word (永乐江镇江林村 holds 镇江, a city in Jiangsu)
+                if not adjacent and (start > 0 or not (c.level == 1 or (c.level == 2 and form in m.unique_short
+                                                                        and depth == 0))):
                     continue
             usable.append(c)
         if not usable and city:
@@ -413,6 +447,4 @@ def resolve_address(text: str) -> tuple[str, str]:
             county = code
             break
     best = county or (city + "00" if city else "") or (prov + "0000" if prov else "")
-    if not best:
-        return ("", "")
-    return (best, full_name(best))
+    return (best, last_end, text)

@@ -1,8 +1,15 @@
 """Derived columns used by blocking and comparison, computed once per standardised frame."""
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
+
+from reconcile.divisions import address_detail
+
+# house, group and flat numbers with their unit words: what differs between neighbours
+_NUMBERED = re.compile(r"[0-9]+[号组栋幢室楼单元弄巷户排]*")
 
 
 def _first_syllables(pinyin: pd.Series, n: pd.Series) -> pd.Series:
@@ -60,6 +67,14 @@ def add_keys(std: pd.DataFrame) -> pd.DataFrame:
     df.loc[short, "k_id_a"] = ""
     df.loc[short, "k_id_b"] = ""
     df["k_no_id_no_birth"] = (idc == "") & (df["k_year"] == "")
+    # the address below the divisions it names, and that without its numbers (same village/street)
+    for src, key in (("hukou_address", "k_address"), ("residence", "k_residence")):
+        addr = df[src].astype(str) if src in df else pd.Series("", index=df.index)
+        codes, uniq = pd.factorize(addr)
+        detail = np.array([address_detail(a) for a in uniq], dtype=object)
+        stem = np.array([_NUMBERED.sub("", d) for d in detail], dtype=object)
+        df[key] = detail.take(codes) if len(codes) else np.array([], dtype=object)
+        df[key + "_stem"] = stem.take(codes) if len(codes) else np.array([], dtype=object)
     return df
 
 

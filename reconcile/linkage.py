@@ -16,7 +16,8 @@ import pandas as pd
 from matchers.base import MISSING, Comparator
 from reconcile.blocking import DEFAULT_PASSES, BlockingPass, Candidates, candidate_pairs
 from reconcile.compare import column_arrays, compare_pairs, random_pairs
-from reconcile.model import FieldParams, Model, estimate_prior, level_frequencies, pattern_log2_bf, train_em, train_sessions
+from reconcile.model import (FieldParams, Model, estimate_prior, estimation_levels, level_frequencies, pattern_log2_bf,
+                             train_em, train_sessions)
 from reconcile.scoring import TF_FIELDS, Scores, TermFrequencies, score, tf_offsets
 
 Progress = Callable[[str, dict], None]
@@ -54,14 +55,18 @@ class Linkage:
 # "same name, two different valid IDs" as a match with a wrong ID; the ID is trained where the
 # non-matches are namesakes of one county with other birth dates (pinyin_county).
 TRAINING_SESSIONS: tuple[tuple[str, frozenset[str], frozenset[str]], ...] = (
-    ("id", frozenset({"id_number"}), frozenset({"name", "birth_date", "sex", "hukou"})),
-    ("birth_sex", frozenset({"birth_date", "sex"}), frozenset({"name", "hukou"})),
+    ("id", frozenset({"id_number"}), frozenset({"name", "birth_date", "sex", "hukou", "address"})),
+    ("birth_sex", frozenset({"birth_date", "sex"}), frozenset({"name", "hukou", "address"})),
     ("pinyin_county", frozenset({"name", "hukou"}), frozenset({"id_number", "birth_date", "sex"})),
 )
 
 
+# fields whose disagreement counts for nothing when one file is linked with itself (see train_model)
+WITHIN_FILE_NO_PENALTY: frozenset[str] = frozenset({"address"})
+
 # fields whose strongest level is plain equality of one column: (field, column)
-EXACT_EQUALITY_COLUMNS: tuple[tuple[str, str], ...] = (("id_number", "id_clean"), ("name", "name"))
+EXACT_EQUALITY_COLUMNS: tuple[tuple[str, str], ...] = (("id_number", "id_clean"), ("name", "name"),
+                                                       ("address", "k_address"))
 
 
 def _exact_agreement_shares(left: pd.DataFrame, right: pd.DataFrame | None, total_pairs: float) -> dict[str, float]:
@@ -109,7 +114,7 @@ def estimate_u(
     """u probabilities from uniform random pairs (chance agreement)."""
     i, j = random_pairs(n_left, n_right, sample, seed)
     lv = compare_pairs(left, right if right is not None else left, i, j, comparators)
-    return level_frequencies(lv, [len(c.levels) for c in comparators])
+    return level_frequencies(estimation_levels(lv, comparators), [len(c.levels) for c in comparators])
 
 
 def train_model(
@@ -145,9 +150,11 @@ def train_model(
         tf_vals = {fld: left[col].astype(str).to_numpy(object)[cand.left]
                    for fld, col in TF_FIELDS.items() if col in left.columns}
         offsets = tf_offsets(levels, [c.field for c in comparators], u, tf, tf_vals)
-        m, info = train_sessions(levels, sessions, comparators, u, offsets=offsets)
+        m, info = train_sessions(estimation_levels(levels, comparators), sessions, comparators, u, offsets=offsets)
     fields = [FieldParams(c.field, c.levels, [float(x) for x in m[k]], [float(x) for x in u[k]])
               for k, c in enumerate(comparators)]
+    if m_from is not None:
+        within_file_weights(fields)
     weights = [f.weights() for f in fields]
     lbf = pattern_log2_bf(levels, weights)
     start = min(len(left), n_right) * 0.5 / max(total_pairs, 1.0)
@@ -169,13 +176,56 @@ def train_model(
             others = u_arr[1:] / max(u_arr[1:].sum(), 1e-300)
             u_arr = np.concatenate([[exact_share[f.field]], (1 - exact_share[f.field]) * others])
             floor = np.minimum(u_arr, 0.5 / max(total_pairs, 1.0))
+        if f.field == "id_number":
+            # (sampled with replacement: a file of 25 pairs gives 25 pairs' worth, however many draws)
+            u_arr = _shrink_id_agreement(u_arr, f.levels, total_pairs, min(n_sample, total_pairs))
+            floor = np.minimum(floor, u_arr)
         corrected = np.maximum((u_arr - prior * m_arr) / (1 - prior), floor)
         f.u = [float(x) for x in corrected / corrected.sum()]
+    for f in (fields if m_from is not None else []):
+        if f.field == "id_number":   # within one file: no correction, but the same prior knowledge
+            n_eff = min(n_sample, total_pairs)
+            f.u = [float(x) for x in _shrink_id_agreement(np.asarray(f.u, float), f.levels, total_pairs, n_eff)]
     lbf = pattern_log2_bf(levels, [f.weights() for f in fields])
     prior = estimate_prior(lbf, max(total_pairs, 1.0), prior)
     return Model(prior=prior, fields=fields,
                  trained_on={"pairs": int(levels.shape[0]), "u_sample": u_sample, "sessions": info,
                              "total_pairs": total_pairs})
+
+
+# What is known before any data: an ID number is issued to one person, so two different people
+# agree on one (or on one but for a typo) about once in ID_AGREEMENT_PRIOR_U pairs. It weighs as
+# much as ID_AGREEMENT_PRIOR_PAIRS pairs of evidence: nothing next to a registry of millions of
+# pairs, but it keeps a file of a few dozen records, where one true pair among 150 makes u look
+# like 1/150, from reading an ID agreement as weak evidence. Not more: where a small file really
+# holds two people with one number (twins, 重号), its own pairs must still be able to say so.
+ID_AGREEMENT_PRIOR_U = 1e-7
+ID_AGREEMENT_PRIOR_PAIRS = 1e4
+
+
+def within_file_weights(fields: Sequence[FieldParams]) -> None:
+    """In place: the fields of WITHIN_FILE_NO_PENALTY lose their penalty for disagreement. A person
+    registered twice in one registry is nearly always registered at two places (that is how it
+    went unnoticed: 县内跨乡), so a different address is no evidence of two people there, whatever
+    the cross-registry m says. Used by within-file linkage here and by reconcile.dedupe."""
+    for f in fields:
+        if f.field in WITHIN_FILE_NO_PENALTY:
+            for k, lv in enumerate(f.levels):
+                if lv == "different":
+                    f.m[k] = f.u[k]
+
+
+def _shrink_id_agreement(u: np.ndarray, levels: Sequence[str], total_pairs: float, n_sample: float) -> np.ndarray:
+    """u of the ID's agreement levels pulled toward ID_AGREEMENT_PRIOR_U (pseudo-counts); the
+    disagreement levels take up the rest in their own proportions."""
+    u = np.asarray(u, float).copy()
+    agree = np.array([not lv.startswith("different") for lv in levels])
+    for k in np.flatnonzero(agree):
+        n = total_pairs if k == 0 else float(n_sample)   # exact: counted over all pairs
+        u[k] = (u[k] * n + ID_AGREEMENT_PRIOR_PAIRS * ID_AGREEMENT_PRIOR_U) / (n + ID_AGREEMENT_PRIOR_PAIRS)
+    rest = u[~agree]
+    u[~agree] = rest / max(rest.sum(), 1e-300) * max(1.0 - u[agree].sum(), 0.0)
+    return u
 
 
 def link(

@@ -23,7 +23,36 @@ PROB_FLOOR = 1e-7
 # date but not the sequence agree exactly where the birth dates agree (twins, people born the
 # same day in one county), and the birth-date field already counts that. Fellegi-Sunter assumes
 # fields are independent, so counting it twice made twins look like one person. Weight 0.
-NEUTRAL_LEVELS: frozenset[tuple[str, str]] = frozenset({("id_number", "same_region_birth")})
+# For the same reason a birth date or sex that both ID numbers state (``implied_by_id``) is neutral.
+NEUTRAL_LEVELS: frozenset[tuple[str, str]] = frozenset({
+                                                        ("birth_date", "exact_implied_by_id"),
+                                                        ("birth_date", "coarser_implied_by_id"), ("sex", "implied_by_id")})
+
+
+# Levels whose m and u are estimated as another level of the field (the same agreement; only its
+# weight differs, see NEUTRAL_LEVELS): a pair agreeing on a birth date both IDs state is counted
+# with ``exact`` when m and u are estimated. Splitting them would make m(exact) the share of
+# matches agreeing WITHOUT both IDs, which understates exact agreement for records lacking an ID.
+ESTIMATED_AS: dict[tuple[str, str], str] = {("birth_date", "exact_implied_by_id"): "exact",
+                                             ("birth_date", "coarser_implied_by_id"): "coarser_equal",
+                                             ("sex", "implied_by_id"): "equal"}
+
+
+def estimation_levels(levels: np.ndarray, comparators: Sequence[Comparator]) -> np.ndarray:
+    """``levels`` (pairs x fields) with every ESTIMATED_AS level replaced by the level it is
+    estimated as (a copy when anything changes)."""
+    out = levels
+    for f, c in enumerate(comparators):
+        for k, lv in enumerate(c.levels):
+            target = ESTIMATED_AS.get((c.field, lv))
+            if target is None:
+                continue
+            hit = levels[:, f] == k
+            if hit.any():
+                if out is levels:
+                    out = levels.copy()
+                out[hit, f] = c.levels.index(target)
+    return out
 
 
 @dataclass
@@ -116,9 +145,12 @@ DEFAULT_M: dict[str, dict[str, float]] = {
     "name": {"exact": 0.90, "same_pinyin": 0.05, "shape_alike": 0.005, "one_char": 0.01, "contained": 0.01,
              "latin_pinyin": 0.01, "different": 0.005},
     "birth_date": {"exact": 0.55, "coarser_equal": 0.38, "within_2_days": 0.01, "day_month_swapped": 0.01,
-                   "lunar_shift": 0.01, "same_year": 0.03, "different": 0.01},
-    "sex": {"equal": 0.98, "different": 0.02},
+                   "lunar_shift": 0.01, "same_year": 0.03, "exact_implied_by_id": 0.001,
+                   "coarser_implied_by_id": 0.001, "different": 0.01},
+    "sex": {"equal": 0.98, "implied_by_id": 0.001, "different": 0.02},
     "hukou": {"same_county": 0.93, "same_city": 0.04, "same_province": 0.01, "different": 0.02},
+    "address": {"exact": 0.80, "similar": 0.08, "same_place": 0.04, "different": 0.08},
+    "residence": {"exact": 0.60, "similar": 0.05, "same_place": 0.05, "different": 0.30},
 }
 
 

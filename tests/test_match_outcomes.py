@@ -76,7 +76,7 @@ def test_report_contract(tiny_report):
     assert run.status == "complete" and run.command == "match"
     assert len(run.origin_sha256) == 64
     model = json.loads(run.model_json)["cross"]
-    assert [f["field"] for f in model["fields"]] == ["id_number", "name", "birth_date", "sex", "hukou"]
+    assert [f["field"] for f in model["fields"]] == ["id_number", "name", "birth_date", "sex", "hukou", "address", "residence"]
     # keys are TEXT: leading zeros survive
     keys = q(con, "SELECT record_key, typeof(record_key) t FROM records WHERE run_id=? AND source='origin'", res.run_id)
     assert set(keys.t) == {"text"} and "0001" in set(keys.record_key)

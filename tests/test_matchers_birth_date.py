@@ -9,7 +9,7 @@ import pytest
 from lunardate import LunarDate
 
 from matchers.base import MISSING
-from matchers.birth_date import BIRTH_DATE, birth_agrees_with_id, parse_iso
+from matchers.birth_date import BIRTH_DATE, DIFFERENT, birth_agrees_with_id, parse_iso
 
 LEVELS = BIRTH_DATE.levels
 
@@ -143,7 +143,7 @@ def slow_reference(a: str, b: str) -> int:
             return 4
     if pa[0] == pb[0]:
         return 5
-    return 6
+    return DIFFERENT
 
 
 def _random_date(rng: random.Random) -> str:
@@ -178,7 +178,7 @@ def test_vectorised_matches_slow_reference():
     got = compare([((a, ""), (b, "")) for a, b in pairs]).tolist()
     want = [slow_reference(a, b) for a, b in pairs]
     assert got == want
-    assert set(want) == {-1, 0, 1, 2, 3, 4, 5, 6}
+    assert set(want) == {-1, 0, 1, 2, 3, 4, 5, DIFFERENT}
 
 
 def test_birth_agrees_with_id():
@@ -189,3 +189,27 @@ def test_birth_agrees_with_id():
     # the same rule written plainly: the ID's date starts with the record's
     want = [b == "" or (i != "" and i[:len(b)] == b) for b, i in zip(bd, idb)]
     assert got.tolist() == want == [True, True, True, True, False, False, False, False]
+
+
+def test_agreement_both_ids_state_is_its_own_neutral_level():
+    """重号: two records carrying one ID number agree on the birth date the number states; that
+    agreement is the ID's, not a second piece of evidence (weight 0). Two different valid numbers
+    sharing a birth date (twins) keep the plain level: the ID comparator counted no agreement."""
+    from reconcile.model import Model, FieldParams, NEUTRAL_LEVELS
+
+    def side(birth, idc, status, idb):
+        return {"birth_date": np.array(birth, dtype=object), "id_clean": np.array(idc, dtype=object),
+                "id_status": np.array(status, dtype=object), "id_birth_date": np.array(idb, dtype=object)}
+
+    one = "43102819900307123X"
+    twin = "431028199003071257"
+    left = side(["1990-03-07", "1990-03", "1990-03-07", "1990-03-07"], [one, one, one, one],
+                ["valid"] * 4, ["1990-03-07"] * 4)
+    right = side(["1990-03-07", "1990-03-07", "1990-03-07", "1990-03-07"], [one, one, twin, ""],
+                 ["valid", "valid", "valid", "excel_damaged"], ["1990-03-07"] * 4)
+    got = [BIRTH_DATE.label(x) for x in BIRTH_DATE.compare(left, right)]
+    assert got == ["exact_implied_by_id", "coarser_implied_by_id", "exact", "exact"]
+    assert ("birth_date", "exact_implied_by_id") in NEUTRAL_LEVELS
+    params = FieldParams("birth_date", BIRTH_DATE.levels, [0.1] * len(BIRTH_DATE.levels), [0.001] * len(BIRTH_DATE.levels))
+    w = params.weights()
+    assert w[BIRTH_DATE.levels.index("exact_implied_by_id")] == 0.0 and w[0] > 0

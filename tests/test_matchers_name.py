@@ -5,6 +5,8 @@ surname reading from the surname table, upper-case Latin, minority-name dots as 
 """
 from __future__ import annotations
 
+import re
+
 import random
 
 import numpy as np
@@ -235,6 +237,12 @@ def slow_reference(a: Row, b: Row) -> int:
         lb = ob if sb == "latin" else ob[:2]
         if oa[0] and ob[0] and (any(v in nb for v in la) or any(v in na for v in lb)):
             return 5
+        if sa == sb == "latin" and oa[0] and ob[0]:
+            # another order and one letter wrong: one edit apart once the tokens are sorted
+            sort_a = "".join(sorted(re.findall(r"[^\W_]+", a[1].lower())))
+            sort_b = "".join(sorted(re.findall(r"[^\W_]+", b[1].lower())))
+            if sort_a and _osa(sort_a, sort_b) <= 1:
+                return 3
         return 6
     return 6
 
@@ -345,3 +353,16 @@ def test_one_differing_character_on_a_two_character_name_is_a_different_name():
     assert lvl(("张小伟", "zhang xiao wei", "张", "小伟"), ("张小为", "zhang xiao wei", "张", "小为")) == "same_pinyin"
     assert lvl(("张小伟", "zhang xiao wei", "张", "小伟"), ("张晓明", "zhang xiao ming", "张", "晓明")) == "different"
     assert lvl(("张小伟", "zhang xiao wei", "张", "小伟"), ("张小明", "zhang xiao ming", "张", "小明")) == "one_char"
+
+
+def test_latin_name_in_another_order_with_one_letter_wrong():
+    from matchers.name import NAME
+
+    def side(name: str) -> dict[str, np.ndarray]:
+        toks = name.split()
+        return {"name": np.array([name], dtype=object), "name_pinyin": np.array([name.lower()], dtype=object),
+                "surname": np.array([toks[-1]], dtype=object), "given": np.array([" ".join(toks[:-1])], dtype=object),
+                "name_script": np.array(["latin"], dtype=object)}
+
+    assert NAME.label(NAME.compare(side("CHLOE RYAN"), side("RYNA CHLOE"))[0]) == "one_char"
+    assert NAME.label(NAME.compare(side("CHLOE RYAN"), side("MAISIE RYAN"))[0]) == "different"

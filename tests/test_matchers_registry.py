@@ -12,6 +12,8 @@ RECORD = {
     "name": "张伟", "name_pinyin": "zhang wei", "surname": "张", "given": "伟", "name_script": "han",
     "birth_date": "1990-03-07", "birth_precision": "day", "id_birth_date": "1990-03-07",
     "sex": "M", "id_sex": "M", "hukou_region": "431022",
+    "k_address": "永乐江镇江林村3组", "k_address_stem": "永乐江镇江林村", "k_residence": "虎门镇东纵路113号",
+    "k_residence_stem": "虎门镇东纵路",
 }
 EMPTY = {k: "" for k in RECORD} | {"id_status": "missing", "name_script": "empty"}
 
@@ -22,12 +24,13 @@ def frame(records: list[dict[str, str]]) -> dict[str, np.ndarray]:
 
 def test_fixed_order_and_level_tuples():
     comps = default_comparators()
-    assert [c.field for c in comps] == ["id_number", "name", "birth_date", "sex", "hukou"]
+    assert [c.field for c in comps] == ["id_number", "name", "birth_date", "sex", "hukou", "address", "residence"]
     assert comps is not default_comparators()
     for c in comps:
         assert len(set(c.levels)) == len(c.levels) >= 2
         assert c.levels[-1].startswith("different")  # weakest last
-        assert set(c.columns) <= set(STANDARD_COLUMNS), c.field
+        # standardised columns, or keys derived from them by reconcile.keys.add_keys
+        assert {x for x in c.columns if not x.startswith("k_")} <= set(STANDARD_COLUMNS), c.field
 
 
 def test_identical_records_reach_the_top_level_and_empty_sides_are_missing():
@@ -36,7 +39,9 @@ def test_identical_records_reach_the_top_level_and_empty_sides_are_missing():
     for c in default_comparators():
         got = c.compare(left, right)
         assert got.dtype == np.int8
-        assert got.tolist() == [0, MISSING, MISSING, MISSING], c.field
+        # a birth date and sex both (equal) ID numbers state: their own, weight-0 level
+        top = {"birth_date": "exact_implied_by_id", "sex": "implied_by_id"}.get(c.field, c.levels[0])
+        assert got.tolist() == [c.levels.index(top), MISSING, MISSING, MISSING], c.field
 
 
 def test_empty_batch():
@@ -50,6 +55,8 @@ def test_levels_stay_in_range_on_mixed_records():
         "id_clean": "11010519851122004X", "id_status": "bad_checksum", "name": "WEI ZHANG", "name_pinyin": "wei zhang",
         "surname": "WEI", "given": "ZHANG", "name_script": "latin", "birth_date": "1985-11", "birth_precision": "month",
         "id_birth_date": "1985-11-22", "sex": "", "id_sex": "F", "hukou_region": "110105",
+        "k_address": "101elkingtonstreet", "k_address_stem": "elkingtonstreet", "k_residence": "",
+        "k_residence_stem": "",
     }
     pool = [RECORD, EMPTY, other]
     left = frame([pool[i] for i in rng.integers(0, 3, 200)])
