@@ -58,10 +58,12 @@ def compare_id(left: Columns, right: Columns) -> np.ndarray:
     out[equal & upgraded] = EXACT_UPGRADED
 
     todo = np.flatnonzero(~equal & ~missing)
+    pre = None
     if len(todo):
         ca, over_a = code_matrix(a[todo], ID_LENGTH)
         cb, over_b = code_matrix(b[todo], ID_LENGTH)
         out[todo] = _levels_fixed(ca, cb, over_a | over_b)
+        pre = (todo, ca, cb, over_a, over_b)
         long_rows = over_a | over_b
         if long_rows.any():  # not expected: compare overlong values at their own width
             idx = todo[long_rows]
@@ -69,7 +71,7 @@ def compare_id(left: Columns, right: Columns) -> np.ndarray:
             la, _ = code_matrix(a[idx], width)
             lb, _ = code_matrix(b[idx], width)
             out[idx] = _levels_fixed(la, lb, np.zeros(len(idx), dtype=bool))
-    out[_recoded(a, b, out)] = EXACT_RECODED
+    out[_recoded(a, b, out, pre)] = EXACT_RECODED
     both_valid = (_usable(column(left, "id_status")) & _usable(column(right, "id_status"))
                   & _agrees(left) & _agrees(right))
     out[both_valid & ((out == SAME_REGION_BIRTH) | (out == DIFFERENT))] = DIFFERENT_VALID
@@ -105,16 +107,25 @@ def _usable(status: np.ndarray) -> np.ndarray:
     return (status == _VALID[0]) | (status == _VALID[1])
 
 
-def _recoded(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.ndarray:
+def _recoded(a: np.ndarray, b: np.ndarray, out: np.ndarray, pre: tuple | None = None) -> np.ndarray:
     """Unequal 18-character numbers with the same birth date and sequence (chars 6..16) whose
     region codes are one county before and after a renumbering. Vectorised; the division table is
-    asked once per distinct region code."""
+    asked once per distinct region code. ``pre``: compare_id's (rows, code matrices, overflow
+    flags) of the unequal non-missing pairs, reused instead of encoding the numbers again (the
+    other rows, equal or missing, can never be recoded)."""
     res = np.zeros(len(a), dtype=bool)
-    cand = np.flatnonzero((out == DIFFERENT) | (out == SAME_REGION_BIRTH))
-    if not len(cand):
-        return res
-    ca, over_a = code_matrix(a[cand], ID_LENGTH)
-    cb, over_b = code_matrix(b[cand], ID_LENGTH)
+    if pre is not None:
+        rows, ca, cb, over_a, over_b = pre
+        keep = (out[rows] == DIFFERENT) | (out[rows] == SAME_REGION_BIRTH)
+        cand, ca, cb, over_a, over_b = rows[keep], ca[keep], cb[keep], over_a[keep], over_b[keep]
+        if not len(cand):
+            return res
+    else:
+        cand = np.flatnonzero((out == DIFFERENT) | (out == SAME_REGION_BIRTH))
+        if not len(cand):
+            return res
+        ca, over_a = code_matrix(a[cand], ID_LENGTH)
+        cb, over_b = code_matrix(b[cand], ID_LENGTH)
     full = ~over_a & ~over_b & (ca[:, 17] != 0) & (cb[:, 17] != 0)
     sel = full & ~(ca[:, 6:17] != cb[:, 6:17]).any(axis=1) & (ca[:, :6] != cb[:, :6]).any(axis=1)
     idx = np.flatnonzero(sel)
