@@ -243,6 +243,7 @@ def save(db, state: State, previous: State | None = None, delta: PairDelta | Non
     meta = {**state.meta, "format": STATE_FORMAT, "columns": sorted(state.cols), "keycols": sorted(state.keyhash),
             "chain": chain, "pair_total": int(total), "rec_chain": rec_chain, "rec_total": int(rec_total)}
     _write(db, rid, "meta", json.dumps(meta, ensure_ascii=False).encode())
+    _write(db, rid, "chains", json.dumps({"chain": chain, "rec_chain": rec_chain}).encode())
     _write(db, rid, "a:row", _npy(row.astype(np.int64)))
     _write(db, rid, "a:file_index", _npy(np.asarray(state.file_index, np.int16)))
 
@@ -259,7 +260,9 @@ def _save_records(db, state: State, previous: State | None, old_pos: np.ndarray 
         same = ((previous.version[op] == state.version[has]) & (previous.rowhash[op] == state.rowhash[has])
                 & (previous.linehash[op] == state.linehash[has]))
         keep_pos = np.nonzero(has)[0][same]
-        alive = len(np.unique(previous.row[op[same]])) + (n - len(keep_pos))
+        used = np.zeros(previous.rec_total, bool)
+        used[previous.row[op[same]]] = True
+        alive = int(used.sum()) + (n - len(keep_pos))
         total = previous.rec_total + n - len(keep_pos)
         if len(previous.rec_chain) < _MAX_CHAIN and alive >= _MIN_ALIVE * total:
             new[keep_pos] = False
@@ -287,7 +290,7 @@ def prune(db, keep_run: int) -> None:
     if STATE_TABLE not in db.table_names():
         return
     try:
-        meta = json.loads(_read(db, keep_run, "meta").decode())
+        meta = json.loads(_read(db, keep_run, "chains").decode())     # small: not the whole meta
     except KeyError:
         return
     pairs = sorted({int(r) for r in meta.get("chain") or [] if int(r) != keep_run})

@@ -188,14 +188,19 @@ def text_lines(path: Path) -> TextFile | None:
     crlf = n_cr > 0
     if n_cr and n_cr != data.count(b"\r\n"):
         return None
+    if b'"' in data:
+        # a line break inside quotes <=> an odd number of quotes before some line end
+        buf = np.frombuffer(data, np.uint8)
+        quotes = np.cumsum(buf == 34, dtype=np.int64)
+        if (quotes[buf == 10] % 2).any() or quotes[-1] % 2:
+            return None
+        del buf, quotes
     lines = data.split(b"\n")
     del data
     if lines and lines[-1] == b"":
         lines.pop()
     if crlf:
         lines = [ln[:-1] for ln in lines]
-    if any(ln.count(b'"') % 2 for ln in lines if b'"' in ln):
-        return None
     return TextFile(lines, crlf, sha)
 
 
@@ -577,7 +582,7 @@ def _prepare_incremental(db, state: State, deltas: list[FileDelta], paths, opts,
     rowhash = np.concatenate([d.rowhash for d in deltas])
     linehash = np.concatenate([d.linehash for d in deltas])
     old = np.concatenate([d.old for d in deltas])
-    prev_index = pd.Index(state.keys).get_indexer(keys).astype(np.int64)
+    prev_index = _previous_positions(state.keys, keys, old)
     slow = old == -2                  # read in full: unchanged = same key and raw row
     if slow.any():
         s = np.nonzero(slow)[0]
@@ -746,6 +751,27 @@ def _prepare_incremental(db, state: State, deltas: list[FileDelta], paths, opts,
         previous_run=previous_run, new_pos=fpos, reuse=reuse, rejected_count=int(len(rejected)),
         state=state, reused=blk.reused, reused_index=blk.reused_index,
     )
+
+
+def _previous_positions(state_keys: np.ndarray, keys: np.ndarray, old: np.ndarray) -> np.ndarray:
+    """Position of each current key in the stored run (-1: none). A line matched to a stored
+    record with the same key is that record; only the other keys are looked up, among the stored
+    records no line claimed (keys are unique, so they cannot be elsewhere)."""
+    prev = np.full(len(keys), -1, np.int64)
+    m = np.nonzero(old >= 0)[0]
+    if len(m):
+        same = state_keys[old[m]] == keys[m]
+        m = m[same]
+        prev[m] = old[m]
+    rest = np.ones(len(keys), bool)
+    rest[m] = False
+    free = np.ones(len(state_keys), bool)
+    free[prev[m]] = False
+    rest, free = np.nonzero(rest)[0], np.nonzero(free)[0]
+    if len(rest) and len(free):
+        at = pd.Index(state_keys[free]).get_indexer(keys[rest])
+        prev[rest] = np.where(at >= 0, free[np.maximum(at, 0)], -1)
+    return prev
 
 
 def _sub_loaded(loaded, rows: np.ndarray):
