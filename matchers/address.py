@@ -10,7 +10,8 @@ Levels: ``exact``; ``similar`` (normalised Indel similarity >= 0.85: typos, a dr
 doubled character, one digit of a house or group number in a long address: a typo and a
 neighbour cannot be told apart there, EM weighs the level); ``same_place`` (equal once the numbers are
 dropped: the same village or street, another group or house; or one address is the start of
-the other: written with less detail); ``different``.
+the other: written with less detail; or they share a long beginning — 70% of the shorter, at
+least 6 characters — and end differently); ``different``.
 """
 from __future__ import annotations
 
@@ -18,12 +19,24 @@ import numpy as np
 from rapidfuzz import fuzz
 from rapidfuzz.process import cpdist
 
-from matchers._vec import column
+from matchers._vec import code_matrix, column
 from matchers.base import MISSING, Columns, Comparator
 
 LEVELS: tuple[str, ...] = ("exact", "similar", "same_place", "different")
 EXACT, SIMILAR, SAME_PLACE, DIFFERENT = range(len(LEVELS))
 SIMILAR_CUTOFF = 85.0
+SAME_PLACE_MIN_CHARS, SAME_PLACE_SHARE = 6, 0.7
+_WIDTH = 24
+
+
+def _common_prefix_length(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Characters two strings share from their start (up to _WIDTH), per pair, in C."""
+    ca, _ = code_matrix(a, _WIDTH)
+    cb, _ = code_matrix(b, _WIDTH)
+    if ca.dtype != cb.dtype:
+        ca, cb = ca.astype(np.uint32), cb.astype(np.uint32)
+    same = (ca == cb) & (ca != 0)
+    return np.where(same.all(axis=1), _WIDTH, np.argmin(same, axis=1))
 
 
 def compare_address(left: Columns, right: Columns, key: str = "k_address") -> np.ndarray:
@@ -44,6 +57,10 @@ def compare_address(left: Columns, right: Columns, key: str = "k_address") -> np
         # one side written with less detail (village without its group, street without suburb)
         ra, rb = a[rest].astype(str), b[rest].astype(str)
         prefix = np.strings.startswith(ra, rb) | np.strings.startswith(rb, ra)
+        # ... or the same beginning (township + village, number + street) with another ending
+        shorter = np.minimum(np.strings.str_len(ra), np.strings.str_len(rb))
+        common = _common_prefix_length(a[rest], b[rest])
+        prefix |= (common >= SAME_PLACE_MIN_CHARS) & (common >= SAME_PLACE_SHARE * shorter)
         out[rest[prefix]] = SAME_PLACE
         sim = cpdist(a[rest].tolist(), b[rest].tolist(), scorer=fuzz.ratio, score_cutoff=SIMILAR_CUTOFF, workers=1)
         out[rest[(sim >= SIMILAR_CUTOFF) & ~prefix]] = SIMILAR

@@ -43,9 +43,9 @@ def test_address_levels_on_chinese_and_latin_addresses():
                     "安仁县灵官镇白塘村1组", "10 elkington street waterloo", "双牌县五里牌镇", "安仁县"],
                    [""] * 7)
     got = [ADDRESS.label(x) for x in ADDRESS.compare(left, right)]
-    # one changed digit in a long address is `similar` (a typo or a neighbour: EM weighs it); the
-    # same village written with less detail, or with another number in a short one: same_place
-    assert got == ["exact", "similar", "same_place", "different", "similar", "missing", "missing"]
+    # the same village with another group, or written with less detail: same_place; one changed
+    # digit of a house number in front: similar (a typo or a neighbour: EM weighs the level)
+    assert got == ["exact", "same_place", "same_place", "different", "similar", "missing", "missing"]
     short = ADDRESS.compare(_keyed(["安仁县龙海镇北桥村3组"], [""]), _keyed(["安仁县龙海镇北桥村11组"], [""]))
     assert ADDRESS.label(short[0]) == "same_place"
     typo = ADDRESS.compare(_keyed(["7 jerrabomberra avenue smithfield"], [""]),
