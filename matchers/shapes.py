@@ -20,6 +20,8 @@ SHAPE_ALIKE_PAIRS: tuple[str, ...] = (
     "洒酒", "茵菌", "准淮", "佳住", "住往", "宇字", "字子", "办为", "冬东", "思恩",
     "余佘", "苟荀", "陈阵", "肖宵", "孟盂", "郄郗", "季李", "幸辛", "瑞端", "券卷",
     "祝视", "梁粱", "汪注", "杏查",
+    # more pairs seen in given names (the sound differs, so the pinyin level cannot catch them)
+    "微徽", "媛嫒", "姝妹", "怡恰", "丙内", "贞员", "浩诰", "幼幻", "宫官", "即既", "秉乘", "茉莱",
 )
 
 
