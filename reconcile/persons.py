@@ -148,13 +148,16 @@ class PersonPlan:
     merged: list[tuple[str, str]] = field(default_factory=list)   # (absorbed, survivor)
     gone: list[str] = field(default_factory=list)
     previous_run: int | None = None
+    n_persons: int | None = None                  # distinct person IDs (one per cluster)
 
     def counts(self) -> dict[str, int]:
         c = {e: 0 for e in EVENTS}
         for ev, *_ in self.events:
             c[ev] += 1
         split_targets = {other for ev, _, other, _ in self.events if ev == "split"}
-        return {"persons": int(len(set(self.person_id.tolist()))) if len(self.person_id) else 0,
+        n = self.n_persons if self.n_persons is not None else (
+            int(len(set(self.person_id.tolist()))) if len(self.person_id) else 0)
+        return {"persons": n,
                 "persons_new": len([p for p in self.new_ids if p not in split_targets]),
                 "persons_merged": c["merged"], "persons_split": c["split"], "persons_gone": c["gone"]}
 
@@ -204,6 +207,7 @@ def plan_persons(
     # 1. each previous person chooses the cluster holding most of its records
     chosen_pid = np.zeros(0, dtype=object)
     chosen_code = np.zeros(0, np.int64)
+    choice_of = np.zeros(0, np.int64)            # chosen cluster per previous person (by its code)
     if has_idx.size:
         # groups (previous person, cluster) with their size, unchanged records and first record
         pc, pu = pd.factorize(prev_pid[has_idx])
@@ -219,6 +223,8 @@ def plan_persons(
         best = order[head]
         chosen_pid = np.asarray(pu, dtype=object)[g_pid[best]]
         chosen_code = (gk[best] % n_clusters).astype(np.int64)
+        choice_of = np.zeros(len(pu), np.int64)
+        choice_of[g_pid[best]] = chosen_code
 
     # 2. a cluster chosen by one previous person keeps its ID; by several: the oldest survives
     pid_of = np.full(n_clusters, None, dtype=object)
@@ -254,11 +260,12 @@ def plan_persons(
     pid_of[free] = np.asarray(new_ids, dtype=object)
     plan.new_ids = new_ids
     plan.person_id = pid_of[lc]
+    plan.n_persons = int(n_clusters)
 
     # 4. split events: records of a previous person that ended in a cluster it did not choose
     split_targets: set[str] = set()
     if has_idx.size:
-        choice = chosen_code[pd.Index(chosen_pid).get_indexer(prev_pid[has_idx])]
+        choice = choice_of[pc]
         moved = has_idx[choice != lc[has_idx]]
         merged = set(plan.merged)
         by_pair: dict[tuple[str, str], list[str]] = {}
