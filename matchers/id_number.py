@@ -16,9 +16,17 @@ from matchers._vec import code_matrix, column, lengths
 from matchers.base import MISSING, Columns, Comparator
 
 LEVELS: tuple[str, ...] = (
-    "exact", "exact_upgraded", "exact_recoded", "typo", "same_region_birth", "different", "different_valid",
+    "exact", "exact_upgraded", "exact_recoded", "typo", "excel_prefix", "same_region_birth", "different",
+    "different_valid",
 )
-EXACT, EXACT_UPGRADED, EXACT_RECODED, TYPO, SAME_REGION_BIRTH, DIFFERENT, DIFFERENT_VALID = range(len(LEVELS))
+(EXACT, EXACT_UPGRADED, EXACT_RECODED, TYPO, EXCEL_PREFIX, SAME_REGION_BIRTH, DIFFERENT,
+ DIFFERENT_VALID) = range(len(LEVELS))
+
+# `excel_prefix`: one number lost its tail to Excel (15 significant digits kept, the rest printed as
+# 0: ...182000, or 4.31028201001182E+17) and the other number starts with the 15 that are left.
+# A damaged number whose 000 tail happens to pass the check counts too: a real number ends in
+# 000 about once in 1,100, and must then also share 15 digits with the other one.
+EXCEL_DIGITS = 15
 
 # `exact_recoded`: the same number but for a region code renumbered since (郴州 4328xx before 1994,
 # 4310xx after; the check character is then recomputed too). People keep the number they were
@@ -75,7 +83,28 @@ def compare_id(left: Columns, right: Columns) -> np.ndarray:
     both_valid = (_usable(column(left, "id_status")) & _usable(column(right, "id_status"))
                   & _agrees(left) & _agrees(right))
     out[both_valid & ((out == SAME_REGION_BIRTH) | (out == DIFFERENT))] = DIFFERENT_VALID
+    out[excel_prefix(a, b, ~equal & ~missing)] = EXCEL_PREFIX
     out[missing] = MISSING
+    return out
+
+
+def excel_prefix(a: np.ndarray, b: np.ndarray, todo: np.ndarray | None = None) -> np.ndarray:
+    """Per pair: one number is an Excel-damaged form of the other (see EXCEL_PREFIX): it is the
+    15 surviving digits, or 18 digits ending in 000, and the other number starts with its first 15."""
+    out = np.zeros(len(a), dtype=bool)
+    rows = np.flatnonzero(todo) if todo is not None else np.arange(len(a))
+    if not len(rows):
+        return out
+    sa, sb = a[rows].astype(str), b[rows].astype(str)
+    la, lb = np.strings.str_len(sa), np.strings.str_len(sb)
+    dam_a = (la == EXCEL_DIGITS) | ((la == ID_LENGTH) & np.strings.endswith(sa, "000"))
+    dam_b = (lb == EXCEL_DIGITS) | ((lb == ID_LENGTH) & np.strings.endswith(sb, "000"))
+    cand = (dam_a | dam_b) & (la >= EXCEL_DIGITS) & (lb >= EXCEL_DIGITS)
+    if cand.any():
+        pa = np.strings.slice(sa[cand], 0, EXCEL_DIGITS)
+        pb = np.strings.slice(sb[cand], 0, EXCEL_DIGITS)
+        hit = np.flatnonzero(cand)[pa == pb]
+        out[rows[hit]] = True
     return out
 
 
@@ -90,7 +119,9 @@ def id_counts_agreement(left: Columns, right: Columns, part: str) -> np.ndarray:
     ia, ib = column(left, "id_clean"), column(right, "id_clean")
     pa, pb = column(left, part), column(right, part)
     both_valid = _usable(column(left, "id_status")) & _usable(column(right, "id_status"))
-    return (ia != "") & (ib != "") & (pa == pb) & (pa != "") & ((ia == ib) | ~both_valid)
+    same = (ia == ib) | ~both_valid
+    same[~same] = excel_prefix(ia[~same], ib[~same])
+    return (ia != "") & (ib != "") & (pa == pb) & (pa != "") & same
 
 
 def _agrees(side: Columns) -> np.ndarray:

@@ -55,8 +55,9 @@ STANDARD_COLUMNS: tuple[str, ...] = (
     "birth_status",     # ok | impossible | future | unparsed | missing
     "id_number",        # canonical 18 characters (upper-case X) or '' when unusable
     "id_raw",
-    "id_clean",         # cleaned 18 chars even when the checksum fails ('' for missing/malformed/excel_damaged):
-                        # a one-digit typo fails the checksum, and the ID comparator needs to see it
+    "id_clean",         # cleaned 18 chars even when the checksum fails ('' for missing/malformed): a one-digit
+                        # typo fails the checksum, and the ID comparator needs to see it; excel_damaged:
+                        # the 15 digits Excel kept, or ''
     "id_status",        # valid | upgraded_from_15 | bad_checksum | excel_damaged | missing | malformed
     "id_birth_date",    # ISO date from the ID, ''
     "id_sex",           # 'M' | 'F' | ''

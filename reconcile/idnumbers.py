@@ -163,7 +163,7 @@ def clean_id(raw: str, today: date | None = None) -> IdInfo:
         if born and born > _today_iso(today):
             born = ""
         if not ok and s.endswith("00"):
-            return _damaged(s[:16].rstrip("0"), born)
+            return _damaged(s[:EXCEL_DIGITS], born)
         if not (last.isdigit() or last == "X"):
             return _MALFORMED
         if not born:
@@ -283,12 +283,20 @@ _WEIGHTS_NP = np.array(_WEIGHTS, dtype=np.int64)
 _DAYS_IN_MONTH = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], dtype=np.int64)
 
 
+# Excel keeps 15 significant digits of a number it turned into a float: region, birth date and the
+# first sequence digit survive.
+EXCEL_DIGITS = 15
+
+
 def _damaged(significant: str, born: str) -> IdInfo:
     """Excel-damaged number: the region survives when 6+ significant digits do, and so does the
-    birth date when 14+ do; the sex digit and the check character never survive."""
+    birth date when 14+ do; the sex digit and the check character never survive. When all
+    EXCEL_DIGITS survive, ``id_clean`` keeps them (15 characters) so the ID comparator can see that
+    another record's number starts with them (level ``excel_prefix``); it is never usable alone."""
     region = significant[:6] if len(significant) >= 6 else ""
     name = _region_name(region) if region else ""
-    return IdInfo("", "", "excel_damaged", born if len(significant) >= 14 else "", "", region, name)
+    kept = significant[:EXCEL_DIGITS] if len(significant) >= EXCEL_DIGITS and significant.isdigit() else ""
+    return IdInfo("", kept, "excel_damaged", born if len(significant) >= 14 else "", "", region, name)
 
 
 _MISSING = IdInfo("", "", "missing", "", "", "", "")

@@ -56,7 +56,8 @@ def add_keys(std: pd.DataFrame) -> pd.DataFrame:
     surname_len = df["k_surname_py"].str.len()
     df["k_given_py"] = [p[n:] for p, n in zip(df["k_py"].tolist(), surname_len.tolist())]
     idc = df["id_clean"].astype(str)
-    df["k_id14"] = np.where(idc.str.len() == 18, idc.str.slice(0, 14), "")
+    # (an Excel-damaged number keeps 15 digits: its region + birth date part still blocks)
+    df["k_id14"] = np.where(idc.str.len() >= 15, idc.str.slice(0, 14), "")
     # Two complementary pieces of the ID: a one-character typo leaves at least one of them intact
     # together with k_id14 (18 chars: [9:] and [:9]+[14:]; other lengths: the two halves).
     n = idc.str.len()

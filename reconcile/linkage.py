@@ -61,8 +61,8 @@ TRAINING_SESSIONS: tuple[tuple[str, frozenset[str], frozenset[str]], ...] = (
 )
 
 
-# fields whose disagreement counts for nothing when one file is linked with itself (see train_model)
-WITHIN_FILE_NO_PENALTY: frozenset[str] = frozenset({"address"})
+# fields that count for nothing when one file is linked with itself (see within_file_weights)
+WITHIN_FILE_NEUTRAL: frozenset[str] = frozenset({"address"})
 
 # fields whose strongest level is plain equality of one column: (field, column)
 EXACT_EQUALITY_COLUMNS: tuple[tuple[str, str], ...] = (("id_number", "id_clean"), ("name", "name"),
@@ -204,15 +204,15 @@ ID_AGREEMENT_PRIOR_PAIRS = 1e4
 
 
 def within_file_weights(fields: Sequence[FieldParams]) -> None:
-    """In place: the fields of WITHIN_FILE_NO_PENALTY lose their penalty for disagreement. A person
-    registered twice in one registry is nearly always registered at two places (that is how it
-    went unnoticed: 县内跨乡), so a different address is no evidence of two people there, whatever
-    the cross-registry m says. Used by within-file linkage here and by reconcile.dedupe."""
+    """In place: the fields of WITHIN_FILE_NEUTRAL weigh nothing when one registry is linked with
+    itself. A person registered twice in one registry is nearly always registered at two places
+    (that is how it went unnoticed: 县内跨乡), so a different address is no evidence of two people;
+    and two records of one registry at one address are a household, whose members (twins, two
+    people carrying one number) agree on it without being one person. Whatever the
+    cross-registry m says. Used by within-file linkage here and by reconcile.dedupe."""
     for f in fields:
-        if f.field in WITHIN_FILE_NO_PENALTY:
-            for k, lv in enumerate(f.levels):
-                if lv == "different":
-                    f.m[k] = f.u[k]
+        if f.field in WITHIN_FILE_NEUTRAL:
+            f.m = list(f.u)
 
 
 def _shrink_id_agreement(u: np.ndarray, levels: Sequence[str], total_pairs: float, n_sample: float) -> np.ndarray:

@@ -140,7 +140,7 @@ def level_frequencies(levels: np.ndarray, n_levels: Sequence[int]) -> list[np.nd
 # by level name. It starts EM, and it stands in for a field no session could train (a registry of a
 # few hundred people gives too few candidate pairs). Levels not listed get a small share.
 DEFAULT_M: dict[str, dict[str, float]] = {
-    "id_number": {"exact": 0.92, "exact_upgraded": 0.03, "exact_recoded": 0.01, "typo": 0.02,
+    "id_number": {"exact": 0.92, "exact_upgraded": 0.03, "exact_recoded": 0.01, "typo": 0.02, "excel_prefix": 0.01,
                   "same_region_birth": 0.002, "different": 0.01, "different_valid": 0.003},
     "name": {"exact": 0.90, "same_pinyin": 0.05, "shape_alike": 0.005, "one_char": 0.01, "contained": 0.01,
              "latin_pinyin": 0.01, "different": 0.005},

@@ -145,6 +145,12 @@ def slow_reference(a: str, sa: str, b: str, sb: str) -> int:
         return -1
     if a == b:
         return 1 if (sa == "upgraded_from_15") != (sb == "upgraded_from_15") else 0
+
+    def damaged(x: str) -> bool:
+        return len(x) == 15 or (len(x) == 18 and x.endswith("000"))
+
+    if (damaged(a) or damaged(b)) and min(len(a), len(b)) >= 15 and a[:15] == b[:15]:
+        return 4   # excel_prefix
     if len(a) == len(b):
         diffs = [i for i in range(len(a)) if a[i] != b[i]]
         if len(diffs) == 1:
@@ -152,8 +158,8 @@ def slow_reference(a: str, sa: str, b: str, sb: str) -> int:
         if len(diffs) == 2 and diffs[1] == diffs[0] + 1 and a[diffs[0]] == b[diffs[1]] and a[diffs[1]] == b[diffs[0]]:
             return 3
         if len(a) == 18 and a[:14] == b[:14]:
-            return 6 if valid(sa) and valid(sb) else 4
-    return 6 if valid(sa) and valid(sb) else 5
+            return 7 if valid(sa) and valid(sb) else 5
+    return 7 if valid(sa) and valid(sb) else 6
 
 
 def valid(s: str) -> bool:
@@ -195,7 +201,8 @@ def test_vectorised_matches_slow_reference():
     want = [slow_reference(a, sa, b, sb) for (a, sa), (b, sb) in zip(lefts, rights)]
     assert got.dtype == np.int8
     assert got.tolist() == want
-    assert set(want) == {-1, 0, 1, 3, 4, 5, 6}  # every level but exact_recoded (tested above)
+    # every level but exact_recoded (tested above) and excel_prefix (its own test)
+    assert set(want) == {-1, 0, 1, 3, 5, 6, 7}
 
 
 def test_number_that_disagrees_with_its_own_record_is_not_proof_of_two_people():
@@ -210,3 +217,25 @@ def test_number_that_disagrees_with_its_own_record_is_not_proof_of_two_people():
                                                 cols(family, "1990-03", "1962-05-11"))[0])
     assert consistent == "different_valid"
     assert carrier == "different"
+
+
+def test_excel_damaged_number_against_the_full_one():
+    """Excel kept 15 digits (…182000 or 4.31028201001182E+17), or the 000 tail happens to pass the
+    check: the other record's number starting with those 15 is `excel_prefix`, not a different number."""
+    from reconcile.idnumbers import clean_id
+    from matchers.id_number import ID_NUMBER
+
+    full = "431028201001182167"
+    damaged = [clean_id("431028201001182000"), clean_id("4.31028201001182E+17"), clean_id("431028198309288000")]
+    others = [full, full, "431028198309288131"]
+    left = {"id_clean": np.array([d.id_clean for d in damaged], dtype=object),
+            "id_status": np.array([d.status for d in damaged], dtype=object),
+            "birth_date": np.array(["", "", ""], dtype=object),
+            "id_birth_date": np.array([d.birth_date for d in damaged], dtype=object)}
+    right = {"id_clean": np.array(others, dtype=object), "id_status": np.array(["valid"] * 3, dtype=object),
+             "birth_date": np.array(["", "", ""], dtype=object),
+             "id_birth_date": np.array(["2010-01-18", "2010-01-18", "1983-09-28"], dtype=object)}
+    assert [ID_NUMBER.label(x) for x in ID_NUMBER.compare(left, right)] == ["excel_prefix"] * 3
+    # another person's number with the same region and birth date is not a damaged copy
+    right["id_clean"] = np.array(["431028201001189999", "431028201001189999", "431028198309281234"], dtype=object)
+    assert "excel_prefix" not in [ID_NUMBER.label(x) for x in ID_NUMBER.compare(left, right)]
