@@ -35,14 +35,36 @@ def compare_pairs(
     """
     n = len(li)
     out = np.empty((n, len(comparators)), dtype=np.int8)
+    direct: list[int] = []
     for f, comp in enumerate(comparators):
         plan = _distinct_plan(left, right, li, ri, comp.columns) if n > chunk // 50 else None
         if plan is None:
-            out[:, f] = _compare_chunked(left, right, li, ri, comp, chunk)
+            direct.append(f)
         else:
             rep, inv = plan
             out[:, f] = _compare_chunked(left, right, li[rep], ri[rep], comp, chunk)[inv]
+    # The other fields pair by pair, chunk by chunk; a column several comparators read (id_clean,
+    # id_status, birth_date, ...) is gathered once per chunk and handed to them read-only.
+    for start in range(0, n, chunk):
+        stop = min(start + chunk, n)
+        lsel, rsel = li[start:stop], ri[start:stop]
+        lcache: dict[str, np.ndarray] = {}
+        rcache: dict[str, np.ndarray] = {}
+        for f in direct:
+            comp = comparators[f]
+            out[start:stop, f] = comp.compare({c: _gather(left, c, lsel, lcache) for c in comp.columns},
+                                              {c: _gather(right, c, rsel, rcache) for c in comp.columns})
     return out
+
+
+def _gather(arrs: dict[str, np.ndarray], c: str, sel: np.ndarray, cache: dict[str, np.ndarray]) -> np.ndarray:
+    got = cache.get(c)
+    if got is None:
+        got = arrs[c][sel]
+        if isinstance(got, np.ndarray):
+            got.flags.writeable = False   # shared by comparators: one writing to it would fail loudly
+        cache[c] = got
+    return got
 
 
 def _compare_chunked(left, right, li: np.ndarray, ri: np.ndarray, comp: Comparator, chunk: int) -> np.ndarray:
