@@ -310,6 +310,14 @@ def latest_run(db) -> int | None:
     return int(row[0]) if row and row[0] is not None else None
 
 
+def stored_format(db, run_id: int) -> int | None:
+    """The format number of ``run_id``'s stored state (None: none stored)."""
+    try:
+        return int(json.loads(_read(db, run_id, "meta").decode()).get("format") or 0)
+    except (KeyError, ValueError):
+        return None
+
+
 def load(db, run_id: int) -> State | None:
     """The stored state of ``run_id`` (None if it is missing or of another format)."""
     try:

@@ -287,7 +287,11 @@ def _usable_state(db, opts: DedupeOptions, comps, n_files: int) -> tuple[State |
         return None, "no stored state of the latest dedupe run"
     state = load_state(db, latest)
     if state is None:
-        return None, "no stored state of the latest dedupe run"
+        from reconcile.dedupe_state import stored_format
+
+        fmt = stored_format(db, latest)
+        return None, ("no stored state of the latest dedupe run" if fmt is None
+                      else f"stored state of an older format ({fmt}; records not yet versioned)")
     if state.meta.get("signature") != signature(opts, comps, DEFAULT_PASSES):
         return None, "settings, comparators or version changed"
     if len(state.meta.get("files", [])) != n_files:

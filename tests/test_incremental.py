@@ -344,3 +344,23 @@ def test_a_database_with_match_runs_is_converted_and_match_keeps_writing(tmp_pat
 
     diff = diff_runs(open_report(db, create=False), m1.run_id, m2.run_id)
     assert diff["records"]["counts"] == {"added": 0, "removed": 0, "changed": 0}
+
+
+def test_a_state_of_an_older_format_makes_one_full_run(months, tmp_path):
+    """A database written before the versioned storage (state format 2/3) gets one full run that
+    says why; the next run is incremental again."""
+    import json
+
+    d, _ = months
+    db = tmp_path / "o.db"
+    r1 = run_dedupe([d / "month_01.csv"], db, DedupeOptions(load={"key": "编号"}))
+    con = sqlite3.connect(db)
+    meta = json.loads(con.execute("SELECT data FROM dedupe_state WHERE run_id = ? AND part = 'meta'", (r1.run_id,)).fetchone()[0])
+    meta["format"] = 2
+    con.execute("UPDATE dedupe_state SET data = ? WHERE run_id = ? AND part = 'meta'", (json.dumps(meta).encode(), r1.run_id))
+    con.commit()
+    con.close()
+    r2 = run_dedupe([d / "month_02.csv"], db, DedupeOptions(load={"key": "编号"}))
+    assert r2.summary["mode"] == "full" and r2.summary["work"]["why_full"].startswith("stored state of an older format (2")
+    r3 = run_dedupe([d / "month_03.csv"], db, DedupeOptions(load={"key": "编号"}))
+    assert r3.summary["mode"] == "incremental"
