@@ -432,7 +432,7 @@ def estimate_u_prior(pop: Population, levels: np.ndarray, li: np.ndarray, ri: np
               for k, c in enumerate(comps)]
     from reconcile.linkage import within_file_weights
 
-    within_file_weights(fields)   # one registry: a second registration sits at another address
+    within_file_weights(fields, agreement=True)   # one registry: a second registration sits elsewhere
     model = constrain_weights(Model(prior=0.5, fields=fields))
     total = n * (n - 1) / 2
     # distinct (levels, implied) patterns with counts: the prior EM runs over those

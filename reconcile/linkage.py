@@ -203,16 +203,23 @@ ID_AGREEMENT_PRIOR_U = 1e-7
 ID_AGREEMENT_PRIOR_PAIRS = 1e4
 
 
-def within_file_weights(fields: Sequence[FieldParams]) -> None:
+def within_file_weights(fields: Sequence[FieldParams], agreement: bool = False) -> None:
     """In place: the fields of WITHIN_FILE_NEUTRAL weigh nothing when one registry is linked with
     itself. A person registered twice in one registry is nearly always registered at two places
     (that is how it went unnoticed: 县内跨乡), so a different address is no evidence of two people;
     and two records of one registry at one address are a household, whose members (twins, two
     people carrying one number) agree on it without being one person. Whatever the
-    cross-registry m says. Used by within-file linkage here and by reconcile.dedupe."""
+    cross-registry m says. Used by within-file linkage here and by reconcile.dedupe.
+
+    ``agreement=True`` keeps the weight of agreement and only drops the penalty for disagreement:
+    reconcile.dedupe, whose chain guard and ID rules already keep households apart, measured
+    better that way (pairwise F1 0.986 vs 0.978 default, 0.977 vs 0.965 dirty)."""
     for f in fields:
         if f.field in WITHIN_FILE_NEUTRAL:
-            f.m = list(f.u)
+            if agreement:
+                f.m = [u if lv == "different" else m for lv, m, u in zip(f.levels, f.m, f.u)]
+            else:
+                f.m = list(f.u)
 
 
 def _shrink_id_agreement(u: np.ndarray, levels: Sequence[str], total_pairs: float, n_sample: float) -> np.ndarray:
