@@ -142,8 +142,7 @@ def run_match(
 
         model = None
         if opts.model_from_run is not None:
-            model = _model_from_run(db, opts.model_from_run)
-            model.check_compatible(comps)
+            model = _model_from_run(db, opts.model_from_run, comps)
 
         tf = TermFrequencies.build(origin.std, dest.std)
         cross = link(origin.std, dest.std, comps, block_cap=opts.block_cap, model=model, tf=tf,
@@ -212,12 +211,20 @@ def _input_info(side: Side, path) -> dict[str, Any]:
             "rows_read": ld.rows_read, "rows_loaded": len(ld.frame), "rows_rejected": len(ld.rejected)}
 
 
-def _model_from_run(db, run_id: int) -> Model:
+def _model_from_run(db, run_id: int, comps: Sequence[Comparator] | None = None) -> Model:
+    """The cross-registry model stored with run ``run_id``; ConfigError when it was trained with
+    other comparators or levels than ``comps`` (a report written by an older version)."""
     row = db.execute("SELECT model_json FROM runs WHERE run_id = ? AND status = 'complete'", (run_id,)).fetchone()
     if not row or not row[0]:
         raise ReportError("report.unknown_run", run=run_id)
     data = json.loads(row[0])
-    return Model.from_json(data["cross"] if "cross" in data else data)
+    model = Model.from_json(data["cross"] if "cross" in data else data)
+    if comps is not None:
+        try:
+            model.check_compatible(comps)
+        except ValueError:
+            raise ConfigError("match.model_incompatible", run=run_id) from None
+    return model
 
 
 # ---------------------------------------------------------------------------------------------

@@ -119,6 +119,26 @@ def test_model_reused_from_an_earlier_run(tmp_path):
     assert a.summary["links_match"] == b.summary["links_match"]
 
 
+def test_model_of_an_older_version_is_refused_with_a_clear_error(tmp_path):
+    """A report written before the comparators changed (here: a model without the address and
+    residence fields, as version 1 stored it) cannot lend its model: ConfigError, not a traceback."""
+    from reconcile.errors import ConfigError
+
+    out = tmp_path / "r.db"
+    opts = MatchOptions(origin={"key": "编号"}, dest={"key": "序号"})
+    a = run_match(SAMPLES / "tiny_origin.csv", SAMPLES / "tiny_dest.csv", out, opts)
+    con = sqlite3.connect(out)
+    model = json.loads(con.execute("SELECT model_json FROM runs WHERE run_id=?", (a.run_id,)).fetchone()[0])
+    model["cross"]["fields"] = [f for f in model["cross"]["fields"] if f["field"] not in ("address", "residence")]
+    con.execute("UPDATE runs SET model_json=? WHERE run_id=?", (json.dumps(model), a.run_id))
+    con.commit()
+    con.close()
+    with pytest.raises(ConfigError) as err:
+        run_match(SAMPLES / "tiny_origin.csv", SAMPLES / "tiny_dest.csv", out,
+                  MatchOptions(origin={"key": "编号"}, dest={"key": "序号"}, model_from_run=a.run_id))
+    assert err.value.key == "match.model_incompatible" and err.value.exit_code == 2
+
+
 def test_batch_evidence_equals_per_pair_evidence():
     import numpy as np
 

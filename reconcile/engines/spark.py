@@ -623,8 +623,7 @@ def spark_stages(origin_path, dest_path, opts, comps: Sequence[Comparator], db=N
 
     model = None
     if opts.model_from_run is not None:
-        model = _model_from_run(db, opts.model_from_run)
-        model.check_compatible(comps)
+        model = _model_from_run(db, opts.model_from_run, comps)
 
     tf = tf_in_spark(keyed)
 
