@@ -14,7 +14,10 @@ Every dedupe run stores a compact state of its population and candidate pairs
    where a block crossed the cap (reconcile.dedupe_blocking);
 4. compares only pairs without stored levels and scores all pairs with the previous run's model
    (or ``--model``) and this population's term frequencies;
-5. copies the unchanged records' ``records`` and ``person_records`` rows inside SQLite.
+5. writes ``records`` / ``person_records`` as record versions (reconcile.record_store): a new
+   version only for a new or changed record (or one whose person, key or filled county changed),
+   one membership row per record; stores the state as chunks appended to the previous run's
+   (reconcile.dedupe_state).
 
 The result equals a full run on the same data with the same model (``--full --model PREV``): the
 same pairs, levels, scores, decisions, clusters, person IDs and report tables
