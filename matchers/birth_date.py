@@ -89,15 +89,8 @@ def _days(year: np.ndarray, month: np.ndarray, day: np.ndarray) -> np.ndarray:
     return (months.astype("datetime64[M]").astype("datetime64[D]") + (day.astype(np.int64) - 1)).astype(np.int64)
 
 
-def compare_birth_date(left: Columns, right: Columns) -> np.ndarray:
-    """Level per aligned pair; MISSING when either side has no usable effective date.
-
-    A 1 January date (a common placeholder for "year only") against another date of the
-    same year is ``coarser_equal``: it is read as year precision unless both sides agree
-    to the day.
-    """
-    ya, ma, da, pa = _effective_parsed(left)
-    yb, mb, db, pb = _effective_parsed(right)
+def _date_levels(ya, ma, da, pa, yb, mb, db, pb) -> np.ndarray:
+    """The date levels (exact .. different) of parsed dates; missing sides are left DIFFERENT."""
     n = len(ya)
     out = np.full(n, DIFFERENT, dtype=np.int8)
     if n == 0:
@@ -124,6 +117,41 @@ def compare_birth_date(left: Columns, right: Columns) -> np.ndarray:
     coarser_equal = ((coarse == YEAR) & same_year) | ((coarse == MONTH) & same_month)
     out[coarser_equal] = COARSER_EQUAL
     out[both_day & same_month & (da == db)] = EXACT
+    out[missing] = DIFFERENT
+    return out
+
+
+def compare_birth_date(left: Columns, right: Columns) -> np.ndarray:
+    """Level per aligned pair; MISSING when either side has no usable effective date.
+
+    A 1 January date (a common placeholder for "year only") against another date of the
+    same year is ``coarser_equal``: it is read as year precision unless both sides agree
+    to the day.
+    """
+    ya, ma, da, pa = _effective_parsed(left)
+    yb, mb, db, pb = _effective_parsed(right)
+    out = _date_levels(ya, ma, da, pa, yb, mb, db, pb)
+    missing = (pa == NONE) | (pb == NONE)
+    if len(out) and "id_clean" in left and "id_clean" in right:
+        # A record whose own birth date disagrees with its ID's has two readings (a swapped day and
+        # month, a lunar date, a clerk's slip). Against a record WITHOUT a usable ID number the
+        # ID's reading is the only way to see that date again: take the better of the two. (Where
+        # both have numbers, the ID comparator already weighs the ID's date.)
+        from matchers.id_number import _agrees   # birth_agrees_with_id, once per distinct pair of dates
+
+        for mine, other, flip in ((left, right, False), (right, left, True)):
+            rows = np.flatnonzero((column(other, "id_clean") == "") & (column(mine, "id_birth_date") != "")
+                                  & ~_agrees(mine))
+            if not len(rows):
+                continue
+            iy, im, idd, ip = parse_iso(column(mine, "id_birth_date")[rows])
+            oy, om, od, op = (x[rows] for x in ((yb, mb, db, pb) if not flip else (ya, ma, da, pa)))
+            alt = _date_levels(iy, im, idd, ip, oy, om, od, op) if not flip else \
+                _date_levels(oy, om, od, op, iy, im, idd, ip)
+            ok = (ip != NONE) & (op != NONE)
+            better = ok & ((alt < out[rows]) | missing[rows])
+            out[rows[better]] = alt[better]
+            missing[rows[better]] = False
     # Agreement the two ID numbers already state (both encode this birth date): clerks copy the
     # date from the ID, so it is no second piece of evidence, and counting it again made two people
     # carrying one ID number (重号: born the same day, often in one family) look like one person.

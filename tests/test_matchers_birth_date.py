@@ -213,3 +213,20 @@ def test_agreement_both_ids_state_is_its_own_neutral_level():
     params = FieldParams("birth_date", BIRTH_DATE.levels, [0.1] * len(BIRTH_DATE.levels), [0.001] * len(BIRTH_DATE.levels))
     w = params.weights()
     assert w[BIRTH_DATE.levels.index("exact_implied_by_id")] == 0.0 and w[0] > 0
+
+
+def test_a_record_at_odds_with_its_own_id_is_also_read_by_its_id_date():
+    """柳辉 19791106 carries 431028197906112877 (the ID says 1979-06-11: day and month swapped by a
+    clerk); the destination record has no ID number and says 1979-06. Read by the ID, they agree
+    at the month. With an ID number on the other side too, the ID comparator weighs that date, so
+    the record's own date alone is compared."""
+    def side(birth, idb, idc, status):
+        return {"birth_date": np.array(birth, dtype=object), "id_birth_date": np.array(idb, dtype=object),
+                "id_clean": np.array(idc, dtype=object), "id_status": np.array(status, dtype=object)}
+
+    own = "431028197906112877"
+    left = side(["1979-11-06", "1979-11-06", "1979-06-11"], ["1979-06-11"] * 3, [own] * 3, ["valid"] * 3)
+    right = side(["1979-06", "1979-06", "1980-02"], ["", "1979-06-30", ""], ["", "431028197906303334", ""],
+                 ["missing", "valid", "missing"])
+    got = [BIRTH_DATE.label(x) for x in BIRTH_DATE.compare(left, right)]
+    assert got == ["coarser_equal", "same_year", "different"]
