@@ -33,6 +33,7 @@ DEFAULT_PASSES: tuple[BlockingPass, ...] = (
     BlockingPass("birth_sex", ("k_birth", "k_sex"), "birth date + sex"),
     BlockingPass("surname_month_county", ("k_surname_py", "k_month", "hukou_region"), "surname pinyin + birth month + hukou county"),
     BlockingPass("given_birth", ("k_given_py", "k_birth"), "given-name pinyin + birth date"),
+    BlockingPass("given_month", ("k_given_py", "k_month"), "given-name pinyin + birth month (a misread surname, 王/玉)"),
     BlockingPass("birth_county", ("k_birth", "hukou_region"), "birth date + hukou county"),
     BlockingPass("pinyin_county", ("k_py", "hukou_region"), "name pinyin + hukou county"),
     BlockingPass("surname_birth", ("k_surname_py", "k_birth"), "surname pinyin + birth date"),
