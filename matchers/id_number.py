@@ -111,17 +111,24 @@ def excel_prefix(a: np.ndarray, b: np.ndarray, todo: np.ndarray | None = None) -
 def id_counts_agreement(left: Columns, right: Columns, part: str) -> np.ndarray:
     """Per pair: the ID comparator's level already holds the agreement on ``part`` (``id_birth_date``
     or ``id_sex``): both numbers are seen (not missing), they state the same value, and they are
-    one number (equal, or garbled so that ``typo``/``same_region_birth`` apply). Two different
-    valid numbers are two people's (``different_valid``): their shared birth date is not counted
-    by the ID's weight, so the birth-date field still counts it."""
+    one number (equal, garbled but agreeing on region + birth date, or Excel's damaged copy).
+    Garbled numbers differing there (level ``different``) and two different valid numbers (two
+    people's, ``different_valid``) hold no agreement in the ID's weight, so the birth-date field
+    still counts a shared birth date."""
     if not all(c in side for side in (left, right) for c in ("id_clean", "id_status", part)):
         return np.zeros(len(column(left, part) if part in left else next(iter(left.values()))), dtype=bool)
     ia, ib = column(left, "id_clean"), column(right, "id_clean")
     pa, pb = column(left, part), column(right, part)
-    both_valid = _usable(column(left, "id_status")) & _usable(column(right, "id_status"))
-    same = (ia == ib) | ~both_valid
-    same[~same] = excel_prefix(ia[~same], ib[~same])
-    return (ia != "") & (ib != "") & (pa == pb) & (pa != "") & same
+    out = (ia != "") & (ib != "") & (pa == pb) & (pa != "")
+    rows = np.flatnonzero(out & (ia != ib))          # equal numbers: counted, nothing to check
+    if len(rows):
+        sa, sb = ia[rows].astype(str), ib[rows].astype(str)
+        both_valid = _usable(column(left, "id_status")[rows]) & _usable(column(right, "id_status")[rows])
+        # garbled numbers agreeing on region + birth date (same_region_birth, or a typo after them)
+        same = ~both_valid & (np.strings.slice(sa, 0, REGION_BIRTH_CHARS) == np.strings.slice(sb, 0, REGION_BIRTH_CHARS))
+        same |= excel_prefix(ia[rows], ib[rows])
+        out[rows[~same]] = False
+    return out
 
 
 def _agrees(side: Columns) -> np.ndarray:
