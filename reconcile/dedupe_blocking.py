@@ -196,8 +196,11 @@ def incremental_candidates(keyhash: dict[str, np.ndarray], sparse: np.ndarray, f
     flipped = ci > cj
     if flipped.any():
         ci, cj = np.where(flipped, cj, ci), np.where(flipped, ci, cj)
-    # old population's pass keys (for blocks whose size crossed the cap)
+    # the old population = the alive records + the dead ones (removed, changed, refilled): old block
+    # sizes are the new ones minus focus members plus dead members (no pass over the old population)
     alive = old_to_new >= 0
+    dead = np.nonzero(~alive)[0]
+    dead_keyhash = {c: v[dead] for c, v in state.keyhash.items()}
     stats: list[PassStats] = []
     new_labels: dict[str, dict[int, str]] = {}
     f_codes, f_masks = [], []
@@ -253,17 +256,19 @@ def incremental_candidates(keyhash: dict[str, np.ndarray], sparse: np.ndarray, f
                     st.warnings.append(f"{p.name}: block '{mask_ids_in_text(lab.replace(chr(31), ' + '))}' skipped: "
                                        f"{int(2 * cnt[c_])} records, {int(cnt[c_] * (cnt[c_] - 1) // 2)} pairs over the cap")
             # blocks whose size crossed the cap since the state: fix the unchanged pairs in them
-            old_h = pass_hash(state.keyhash, p)
-            touched = pd.unique(np.concatenate([h[focus], old_h[~alive]]))
+            dead_h = pass_hash(dead_keyhash, p) if len(dead) else np.zeros(0, np.uint64)
+            focus_h = h[focus]
+            touched = pd.unique(np.concatenate([focus_h, dead_h]))
             touched = touched[touched != 0]
             if touched.size:
-                oh = old_h[_in(old_h, touched)]
-                uo, co = (np.unique(oh, return_counts=True) if len(oh) else (np.zeros(0, np.uint64), np.zeros(0, np.int64)))
-                old_cnt = np.zeros(len(touched), np.int64)
-                old_cnt[pd.Index(touched).get_indexer(uo)] = co
+                tix = pd.Index(touched)
                 at = pd.Index(uniq).get_indexer(touched) if len(uniq) else np.full(len(touched), -1)
                 found = at >= 0
                 new_cnt = np.where(found, cnt[np.maximum(at, 0)] if len(cnt) else 0, 0)
+                fi = tix.get_indexer(focus_h[focus_h != 0])
+                di = tix.get_indexer(dead_h[dead_h != 0])
+                old_cnt = (new_cnt - np.bincount(fi, minlength=len(touched))
+                           + np.bincount(di, minlength=len(touched))).astype(np.int64)
                 was_big = old_cnt * (old_cnt - 1) // 2 > cap
                 now_big = new_cnt * (new_cnt - 1) // 2 > cap
                 to_big = touched[~was_big & now_big]
