@@ -191,10 +191,13 @@ def febrl_frames() -> tuple[pd.DataFrame, pd.DataFrame, set]:
         out["id_clean"] = sid
         out["id_number"] = sid
         out["id_status"] = np.where(sid != "", "valid", "missing")
-        state_code = {"nsw": "10", "vic": "20", "qld": "30", "sa": "40", "wa": "50", "tas": "60", "nt": "70", "act": "80"}
-        st = df["state"].str.strip().str.lower().map(state_code).fillna("").to_numpy()
+        # Australian postcodes are hierarchical (first digit: state; first two: region; all four:
+        # the locality), so they make the 6-digit code the hukou comparator reads: province = the
+        # first digit, city = the first two, county = all four. The state field repeats what the
+        # first digit says and is corrupted on its own, so it is not used.
         pc = df["postcode"].str.strip().str.zfill(4).to_numpy()
-        out["hukou_region"] = np.where((st != "") & (pd.Series(pc).str.fullmatch(r"\d{4}")), [s + p for s, p in zip(st, pc)], "")
+        ok = pd.Series(pc).str.fullmatch(r"[0-9]{4}").to_numpy()
+        out["hukou_region"] = np.where(ok, [f"{p[0]}9{p}" for p in pc], "")
         out["hukou_address"] = (df["street_number"] + " " + df["address_1"] + " " + df["suburb"]).to_numpy()
         for c in ("name_traditional", "name_minority", "sex_conflict", "birth_conflict"):
             out[c] = False
