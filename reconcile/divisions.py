@@ -376,7 +376,9 @@ def resolve_address(text: str) -> tuple[str, str]:
     return (best, full_name(best))
 
 
-@lru_cache(maxsize=262144)
+_FIRST_DIGIT = re.compile(r"[0-9０-９]")
+
+
 def address_detail(text: str) -> str:
     """The part of an address below the divisions it names, without spaces or punctuation,
     lower-cased: what is left to compare once the province/city/county are taken away.
@@ -390,9 +392,23 @@ def address_detail(text: str) -> str:
     """
     if not text:
         return ""
+    # Division names hold no digits: resolve only the part before the first digit (one call per
+    # street, cached, instead of one per house number) and append the rest as it is.
+    m = _FIRST_DIGIT.search(text)
+    if m and m.start() > 0:
+        return _detail_of(text[: m.start()]) + _plain(text[m.start():])
+    return _detail_of(text)
+
+
+@lru_cache(maxsize=262144)
+def _detail_of(text: str) -> str:
     _, end, norm = _resolve_span(text)
     rest = norm[end:] if end > 0 else norm
     return _NOT_WORD.sub("", rest).lower()
+
+
+def _plain(text: str) -> str:
+    return _NOT_WORD.sub("", unicodedata.normalize("NFKC", text)).lower()
 
 
 _NOT_WORD = re.compile(r"[\W_]+")
