@@ -160,7 +160,7 @@ def compare_birth_date(left: Columns, right: Columns) -> np.ndarray:
     # count there, so its birth part still counts here).
     from matchers.id_number import id_counts_agreement
 
-    implied = id_counts_agreement(left, right, "id_birth_date")
+    implied = id_counts_agreement(left, right, "id_birth_date", only=(out == EXACT) | (out == COARSER_EQUAL))
     out[implied & (out == EXACT)] = EXACT_IMPLIED
     out[implied & (out == COARSER_EQUAL)] = COARSER_IMPLIED
     out[missing] = MISSING

@@ -108,7 +108,7 @@ def excel_prefix(a: np.ndarray, b: np.ndarray, todo: np.ndarray | None = None) -
     return out
 
 
-def id_counts_agreement(left: Columns, right: Columns, part: str) -> np.ndarray:
+def id_counts_agreement(left: Columns, right: Columns, part: str, only: np.ndarray | None = None) -> np.ndarray:
     """Per pair: the ID comparator's level already holds the agreement on ``part`` (``id_birth_date``
     or ``id_sex``): both numbers are seen (not missing), they state the same value, and they are
     one number (equal, garbled but agreeing on region + birth date, or Excel's damaged copy).
@@ -119,8 +119,14 @@ def id_counts_agreement(left: Columns, right: Columns, part: str) -> np.ndarray:
         return np.zeros(len(column(left, part) if part in left else next(iter(left.values()))), dtype=bool)
     ia, ib = column(left, "id_clean"), column(right, "id_clean")
     pa, pb = column(left, part), column(right, part)
-    out = (ia != "") & (ib != "") & (pa == pb) & (pa != "")
-    rows = np.flatnonzero(out & (ia != ib))          # equal numbers: counted, nothing to check
+    if only is not None:   # the caller needs the answer on these pairs only (False elsewhere)
+        out = np.zeros(len(ia), dtype=bool)
+        idx = np.flatnonzero(only)
+        out[idx] = (ia[idx] != "") & (ib[idx] != "") & (pa[idx] == pb[idx]) & (pa[idx] != "")
+    else:
+        out = (ia != "") & (ib != "") & (pa == pb) & (pa != "")
+    rows = np.flatnonzero(out)
+    rows = rows[ia[rows] != ib[rows]]                # equal numbers: counted, nothing to check
     if len(rows):
         sa, sb = ia[rows].astype(str), ib[rows].astype(str)
         both_valid = _usable(column(left, "id_status")[rows]) & _usable(column(right, "id_status")[rows])

@@ -23,7 +23,7 @@ def compare_sex(left: Columns, right: Columns) -> np.ndarray:
     # both ID numbers state this sex: no evidence beyond the ID's own (weight 0, see birth_date)
     from matchers.id_number import id_counts_agreement
 
-    out[(out == EQUAL) & id_counts_agreement(left, right, "id_sex")] = IMPLIED_BY_ID
+    out[id_counts_agreement(left, right, "id_sex", only=out == EQUAL)] = IMPLIED_BY_ID
     out[(a == "") | (b == "")] = MISSING
     return out
 
