@@ -36,8 +36,12 @@ def compare_pairs(
     n = len(li)
     out = np.empty((n, len(comparators)), dtype=np.int8)
     direct: list[int] = []
+    # Coding a column costs a pass over every record; it pays when the pairs outnumber the records
+    # (a full linkage), not when a few new pairs meet a large population (an incremental run).
+    rows = max(len(left[comparators[0].columns[0]]), len(right[comparators[0].columns[0]])) if comparators else 0
+    worth_it = n > chunk // 50 and n >= rows
     for f, comp in enumerate(comparators):
-        plan = _distinct_plan(left, right, li, ri, comp.columns) if n > chunk // 50 else None
+        plan = _distinct_plan(left, right, li, ri, comp.columns) if worth_it else None
         if plan is None:
             direct.append(f)
         else:
