@@ -33,7 +33,7 @@ from reconcile.cluster import UnionFind, guarded_clusters
 from reconcile.decide import DECISION_NAMES, MATCH, NONE, REVIEW, threshold_decisions
 from reconcile.errors import ConfigError, ReportError
 from reconcile.fields import STANDARD_COLUMNS, USABLE_ID_STATUSES
-from reconcile.linkage import Linkage, Progress, _noop, evidence_json
+from reconcile.linkage import Linkage, Progress, _noop, evidence_jsons
 from reconcile.model import PROB_FLOOR, FieldParams, Model, initial_m
 from reconcile.privacy import mask_ids_in_text
 from reconcile.report import RunOutput, now_iso, open_report, write_run
@@ -911,9 +911,11 @@ def link_rows(pop: Population, sc: Scored, model: Model, comps: Sequence[Compara
                  model=model, u_sample=0)
     arr = {c: pop.cols[c] for comp in comps for c in comp.columns}
     ev = []
+    # all pairs' evidence in one batch (the same text as evidence_json, without per-pair string work)
+    batch = evidence_jsons(np.arange(len(keep)), lk, comps, arr, arr)
     for t, k in enumerate(keep.tolist()):
         extra = sc.review_evidence.get(k)
-        base = evidence_json(t, lk, comps, arr, arr)
+        base = batch[t]
         if extra:
             merged = json.loads(base)
             try:
