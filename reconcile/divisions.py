@@ -29,6 +29,7 @@ __all__ = [
     "is_current",
     "resolve_address",
     "address_detail",
+    "split_at_first_digit",
     "divisions",
 ]
 
@@ -379,6 +380,14 @@ def resolve_address(text: str) -> tuple[str, str]:
 _FIRST_DIGIT = re.compile(r"[0-9０-９]")
 
 
+def split_at_first_digit(text: str) -> tuple[str, str]:
+    """(the part before the first digit, the rest). Division names carry no digits, so the first
+    part holds every division an address names; street addresses (金龙路326号) are nearly all
+    distinct, so resolving the first part only means one resolution per street, not per house."""
+    m = _FIRST_DIGIT.search(text)
+    return (text[: m.start()], text[m.start():]) if m else (text, "")
+
+
 def address_detail(text: str) -> str:
     """The part of an address below the divisions it names, without spaces or punctuation,
     lower-cased: what is left to compare once the province/city/county are taken away.
@@ -392,11 +401,10 @@ def address_detail(text: str) -> str:
     """
     if not text:
         return ""
-    # Division names hold no digits: resolve only the part before the first digit (one call per
-    # street, cached, instead of one per house number) and append the rest as it is.
-    m = _FIRST_DIGIT.search(text)
-    if m and m.start() > 0:
-        return _detail_of(text[: m.start()]) + _plain(text[m.start():])
+    # resolve only the part before the first digit (cached per street) and append the rest as is
+    admin, rest = split_at_first_digit(text)
+    if admin and rest:
+        return _detail_of(admin) + _plain(rest)
     return _detail_of(text)
 
 

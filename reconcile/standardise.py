@@ -8,9 +8,7 @@ distinct, which is why they go through ``id_columns`` (numpy for clean valid 18-
 """
 from __future__ import annotations
 
-from functools import lru_cache
 
-import re
 
 from datetime import date
 from typing import Callable, Sequence
@@ -19,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from reconcile.dates import parse_birth_date
-from reconcile.divisions import resolve_address
+from reconcile.divisions import resolve_address, split_at_first_digit
 from reconcile.fields import INPUT_FIELDS, STANDARD_COLUMNS
 from reconcile.idnumbers import id_columns
 from reconcile.names import name_fields, normalise_name
@@ -27,20 +25,11 @@ from reconcile.sexes import parse_sex
 
 __all__ = ["standardise", "parse_flow_status"]
 
-_DIGIT = re.compile(r"[0-9０-９]")
-
-
-@lru_cache(maxsize=200_000)
-def _resolve_prefix(prefix: str) -> tuple[str, str]:
-    return resolve_address(prefix)
-
-
 def resolve_admin_part(text: str) -> tuple[str, str]:
-    """resolve_address on the part of an address before its first digit: division names carry no
-    digits, and street addresses (金龙路326号) are nearly all distinct, so this collapses a
-    destination's residence column from one distinct value per record to one per street."""
-    m = _DIGIT.search(text)
-    return _resolve_prefix(text[: m.start()] if m else text)
+    """resolve_address (cached) on the part of an address before its first digit
+    (divisions.split_at_first_digit): a destination's residence column resolves once per
+    street, not once per record."""
+    return resolve_address(split_at_first_digit(text)[0])
 
 _OUT_WORDS = ("流出", "外出", "离开", "外流", "out")
 _RESIDENT_WORDS = ("常住", "在家", "户籍", "居住", "在册", "resident")
