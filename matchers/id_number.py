@@ -119,12 +119,10 @@ def id_counts_agreement(left: Columns, right: Columns, part: str, only: np.ndarr
         return np.zeros(len(column(left, part) if part in left else next(iter(left.values()))), dtype=bool)
     ia, ib = column(left, "id_clean"), column(right, "id_clean")
     pa, pb = column(left, part), column(right, part)
-    if only is not None:   # the caller needs the answer on these pairs only (False elsewhere)
-        out = np.zeros(len(ia), dtype=bool)
-        idx = np.flatnonzero(only)
-        out[idx] = (ia[idx] != "") & (ib[idx] != "") & (pa[idx] == pb[idx]) & (pa[idx] != "")
-    else:
-        out = (ia != "") & (ib != "") & (pa == pb) & (pa != "")
+    # ``only``: the caller needs the answer on these pairs only (False elsewhere)
+    idx = np.flatnonzero(only) if only is not None else np.arange(len(ia))
+    out = np.zeros(len(ia), dtype=bool)
+    out[idx] = (ia[idx] != "") & (ib[idx] != "") & (pa[idx] == pb[idx]) & (pa[idx] != "")
     rows = np.flatnonzero(out)
     rows = rows[ia[rows] != ib[rows]]                # equal numbers: counted, nothing to check
     if len(rows):

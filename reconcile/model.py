@@ -19,14 +19,15 @@ from matchers.base import MISSING, Comparator
 PROB_FLOOR = 1e-7
 
 
-# Levels whose agreement only repeats another field's: two ID numbers sharing region + birth
-# date but not the sequence agree exactly where the birth dates agree (twins, people born the
-# same day in one county), and the birth-date field already counts that. Fellegi-Sunter assumes
-# fields are independent, so counting it twice made twins look like one person. Weight 0.
-# For the same reason a birth date or sex that both ID numbers state (``implied_by_id``) is neutral.
+# Levels whose agreement only repeats another field's: a birth date or sex that both (agreeing) ID
+# numbers state. The ID comparator's level already counts it; Fellegi-Sunter assumes fields are
+# independent, so counting it twice made two people carrying one number (重号: born the same day,
+# often in one family) look like one person. Weight 0; disagreement still counts.
+# (``id_number.same_region_birth`` was neutral until the birth date stopped counting ID-stated
+# agreement; now it carries that agreement once.)
 NEUTRAL_LEVELS: frozenset[tuple[str, str]] = frozenset({
-                                                        ("birth_date", "exact_implied_by_id"),
-                                                        ("birth_date", "coarser_implied_by_id"), ("sex", "implied_by_id")})
+    ("birth_date", "exact_implied_by_id"), ("birth_date", "coarser_implied_by_id"), ("sex", "implied_by_id"),
+})
 
 
 # Levels whose m and u are estimated as another level of the field (the same agreement; only its
