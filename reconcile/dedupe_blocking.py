@@ -136,6 +136,11 @@ def _join_focus(code: np.ndarray, ok_code: np.ndarray, left_mask: np.ndarray, ri
         keep = i < j
         out_i.append(i[keep])
         out_j.append(j[keep])
+    return _joined_pairs(out_i, out_j)
+
+
+def _joined_pairs(out_i: list[np.ndarray], out_j: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """The pair lists of several blocks as two arrays (empty int64 arrays when there are none)."""
     if not out_i:
         e = np.zeros(0, np.int64)
         return e, e
@@ -159,10 +164,7 @@ def _within_blocks(code: np.ndarray, blocks: np.ndarray, members_mask: np.ndarra
         a, b = np.triu_indices(k, 1)
         out_i.append(m[a])
         out_j.append(m[b])
-    if not out_i:
-        e = np.zeros(0, np.int64)
-        return e, e
-    return np.concatenate(out_i), np.concatenate(out_j)
+    return _joined_pairs(out_i, out_j)
 
 
 def _label(labels: dict[int, str], hv: int, p: BlockingPass, fstd: pd.DataFrame | None, pop,
