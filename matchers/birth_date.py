@@ -153,15 +153,16 @@ def compare_birth_date(left: Columns, right: Columns) -> np.ndarray:
         # month, a lunar date, a clerk's slip). Against a record WITHOUT a usable ID number the
         # ID's reading is the only way to see that date again: take the better of the two. (Where
         # both have numbers, the ID comparator already weighs the ID's date.)
-        for mine, other, flip in ((left, right, False), (right, left, True)):
+        # (the date levels are symmetric, so which side is read by its ID does not matter)
+        for mine, other_dates in ((left, (yb, mb, db, pb)), (right, (ya, ma, da, pa))):
+            other = right if mine is left else left
             rows = np.flatnonzero((column(other, "id_clean") == "") & (column(mine, "id_birth_date") != "")
                                   & ~birth_agrees_with_id(mine))
             if not len(rows):
                 continue
             iy, im, idd, ip = parse_iso(column(mine, "id_birth_date")[rows])
-            oy, om, od, op = (x[rows] for x in ((yb, mb, db, pb) if not flip else (ya, ma, da, pa)))
-            alt = _date_levels(iy, im, idd, ip, oy, om, od, op) if not flip else \
-                _date_levels(oy, om, od, op, iy, im, idd, ip)
+            oy, om, od, op = (x[rows] for x in other_dates)
+            alt = _date_levels(iy, im, idd, ip, oy, om, od, op)
             ok = (ip != NONE) & (op != NONE)
             better = ok & ((alt < out[rows]) | missing[rows])
             out[rows[better]] = alt[better]
