@@ -26,6 +26,10 @@ def _first_syllables(pinyin: pd.Series, n: pd.Series) -> pd.Series:
     return pd.Series(out, index=pinyin.index, dtype=object)
 
 
+# ID statuses whose number identifies a person on its own (reconcile.idnumbers)
+USABLE_ID_STATUSES: tuple[str, ...] = ("valid", "upgraded_from_15")
+
+
 def add_keys(std: pd.DataFrame) -> pd.DataFrame:
     """Return ``std`` plus helper columns (prefixed ``k_``) for blocking.
 
@@ -68,6 +72,10 @@ def add_keys(std: pd.DataFrame) -> pd.DataFrame:
     df.loc[short, "k_id_a"] = ""
     df.loc[short, "k_id_b"] = ""
     df["k_no_id_no_birth"] = (idc == "") & (df["k_year"] == "")
+    # no usable ID number (missing, malformed, failed check digit, cut by Excel): the records
+    # the demographic blocking passes exist for (see reconcile.blocking.MATCH_PASSES)
+    status = df["id_status"].astype(str) if "id_status" in df else pd.Series("", index=df.index)
+    df["k_unidentified"] = ~status.isin(USABLE_ID_STATUSES).to_numpy()
     # the address below the divisions it names, and that without its numbers (same village/street)
     for src, key in (("hukou_address", "k_address"), ("residence", "k_residence")):
         addr = df[src].astype(str) if src in df else pd.Series("", index=df.index)

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from matchers.base import MISSING, Comparator
-from reconcile.blocking import DEFAULT_PASSES, BlockingPass, Candidates, candidate_pairs
+from reconcile.blocking import DEFAULT_PASSES, BlockingPass, Candidates, candidate_pairs, sample_pass_pairs
 from reconcile.compare import column_arrays, compare_pairs, random_pairs
 from reconcile.model import (FieldParams, Model, estimate_prior, estimation_levels, level_frequencies, pattern_log2_bf,
                              train_em, train_sessions)
@@ -92,14 +92,43 @@ def _exact_agreement_shares(left: pd.DataFrame, right: pd.DataFrame | None, tota
     return out
 
 
-def _session_masks(cand: Candidates, passes: tuple[BlockingPass, ...]):
+# pairs of a restricted pass's whole key that one EM session trains on (sampled by block beyond)
+SESSION_SAMPLE_PAIRS = 500_000
+
+
+def _session_data(left: pd.DataFrame, right: pd.DataFrame | None, levels: np.ndarray, cand: Candidates,
+                  passes: tuple[BlockingPass, ...], comparators: Sequence[Comparator], block_cap: int):
+    """(levels to train on, their left positions, session masks over those rows).
+
+    A session on an unrestricted pass trains on that pass's candidate pairs. A session on a pass
+    `match` restricts to records without a usable ID (blocking.MATCH_PASSES) trains on the pass's
+    whole key instead (sampled by block when large): extra pairs compared for training only."""
     names = [p.name for p in passes]
-    out = []
+    extra_levels, extra_left, spans = [], [], []
+    n_rows = levels.shape[0]
     for name, blocked, trains in TRAINING_SESSIONS:
-        if name in names:
-            bit = 1 << names.index(name)
-            out.append((name, (cand.passes & bit) != 0, blocked, trains))
-    return out
+        if name not in names:
+            continue
+        p = passes[names.index(name)]
+        if not p.only_unidentified:
+            spans.append((name, ("bit", 1 << names.index(name)), blocked, trains))
+            continue
+        i, j = sample_pass_pairs(left, right, p, block_cap, SESSION_SAMPLE_PAIRS)
+        extra_levels.append(compare_pairs(left, left if right is None else right, i, j, comparators))
+        extra_left.append(i)
+        spans.append((name, ("rows", n_rows, n_rows + len(i)), blocked, trains))
+        n_rows += len(i)
+    all_levels = np.vstack([levels] + extra_levels) if extra_levels else levels
+    all_left = np.concatenate([cand.left] + extra_left) if extra_left else cand.left
+    sessions = []
+    for name, where, blocked, trains in spans:
+        mask = np.zeros(n_rows, dtype=bool)
+        if where[0] == "bit":
+            mask[: levels.shape[0]] = (cand.passes & where[1]) != 0
+        else:
+            mask[where[1]:where[2]] = True
+        sessions.append((name, mask, blocked, trains))
+    return all_levels, all_left, sessions
 
 
 def estimate_u(
@@ -130,6 +159,7 @@ def train_model(
     m_from: Model | None = None,
     larr: dict[str, np.ndarray] | None = None,
     rarr: dict[str, np.ndarray] | None = None,
+    block_cap: int = 20_000,
 ) -> Model:
     """The training step of ``link`` on compared candidate pairs (``levels`` row k = pair
     ``cand.left[k], cand.right[k]``): u from random pairs, m by session EM (or ``m_from``'s),
@@ -146,11 +176,11 @@ def train_model(
         m = [list(f.m) for f in m_from.fields]
         info: dict = {"m_from": "cross-registry model"}
     else:
-        sessions = _session_masks(cand, passes)
-        tf_vals = {fld: left[col].astype(str).to_numpy(object)[cand.left]
+        t_levels, t_left, sessions = _session_data(left, right, levels, cand, passes, comparators, block_cap)
+        tf_vals = {fld: left[col].astype(str).to_numpy(object)[t_left]
                    for fld, col in TF_FIELDS.items() if col in left.columns}
-        offsets = tf_offsets(levels, [c.field for c in comparators], u, tf, tf_vals)
-        m, info = train_sessions(estimation_levels(levels, comparators), sessions, comparators, u, offsets=offsets)
+        offsets = tf_offsets(t_levels, [c.field for c in comparators], u, tf, tf_vals)
+        m, info = train_sessions(estimation_levels(t_levels, comparators), sessions, comparators, u, offsets=offsets)
     fields = [FieldParams(c.field, c.levels, [float(x) for x in m[k]], [float(x) for x in u[k]])
               for k, c in enumerate(comparators)]
     if m_from is not None:
@@ -272,7 +302,7 @@ def link(
     total_pairs = len(left) * (len(left) - 1) / 2 if right is None else float(len(left)) * n_right
     if model is None:
         model = train_model(left, right, levels, cand, comparators, passes=passes, tf=tf, u_sample=u_sample,
-                            m_from=m_from, larr=larr, rarr=rarr)
+                            m_from=m_from, larr=larr, rarr=rarr, block_cap=block_cap)
     timings["train"] = time.perf_counter() - t0
     sessions = model.trained_on.get("sessions", {})
     progress("train", {"prior": f"{model.prior:.3g}",

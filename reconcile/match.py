@@ -23,6 +23,7 @@ from reconcile.decide import DECISION_NAMES, MATCH, NONE, REVIEW, one_to_one, th
 from reconcile.errors import ConfigError, ReportError
 from reconcile.fields import STANDARD_COLUMNS, USABLE_ID_STATUSES
 from reconcile.fingerprint import record_fingerprints
+from reconcile.blocking import MATCH_PASSES
 from reconcile.keys import add_keys, fill_unit_hukou
 from reconcile.linkage import Linkage, Progress, evidence_json, evidence_jsons, link, _noop
 from reconcile.model import Model
@@ -145,7 +146,7 @@ def run_match(
             model = _model_from_run(db, opts.model_from_run, comps)
 
         tf = TermFrequencies.build(origin.std, dest.std)
-        cross = link(origin.std, dest.std, comps, block_cap=opts.block_cap, model=model, tf=tf,
+        cross = link(origin.std, dest.std, comps, passes=MATCH_PASSES, block_cap=opts.block_cap, model=model, tf=tf,
                      u_sample=opts.u_sample, progress=progress)
         for k, v in cross.timings.items():
             timings[k] = timings.get(k, 0.0) + v
@@ -158,7 +159,7 @@ def run_match(
         if opts.within_file:
             for side in (origin, dest):
                 if len(side.std) > 1:
-                    within[side.name] = link(side.std, None, comps, block_cap=opts.within_block_cap, m_from=cross.model,
+                    within[side.name] = link(side.std, None, comps, passes=MATCH_PASSES, block_cap=opts.within_block_cap, m_from=cross.model,
                                              tf=tf, u_sample=min(opts.u_sample, 100_000))
         timings["within_file"] = time.perf_counter() - t0
         progress("within", {k: (0 if v is None else int(v.li.size)) for k, v in within.items()})

@@ -51,7 +51,7 @@ def _decide_some_pairs(db_path: Path, data: dict[str, Path]) -> int:
     review threshold decided match, and a pair blocking never proposed decided match."""
     import sqlite_utils
 
-    from reconcile.blocking import candidate_pairs
+    from reconcile.blocking import MATCH_PASSES, candidate_pairs
     from reconcile.match import load_side
     from reconcile.review.ledger import record_decision
 
@@ -66,12 +66,12 @@ def _decide_some_pairs(db_path: Path, data: dict[str, Path]) -> int:
     for r in links[(links.decision == "review") & (links.source_pair == "origin-dest")].head(1).itertuples():
         decided.append(("origin-dest", r.origin_key, r.dest_key, "non_match"))
     ok, linked = o["record_key"].to_numpy(object), set(zip(links.origin_key, links.dest_key))
-    within = candidate_pairs(o)
+    within = candidate_pairs(o, None, MATCH_PASSES)   # the passes match runs
     for i, j in zip(within.left.tolist(), within.right.tolist()):
         if (ok[i], ok[j]) not in linked and (ok[j], ok[i]) not in linked:
             decided.append(("origin-origin", ok[i], ok[j], "match"))
             break
-    cross = candidate_pairs(o, d)
+    cross = candidate_pairs(o, d, MATCH_PASSES)
     proposed = set(zip(cross.left.tolist(), cross.right.tolist()))
     j = len(d) - 1
     while (0, j) in proposed:
@@ -204,10 +204,12 @@ def test_parquet_holds_the_links_and_outcomes(reports, spark):
 @pytest.mark.spark
 @needs_spark
 @pytest.mark.parametrize("cap", [3])
-def test_blocking_with_small_caps_equals_embedded(data, spark, cap):
+@pytest.mark.parametrize("which", ["default", "match"])
+def test_blocking_with_small_caps_equals_embedded(data, spark, cap, which):
     """Blocks over the cap are skipped the same way (counts, warnings and their order), for the
-    registries against each other and each against itself; the pairs and pass masks are equal."""
-    from reconcile.blocking import candidate_pairs
+    registries against each other and each against itself; the pairs and pass masks are equal.
+    Both pass lists: dedupe's and match's (demographic passes only for records without a usable ID)."""
+    from reconcile.blocking import DEFAULT_PASSES, MATCH_PASSES, candidate_pairs
     from reconcile.engines.spark import CROSS, WITHIN_DEST, WITHIN_ORIGIN, spark_candidates
     from reconcile.match import load_side
 
@@ -216,10 +218,11 @@ def test_blocking_with_small_caps_equals_embedded(data, spark, cap):
     both = pd.concat([o.assign(_side=0, _pos=np.arange(len(o))), d.assign(_side=1, _pos=np.arange(len(d)))],
                      ignore_index=True)
     keyed = spark.createDataFrame(both)
-    pairs, stats, cached = spark_candidates(spark, keyed, o, d, block_cap=cap)
+    passes = DEFAULT_PASSES if which == "default" else MATCH_PASSES
+    pairs, stats, cached = spark_candidates(spark, keyed, o, d, passes, block_cap=cap)
     got = pairs.toPandas()
     for lk, (left, right) in ((CROSS, (o, d)), (WITHIN_ORIGIN, (o, None)), (WITHIN_DEST, (d, None))):
-        want = candidate_pairs(left, right, block_cap=cap)
+        want = candidate_pairs(left, right, passes, block_cap=cap)
         g = got[got["lk"] == lk].sort_values(["i", "j"])
         assert np.array_equal(g["i"].to_numpy(), want.left) and np.array_equal(g["j"].to_numpy(), want.right)
         assert np.array_equal(g["mask"].to_numpy(), want.passes.astype(np.int64))

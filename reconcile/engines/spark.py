@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 
 from matchers.base import Comparator
-from reconcile.blocking import DEFAULT_PASSES, BlockingPass, Candidates, PassStats, _note_skips
+from reconcile.blocking import DEFAULT_PASSES, MATCH_PASSES, BlockingPass, Candidates, PassStats, _note_skips
 from reconcile.engines import require_spark
 from reconcile.errors import ConfigError
 from reconcile.fields import INPUT_FIELDS
@@ -271,8 +271,9 @@ class PartialLinkage(Linkage):
 # blocking
 @dataclass(frozen=True)
 class _Spec:
-    """One join of a pass: part 0 = whole pass; an only_sparse pass runs as part 1 (left record
-    sparse) and part 2 (right record sparse), as reconcile.blocking does."""
+    """One join of a pass: part 0 = whole pass; a restricted pass (only_sparse, only_unidentified)
+    runs as part 1 (left record flagged) and part 2 (right record flagged), as
+    reconcile.blocking does."""
 
     v: int
     bit: int
@@ -286,14 +287,15 @@ def _specs(passes: Sequence[BlockingPass], block_cap: int) -> list[_Spec]:
     out: list[_Spec] = []
     for bit, p in enumerate(passes):
         cap = min(block_cap, p.cap) if p.cap else block_cap
-        parts = (1, 2) if p.only_sparse else (0,)
+        parts = (1, 2) if p.flag_column else (0,)
         for part in parts:
-            out.append(_Spec(len(out), bit, p, part, cap, warn=p.only_sparse or p.cap is None))
+            out.append(_Spec(len(out), bit, p, part, cap, warn=p.flag_column is not None or p.cap is None))
     return out
 
 
 def _key_rows(keyed, specs: Sequence[_Spec]):
-    """(side, pos, v, key, sparse) for every record and pass part whose key columns are all non-empty."""
+    """(side, pos, v, key, sparse) for every record and pass part whose key columns are all non-empty;
+    ``sparse`` is the record's value of the part's flag column (reconcile.blocking.BlockingPass.flag_column)."""
     from pyspark.sql import functions as F
 
     entries = []
@@ -304,10 +306,11 @@ def _key_rows(keyed, specs: Sequence[_Spec]):
             cond = c.isNotNull() & (c != "")
             present = cond if present is None else (present & cond)
         key = F.when(present, F.concat_ws(SEP, *cols))
-        entries.append(F.struct(F.lit(s.v).alias("v"), key.alias("key")))
-    return (keyed.select("_side", "_pos", F.col("k_no_id_no_birth").alias("sparse"),
-                         F.explode(F.array(*entries)).alias("e"))
-            .select("_side", "_pos", "sparse", F.col("e.v").alias("v"), F.col("e.key").alias("key"))
+        flag = F.col(s.p.flag_column).cast("boolean") if s.p.flag_column else F.lit(False)
+        entries.append(F.struct(F.lit(s.v).alias("v"), key.alias("key"), flag.alias("sparse")))
+    return (keyed.select("_side", "_pos", F.explode(F.array(*entries)).alias("e"))
+            .select("_side", "_pos", F.col("e.sparse").alias("sparse"), F.col("e.v").alias("v"),
+                    F.col("e.key").alias("key"))
             .filter(F.col("key").isNotNull()))
 
 
@@ -520,11 +523,12 @@ def _collect_arrays(df, cols: Sequence[str]) -> pd.DataFrame:
 # training on the driver (the embedded functions, the embedded pair order)
 def train_model(levels: np.ndarray, cand: Candidates, left: pd.DataFrame, right: pd.DataFrame | None,
                 comps: Sequence[Comparator], passes: Sequence[BlockingPass], tf: TermFrequencies | None,
-                u_sample: int, m_from: Model | None = None) -> Model:
+                u_sample: int, m_from: Model | None = None, block_cap: int = 20_000) -> Model:
     """reconcile.linkage.train_model (the training step of ``link``) on the pairs compared in
     Spark, collected in the embedded pair order: the same seeded u sample, sessions, TF offsets
     and prior, so the model is the embedded one."""
     return linkage.train_model(left, right, levels, cand, comps, passes=tuple(passes), tf=tf, u_sample=u_sample,
+                               block_cap=block_cap,
                                m_from=m_from)
 
 
@@ -593,7 +597,7 @@ def _decided_positions(db, origin: pd.DataFrame, dest: pd.DataFrame) -> pd.DataF
 
 def spark_stages(origin_path, dest_path, opts, comps: Sequence[Comparator], db=None,
                  progress: Progress = _noop, timings: dict[str, float] | None = None,
-                 passes: Sequence[BlockingPass] = DEFAULT_PASSES):
+                 passes: Sequence[BlockingPass] = MATCH_PASSES):
     """load .. score on Spark. Returns (origin Side, dest Side, TermFrequencies, cross Linkage,
     {'origin': Linkage|None, 'dest': Linkage|None}) for reconcile.match.assemble.
 
@@ -665,7 +669,7 @@ def spark_stages(origin_path, dest_path, opts, comps: Sequence[Comparator], db=N
         lv = rows[lv_cols].to_numpy(np.int8).reshape(-1, nf)
         if lk == CROSS:
             models[lk] = model if model is not None else train_model(
-                lv, cand, frames[0], frames[1], comps, passes, tf, opts.u_sample)
+                lv, cand, frames[0], frames[1], comps, passes, tf, opts.u_sample, block_cap=opts.block_cap)
             if getattr(opts, "learn_from_reviews", False) and model is None and db is not None:
                 _learn_from_reviews(db, origin, dest, models[lk], comps, tf, progress)
         else:
