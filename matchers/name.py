@@ -1,4 +1,4 @@
-"""Name comparator: exact, homophone, one character / shape-alike apart, contained, Latin pinyin.
+"""Name comparator: exact, homophone, shape- or sound-alike, one character apart, contained, Latin pinyin.
 
 Reads standardised columns only (simplified Han or upper-case Latin ``name``, toneless
 space-separated ``name_pinyin``, ``surname``, ``given``, ``name_script``). Han pairs are
@@ -19,9 +19,11 @@ from rapidfuzz.process import cpdist
 from matchers._vec import code_matrix, column, lengths, row_sums
 from matchers.base import MISSING, Columns, Comparator
 from matchers.shapes import SHAPE_CHARS, shape_alike
+from matchers.sounds import sound_ids
 
-LEVELS: tuple[str, ...] = ("exact", "same_pinyin", "shape_alike", "one_char", "contained", "latin_pinyin", "different")
-EXACT, SAME_PINYIN, SHAPE_ALIKE, ONE_CHAR, CONTAINED, LATIN_PINYIN, DIFFERENT = range(len(LEVELS))
+LEVELS: tuple[str, ...] = ("exact", "same_pinyin", "shape_alike", "sound_alike", "one_char", "contained",
+                           "latin_pinyin", "different")
+EXACT, SAME_PINYIN, SHAPE_ALIKE, SOUND_ALIKE, ONE_CHAR, CONTAINED, LATIN_PINYIN, DIFFERENT = range(len(LEVELS))
 
 COLUMNS: tuple[str, ...] = ("name", "name_pinyin", "surname", "given", "name_script")
 
@@ -96,6 +98,12 @@ def _han_code_levels(ca: np.ndarray, cb: np.ndarray, left: Columns, right: Colum
     same_len = la == lb
     diff = ca != cb
     n_diff = row_sums(diff)
+    # characters compared by sound (模糊音, matchers.sounds): a sound-alike character counts as the
+    # same one for the edit tests below, so 扬鹏文/杨鹏 and 黄明/皇德明 are one character apart
+    sa, sb = sound_ids(ca), sound_ids(cb)
+    sound_eq = diff & (sa == sb) & (sa >= 0)
+    ka = np.where(sa >= 0, sa.astype(np.int64) + _SOUND_KEY_BASE, ca)
+    kb = np.where(sb >= 0, sb.astype(np.int64) + _SOUND_KEY_BASE, cb)
 
     # contained: same surname and one given name inside the other (with the same surname
     # the given names differ in length exactly when the names do) ...
@@ -105,10 +113,11 @@ def _han_code_levels(ca: np.ndarray, cb: np.ndarray, left: Columns, right: Colum
     # ... or one OSA edit on names of 3+ characters: a dropped compound-surname character
     # (欧阳晓棠/欧晓棠), a dropped or added character, two neighbours swapped.
     long_enough = np.maximum(la, lb) >= 3
-    out[long_enough & same_len & _adjacent_swap(ca, cb, diff, n_diff)] = CONTAINED
+    kdiff = ka != kb
+    out[long_enough & same_len & _adjacent_swap(ka, kb, kdiff, row_sums(kdiff))] = CONTAINED
     one_off = np.flatnonzero(long_enough & (np.abs(la - lb) == 1))
     if len(one_off):
-        out[one_off[_one_deletion(ca[one_off], cb[one_off], la[one_off] > lb[one_off])]] = CONTAINED
+        out[one_off[_one_deletion(ka[one_off], kb[one_off], la[one_off] > lb[one_off])]] = CONTAINED
 
     # one character apart on names of 3+ characters, or every differing character is a
     # shape-alike pair (己/已). On a two-character Han name one differing character is a
@@ -118,14 +127,19 @@ def _han_code_levels(ca: np.ndarray, cb: np.ndarray, left: Columns, right: Colum
     multi = np.flatnonzero(two_plus & (n_diff >= 1))
     if len(multi):
         d = diff[multi]
-        # cheap gate first: every differing character is on the shape list at all
-        gate = np.all(~d | (SHAPE_CHARS[ca[multi]] & SHAPE_CHARS[cb[multi]]), axis=1)
-        multi = multi[gate]
+        # cheap gate first: every differing character sounds alike or is on the shape list at all
+        on_list = SHAPE_CHARS[ca[multi]] & SHAPE_CHARS[cb[multi]]
+        gate = np.all(~d | on_list | sound_eq[multi], axis=1)
+        multi, d, on_list = multi[gate], d[gate], on_list[gate]
         if len(multi):
-            alike = shape_alike(ca[multi], cb[multi])
+            shaped = on_list & shape_alike(ca[multi], cb[multi])
+            # every differing character sounds alike (陈/程, 彬/斌, 则/泽) or looks alike (王/玉),
+            # mixed: the name as heard and misread (王惠/玉辉). Its own level: common surnames
+            # sound alike (陈/程), so two people differ this way far more often than by shape alone
+            out[multi[np.all(~d | shaped | sound_eq[multi], axis=1)]] = SOUND_ALIKE
             # every differing character a shape-alike pair (己/已, 由/田): a misread, strong evidence;
             # its own level, for random names rarely differ that way while they often differ by one
-            out[multi[np.all(alike | ~diff[multi], axis=1)]] = SHAPE_ALIKE
+            out[multi[np.all(~d | shaped, axis=1)]] = SHAPE_ALIKE
 
     # homophones have one syllable per character: only same-length names (separators
     # removed) can be; dotted names compare pinyin letters-only (it may carry the separator)
@@ -141,6 +155,10 @@ def _han_code_levels(ca: np.ndarray, cb: np.ndarray, left: Columns, right: Colum
 
     out[sep & (n_diff == 0)] = EXACT  # equal once separators are ignored
     return out
+
+
+# sound ids are shifted above every code point, so a character with no reading keeps its code
+_SOUND_KEY_BASE = 0x110000
 
 
 def _strip_separators(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -143,7 +143,7 @@ def level_frequencies(levels: np.ndarray, n_levels: Sequence[int]) -> list[np.nd
 DEFAULT_M: dict[str, dict[str, float]] = {
     "id_number": {"exact": 0.92, "exact_upgraded": 0.03, "exact_recoded": 0.01, "typo": 0.02, "excel_prefix": 0.01,
                   "same_region_birth": 0.002, "different": 0.01, "different_valid": 0.003},
-    "name": {"exact": 0.90, "same_pinyin": 0.05, "shape_alike": 0.005, "one_char": 0.01, "contained": 0.01,
+    "name": {"exact": 0.90, "same_pinyin": 0.05, "shape_alike": 0.005, "sound_alike": 0.005, "one_char": 0.01, "contained": 0.01,
              "latin_pinyin": 0.01, "different": 0.005},
     "birth_date": {"exact": 0.55, "coarser_equal": 0.38, "within_2_days": 0.01, "day_month_swapped": 0.01,
                    "lunar_shift": 0.01, "same_year": 0.03, "exact_implied_by_id": 0.001,
