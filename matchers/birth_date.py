@@ -1,5 +1,6 @@
 """Birth-date comparator: exact, equal at the coarser precision, ±2 days, day/month swapped,
-lunar-as-solar shift, same year.
+lunar-as-solar shift, same year. A full date against a year-month can be day/month swapped or
+lunar-shifted too (the month is the one those errors give).
 
 The effective date of a record is ``birth_date`` (ISO ``YYYY-MM-DD`` / ``YYYY-MM`` /
 ``YYYY``) when present, else the ID's ``id_birth_date``. Precision is read from the shape of
@@ -125,6 +126,23 @@ def _date_levels(ya, ma, da, pa, yb, mb, db, pb) -> np.ndarray:
         swapped = same_year[idx] & (ma[idx] == db[idx]) & (da[idx] == mb[idx]) & (ma[idx] != da[idx])
         out[idx[swapped]] = DAY_MONTH_SWAPPED
         out[idx[(delta >= 1) & (delta <= 2)]] = WITHIN_2_DAYS
+
+    # one full date against a year-month (the other registry keeps only the month): the month can
+    # still show the two errors that move a month. A lunar birthday written as solar lands 19-55
+    # days off, so the month holds such a day (1979-03-09 against 1979-02); day and month swapped
+    # before the day was dropped leaves the day as the month (1945-01-08 against 1945-08).
+    idx = np.flatnonzero((((pa == DAY) & (pb == MONTH)) | ((pa == MONTH) & (pb == DAY))) & ~missing)
+    if len(idx):
+        a_day = pa[idx] == DAY
+        y, m, d = (np.where(a_day, x, z) for x, z in ((ya[idx], yb[idx]), (ma[idx], mb[idx]), (da[idx], db[idx])))
+        my, mm = np.where(a_day, yb[idx], ya[idx]), np.where(a_day, mb[idx], ma[idx])
+        day = _days(y, m, d)
+        first = _days(my, mm, np.ones_like(mm))
+        last = _days(my + (mm == 12), np.where(mm == 12, 1, mm + 1), np.ones_like(mm)) - 1
+        lunar = ((first <= day - LUNAR_MIN_DAYS) & (last >= day - LUNAR_MAX_DAYS)) | (
+            (first <= day + LUNAR_MAX_DAYS) & (last >= day + LUNAR_MIN_DAYS))
+        out[idx[lunar]] = LUNAR_SHIFT
+        out[idx[(y == my) & (mm == d) & (m != d)]] = DAY_MONTH_SWAPPED
 
     # equal at the coarser precision; a 1 January date counts as year precision here
     qa = np.where((pa == DAY) & (ma == 1) & (da == 1), YEAR, pa)
