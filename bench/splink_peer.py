@@ -48,6 +48,7 @@ SPLINK_COLUMNS: tuple[str, ...] = (
     "k_birth", "k_month", "k_year",
     "k_sex",
     "hukou_region",
+    "k_unidentified",
 )
 
 # The seven blocking passes of reconcile.blocking.DEFAULT_PASSES (its eighth, "name alone for
@@ -61,6 +62,14 @@ BLOCKING_COLUMNS: tuple[tuple[str, ...], ...] = (
     ("k_surname_py", "k_month", "hukou_region"),
     ("k_given_py", "k_birth"),
 )
+
+# The two of them that reconcile's match runs only where at least one record lacks a usable ID
+# number (reconcile.blocking.MATCH_PASSES: birth_sex, surname_month_county): the same restriction
+# here, so both tools compare the same candidate pairs.
+UNIDENTIFIED_ONLY: frozenset[tuple[str, ...]] = frozenset({
+    ("k_birth", "k_sex"),
+    ("k_surname_py", "k_month", "hukou_region"),
+})
 
 # EM passes: each leaves the comparisons that use its columns untrained (Splink takes the median
 # over passes for the others): k_birth -> id/name/sex/hukou; k_py+k_year -> id/sex/hukou;
@@ -114,7 +123,14 @@ class SplinkResult:
 
 
 def _rules(columns: tuple[tuple[str, ...], ...]) -> list:
-    return [block_on(*cols) for cols in columns]
+    out: list = []
+    for cols in columns:
+        if cols in UNIDENTIFIED_ONLY:   # Splink takes a blocking rule as SQL text
+            out.append(" AND ".join(f"l.{c} = r.{c}" for c in cols)
+                       + " AND (l.k_unidentified = 'True' OR r.k_unidentified = 'True')")
+        else:
+            out.append(block_on(*cols))
+    return out
 
 
 def _hamming(col: str, cond: str) -> str:

@@ -288,7 +288,7 @@ def sample_pass_pairs(
     right: pd.DataFrame | None,
     p: BlockingPass,
     block_cap: int = 20_000,
-    max_pairs: int = 500_000,
+    max_pairs: int = 200_000,
     seed: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The pairs of pass ``p`` *without* its restriction (only_unidentified), for EM training:

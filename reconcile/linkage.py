@@ -93,7 +93,7 @@ def _exact_agreement_shares(left: pd.DataFrame, right: pd.DataFrame | None, tota
 
 
 # pairs of a restricted pass's whole key that one EM session trains on (sampled by block beyond)
-SESSION_SAMPLE_PAIRS = 500_000
+SESSION_SAMPLE_PAIRS = 200_000
 
 
 def _session_data(left: pd.DataFrame, right: pd.DataFrame | None, levels: np.ndarray, cand: Candidates,

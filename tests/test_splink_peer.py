@@ -12,7 +12,7 @@ pytest.importorskip("splink", reason="splink not installed: pip install '.[bench
 pytest.importorskip("duckdb", reason="duckdb not installed: pip install '.[bench]'")
 
 from bench._metrics import cluster_pairwise_prf, pair_prf  # noqa: E402
-from bench.splink_peer import BLOCKING_COLUMNS, splink_dedupe, splink_link, splink_settings  # noqa: E402
+from bench.splink_peer import BLOCKING_COLUMNS, UNIDENTIFIED_ONLY, splink_dedupe, splink_link, splink_settings  # noqa: E402
 from tests._splink_synth import make_registries  # noqa: E402
 
 pytestmark = pytest.mark.slow
@@ -25,9 +25,11 @@ def _blocked_pairs(left: pd.DataFrame, right: pd.DataFrame) -> set[tuple[int, in
     rpos = right.reset_index(drop=True).assign(_r=np.arange(len(right)))
     for cols in BLOCKING_COLUMNS:
         c = list(cols)
-        a = lpos[(lpos[c] != "").all(axis=1)][c + ["_l"]]
-        b = rpos[(rpos[c] != "").all(axis=1)][c + ["_r"]]
+        a = lpos[(lpos[c] != "").all(axis=1)][c + ["_l", "k_unidentified"]]
+        b = rpos[(rpos[c] != "").all(axis=1)][c + ["_r", "k_unidentified"]]
         m = a.merge(b, on=c)
+        if cols in UNIDENTIFIED_ONLY:   # as reconcile's match: a record without a usable ID on a side
+            m = m[m["k_unidentified_x"] | m["k_unidentified_y"]]
         out |= set(zip(m["_l"].tolist(), m["_r"].tolist()))
     return out
 
