@@ -10,6 +10,7 @@ import hashlib
 import json
 import time
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -27,7 +28,7 @@ from reconcile.blocking import MATCH_PASSES
 from reconcile.keys import add_keys, fill_unit_hukou
 from reconcile.linkage import Linkage, Progress, evidence_json, evidence_jsons, link, _noop
 from reconcile.model import Model
-from reconcile.report import RunOutput, now_iso, open_report, write_run
+from reconcile.report import ChunkedFrame, RunOutput, now_iso, open_report, write_run
 from reconcile.scoring import TermFrequencies
 
 
@@ -412,7 +413,9 @@ def assemble(origin: Side, dest: Side, cross: Linkage, within: dict[str, Linkage
         }))
     links = pd.concat(wl, ignore_index=True)
 
-    records = pd.concat([_record_rows(origin), _record_rows(dest)], ignore_index=True)
+    # built and written chunk by chunk: whole, with its raw JSON, it is the run's largest table
+    records = ChunkedFrame([partial(_record_rows, side, lo, min(lo + RECORD_CHUNK, len(side.std)))
+                            for side in (origin, dest) for lo in range(0, len(side.std), RECORD_CHUNK)])
     rejected = pd.concat([_rejected_rows(origin), _rejected_rows(dest)], ignore_index=True)
     blocking = pd.DataFrame([
         {"pass_name": s.name, "rule": s.description, "pairs": s.pairs, "new_pairs": s.new_pairs,
@@ -454,7 +457,10 @@ def assemble(origin: Side, dest: Side, cross: Linkage, within: dict[str, Linkage
     # stable person IDs across monthly runs (reconcile.persons), written in the run's transaction
     from reconcile.persons import person_writer
 
-    writer = person_writer(records[["source", "record_key", "fingerprint"]], uf.labels())
+    keyed = pd.DataFrame({"source": [origin.name] * nO + [dest.name] * nD,
+                          "record_key": np.concatenate([origin.keys, dest.keys]),
+                          "fingerprint": np.concatenate([origin.fingerprints, dest.fingerprints])})
+    writer = person_writer(keyed, uf.labels())
     return {"summary": summary, "tables": tables, "extra_writer": writer}
 
 
@@ -755,17 +761,23 @@ def _duplicate_rows(side: Side, labels: np.ndarray) -> pd.DataFrame:
     }, columns=cols)
 
 
-def _record_rows(side: Side) -> pd.DataFrame:
-    s = side.std
+# records per chunk of the `records` table (reconcile.report.ChunkedFrame)
+RECORD_CHUNK = 100_000
+
+
+def _record_rows(side: Side, lo: int = 0, hi: int | None = None) -> pd.DataFrame:
+    """Rows ``lo:hi`` of one side's `records` table: standardised fields, line, fingerprint, raw JSON."""
+    hi = len(side.std) if hi is None else hi
+    s = side.std.iloc[lo:hi]
     cols = [c for c in STANDARD_COLUMNS if c in s.columns]
-    df = s[cols].copy()
+    df = s[cols].reset_index(drop=True)
     for c in ("name_traditional", "name_minority", "sex_conflict", "birth_conflict"):
         if c in df:
             df[c] = df[c].astype(bool).astype(int)
     df.insert(0, "source", side.name)
-    df["line"] = side.loaded.frame["line"].to_numpy() if "line" in side.loaded.frame else None
-    df["fingerprint"] = side.fingerprints
-    raw = side.loaded.raw
+    df["line"] = side.loaded.frame["line"].to_numpy()[lo:hi] if "line" in side.loaded.frame else None
+    df["fingerprint"] = side.fingerprints[lo:hi]
+    raw = side.loaded.raw.iloc[lo:hi]
     if len(raw):
         # pandas writes JSON lines in C: one object per row, original headers, text values
         lines = raw.reset_index(drop=True).to_json(orient="records", lines=True, force_ascii=False).rstrip("\n").split("\n")

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from itertools import repeat
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -173,9 +173,28 @@ def now_iso() -> str:
     return datetime.now(timezone.utc).astimezone().isoformat(timespec="seconds")
 
 
+class ChunkedFrame:
+    """A table built and written one chunk at a time (the `records` of a million-record run would
+    otherwise be held whole, raw JSON and all, next to everything else). ``parts``: functions that
+    each build one chunk as a DataFrame, in order."""
+
+    def __init__(self, parts: Sequence[Callable[[], pd.DataFrame]]) -> None:
+        self.parts = list(parts)
+
+    def chunks(self) -> Iterator[pd.DataFrame]:
+        for build in self.parts:
+            yield build()
+
+    def to_frame(self) -> pd.DataFrame:
+        """The whole table (for readers that need it at once, e.g. Parquet output)."""
+        frames = list(self.chunks())
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
 @dataclass
 class RunOutput:
-    """Everything one run writes. DataFrames use the column names of TABLES (run_id is filled in)."""
+    """Everything one run writes. DataFrames use the column names of TABLES (run_id is filled in);
+    a table may also be a ChunkedFrame."""
 
     command: str
     started_at: str
@@ -235,10 +254,11 @@ def write_run(db: sqlite_utils.Database, out: RunOutput, extra_writer=None) -> i
                 raise ValueError(f"unknown report table {table}")
             cols = [c for c, _ in TABLES[table]]
             placeholders = ", ".join("?" for _ in cols)
-            conn.executemany(
-                f"INSERT INTO [{table}] (" + ", ".join(f"[{c}]" for c in cols) + f") VALUES ({placeholders})",
-                _rows(df, cols, run_id),
-            )
+            for chunk in (df.chunks() if isinstance(df, ChunkedFrame) else (df,)):
+                conn.executemany(
+                    f"INSERT INTO [{table}] (" + ", ".join(f"[{c}]" for c in cols) + f") VALUES ({placeholders})",
+                    _rows(chunk, cols, run_id),
+                )
         if extra_writer is not None:
             extra_writer(db, run_id)
         sets = {k: (json.dumps(v, ensure_ascii=False) if isinstance(v, (dict, list)) else v) for k, v in info.items()}

@@ -754,6 +754,8 @@ def write_parquet(tables: Mapping[str, pd.DataFrame], out_dir: str | Path, run_i
         frame = tables.get(name)
         if frame is None:
             continue
+        if hasattr(frame, "to_frame") and not isinstance(frame, pd.DataFrame):   # a ChunkedFrame
+            frame = frame.to_frame()
         path = f"{base}/{name}/run_id={int(run_id)}"
         spark.createDataFrame(_arrow_table(frame)).write.mode("overwrite").parquet(path)
         written.append(path)
