@@ -87,7 +87,15 @@ def test_empty_strings_are_missing_not_a_shared_value():
     # only where a record lacks a usable ID, as reconcile's match runs them
     res = splink_link(origin, dest, threshold=0.9, unidentified_only=True)
     restricted = _blocked_pairs(origin, dest, unidentified_only=True)
-    assert res.n_comparisons == len(restricted) < len(expected)
+    assert res.n_comparisons == len(restricted) <= len(expected)
+
+
+def test_restricted_rules_drop_birth_sex_pairs_of_two_identified_records(registries):
+    origin, dest = registries[0], registries[1]
+    whole, restricted = _blocked_pairs(origin, dest), _blocked_pairs(origin, dest, unidentified_only=True)
+    assert restricted < whole                     # a strict subset: birth+sex namesakes with two IDs
+    res = splink_link(origin, dest, threshold=0.9, unidentified_only=True)
+    assert res.n_comparisons == len(restricted)
 
 
 def test_dedupe_clusters_duplicate_records():
