@@ -57,11 +57,14 @@ DEFAULT_PASSES: tuple[BlockingPass, ...] = (
 # people sharing such a key grows with the county, so their pairs grow with the square of the
 # registry (at 300,000 persons birth_sex alone gave 3.7 million new pairs). `match` runs them
 # only for pairs where at least one record lacks a usable ID number: when both records carry one,
-# the four ID passes already pair them (a typo in one part of the number included), and the name
+# the ID passes already pair them (a typo in one part of the number included), and the name
 # passes (pinyin_year, given_birth, surname_birth, name_rare) still pair two numbers that differ
-# entirely. A restricted pass grows with (records without a usable ID) x (records), not records².
+# entirely. id_region_birth (region + birth date of the ID, 14 characters) is there for a typo in
+# the sequence digits; such a typo fails the check character, so one side is unusable then too,
+# while two usable numbers sharing those 14 characters are twins or namesakes born the same day.
+# A restricted pass grows with (records without a usable ID) x (records), not records².
 DEMOGRAPHIC_PASSES: frozenset[str] = frozenset(
-    {"birth_sex", "surname_month_county", "given_month", "birth_county", "pinyin_county"})
+    {"birth_sex", "surname_month_county", "given_month", "birth_county", "pinyin_county", "id_region_birth"})
 
 MATCH_PASSES: tuple[BlockingPass, ...] = tuple(
     replace(p, only_unidentified=True) if p.name in DEMOGRAPHIC_PASSES else p for p in DEFAULT_PASSES)
