@@ -1,6 +1,6 @@
 """reconcile against Splink 5 (DuckDB) on the same generated registries, in the same run.
 
-    python bench/vs_splink.py --size 100000 [--rounds 1] [--budget SECONDS]
+    python bench/vs_splink.py --size 100000 [--rounds 1] [--budget SECONDS] [--tools reconcile-link,splink]
 
 Both tools get the same standardised input columns (our loader and standardiser, see
 bench/splink_peer.py); the runs alternate (reconcile, Splink, reconcile, ...) so background load
@@ -61,6 +61,8 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=11)
     ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--budget", type=float, default=None, help="seconds each run may take before it is stopped")
+    ap.add_argument("--tools", default="reconcile,reconcile-link,splink",
+                    help="which runs, comma-separated (at 1,000,000 the end-to-end run is bench/scale.py's)")
     args = ap.parse_args()
     sys.path.insert(0, str(ROOT))
     from bench.scale import truth_sets
@@ -68,7 +70,7 @@ def main() -> int:
     truth_sets(args.size, args.seed, 1.0)   # generate once, outside the timings
     rows = []
     for _ in range(args.rounds):
-        for tool in ("reconcile", "reconcile-link", "splink"):
+        for tool in [t.strip() for t in args.tools.split(",") if t.strip()]:
             code = CHILD.format(root=str(ROOT), size=args.size, seed=args.seed, tool=tool)
             try:
                 r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=args.budget)
