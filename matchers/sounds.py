@@ -48,11 +48,14 @@ def sound_ids(codes: np.ndarray) -> np.ndarray:
     codes = np.asarray(codes)
     if codes.size == 0:
         return np.zeros(codes.shape, dtype=np.int32)
-    uniq = np.unique(codes)
-    for c in uniq[_TABLE[uniq] == _UNSET].tolist():
-        r = _reading(int(c))
-        _TABLE[c] = _IDS.setdefault(fuzzy_syllable(r), len(_IDS)) if r else UNKNOWN
-    return _TABLE[codes]
+    ids = _TABLE[codes]
+    unset = ids == _UNSET
+    if unset.any():   # characters not seen before (a few thousand in a registry): read them once
+        for c in np.unique(codes[unset]).tolist():
+            r = _reading(int(c))
+            _TABLE[c] = _IDS.setdefault(fuzzy_syllable(r), len(_IDS)) if r else UNKNOWN
+        ids = _TABLE[codes]
+    return ids
 
 
 def sound_alike(a: str, b: str) -> bool:
