@@ -1,6 +1,7 @@
 """reconcile against Splink 5 (DuckDB) on the same generated registries, in the same run.
 
     python bench/vs_splink.py --size 100000 [--rounds 1] [--budget SECONDS] [--tools reconcile-link,splink]
+                              [--splink-memory 8GB]
 
 Both tools get the same standardised input columns (our loader and standardiser, see
 bench/splink_peer.py); the runs alternate (reconcile, Splink, reconcile, ...) so background load
@@ -43,7 +44,8 @@ else:
     from bench.splink_peer import splink_link
     o = load_side("origin", paths["origin"], {{"key": "编号"}})
     d = load_side("dest", paths["dest"], {{"key": "序号"}})
-    r = splink_link(o.std, d.std, threshold=0.9, count_comparisons=False, unidentified_only=True)
+    r = splink_link(o.std, d.std, threshold=0.9, count_comparisons=False, unidentified_only=True,
+                    memory_limit={memory!r})
     ok, dk = o.std.record_key.to_numpy(), d.std.record_key.to_numpy()
     got = set(zip(ok[r.pairs.left_pos.to_numpy()], dk[r.pairs.right_pos.to_numpy()]))
 wall = time.perf_counter() - t0
@@ -61,6 +63,9 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=11)
     ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--budget", type=float, default=None, help="seconds each run may take before it is stopped")
+    ap.add_argument("--splink-memory", default=None,
+                    help="DuckDB memory_limit for Splink, e.g. 8GB (default: DuckDB's, 80%% of RAM; at "
+                         "1,000,000 that and the loaded frames exceeded 24 GB)")
     ap.add_argument("--tools", default="reconcile,reconcile-link,splink",
                     help="which runs, comma-separated (at 1,000,000 the end-to-end run is bench/scale.py's)")
     args = ap.parse_args()
@@ -71,7 +76,7 @@ def main() -> int:
     rows = []
     for _ in range(args.rounds):
         for tool in [t.strip() for t in args.tools.split(",") if t.strip()]:
-            code = CHILD.format(root=str(ROOT), size=args.size, seed=args.seed, tool=tool)
+            code = CHILD.format(root=str(ROOT), size=args.size, seed=args.seed, tool=tool, memory=args.splink_memory)
             try:
                 r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=args.budget)
             except subprocess.TimeoutExpired:
