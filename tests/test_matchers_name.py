@@ -351,15 +351,19 @@ def test_vectorised_long_names_match_slow_reference():
     assert got == want
 
 
-def test_one_differing_character_on_a_two_character_name_is_a_different_name():
+def _han_level(a: tuple[str, str, str, str], b: tuple[str, str, str, str]) -> str:
+    """Level of two Han names given as (name, pinyin, surname, given)."""
     from matchers.name import NAME
 
-    def lvl(a, b):
-        mk = lambda n, py, s, g: {"name": np.array([n], dtype=object), "name_pinyin": np.array([py], dtype=object),
-                                  "surname": np.array([s], dtype=object), "given": np.array([g], dtype=object),
-                                  "name_script": np.array(["han"], dtype=object)}
-        return NAME.label(NAME.compare(mk(*a), mk(*b))[0])
+    def cols(n, py, s, g):
+        return {"name": np.array([n], dtype=object), "name_pinyin": np.array([py], dtype=object),
+                "surname": np.array([s], dtype=object), "given": np.array([g], dtype=object),
+                "name_script": np.array(["han"], dtype=object)}
+    return NAME.label(NAME.compare(cols(*a), cols(*b))[0])
 
+
+def test_one_differing_character_on_a_two_character_name_is_a_different_name():
+    lvl = _han_level
     assert lvl(("王伟", "wang wei", "王", "伟"), ("王芳", "wang fang", "王", "芳")) == "different"
     assert lvl(("李己", "li ji", "李", "己"), ("李已", "li yi", "李", "已")) == "shape_alike"
     assert lvl(("张小伟", "zhang xiao wei", "张", "小伟"), ("张小为", "zhang xiao wei", "张", "小为")) == "same_pinyin"
@@ -383,12 +387,7 @@ def test_latin_name_in_another_order_with_one_letter_wrong():
 def test_sound_alike_names():
     """模糊音: characters heard alike (陈/程 chen/cheng, 彬/斌, 则/泽), also mixed with a shape-alike
     misreading (王/玉); with one character dropped or added they are one edit apart."""
-    def lvl(a, b):
-        mk = lambda n, py, s, g: {"name": np.array([n], dtype=object), "name_pinyin": np.array([py], dtype=object),
-                                  "surname": np.array([s], dtype=object), "given": np.array([g], dtype=object),
-                                  "name_script": np.array(["han"], dtype=object)}
-        return NAME.label(NAME.compare(mk(*a), mk(*b))[0])
-
+    lvl = _han_level
     assert lvl(("陈嘉", "chen jia", "陈", "嘉"), ("程嘉", "cheng jia", "程", "嘉")) == "sound_alike"
     assert lvl(("玉斌", "yu bin", "玉", "斌"), ("王彬", "wang bin", "王", "彬")) == "sound_alike"
     assert lvl(("刘宇则", "liu yu ze", "刘", "宇则"), ("刘字泽", "liu zi ze", "刘", "字泽")) == "sound_alike"
