@@ -172,8 +172,7 @@ def compare_birth_date(left: Columns, right: Columns) -> np.ndarray:
         # ID's reading is the only way to see that date again: take the better of the two. (Where
         # both have numbers, the ID comparator already weighs the ID's date.)
         # (the date levels are symmetric, so which side is read by its ID does not matter)
-        for mine, other_dates in ((left, (yb, mb, db, pb)), (right, (ya, ma, da, pa))):
-            other = right if mine is left else left
+        for mine, other, other_dates in ((left, right, (yb, mb, db, pb)), (right, left, (ya, ma, da, pa))):
             rows = np.flatnonzero((column(other, "id_clean") == "") & (column(mine, "id_birth_date") != "")
                                   & ~birth_agrees_with_id(mine))
             if not len(rows):

@@ -23,6 +23,10 @@ class BlockingPass:
     cap: int | None = None      # a tighter block cap for passes on weak keys (e.g. the name alone)
     only_unidentified: bool = False   # only pairs where at least one record has no usable ID number
 
+    def block_cap(self, default: int) -> int:
+        """The pass's block cap: its own ``cap`` when tighter than the run's ``default``."""
+        return min(default, self.cap) if self.cap else default
+
     @property
     def flag_column(self) -> str | None:
         """The boolean key column a restricted pass requires on at least one side of a pair."""
@@ -227,7 +231,7 @@ def candidate_pairs(
     for bit, p in enumerate(passes):
         st = PassStats(p.name, p.description)
         lc, rc, uniques = _key_codes(left, right_df, p.columns, column_cache)
-        pass_cap = min(block_cap, p.cap) if p.cap else block_cap
+        pass_cap = p.block_cap(block_cap)
         if p.flag_column:
             lsparse = left[p.flag_column].to_numpy(bool)
             rsparse = right_df[p.flag_column].to_numpy(bool)
@@ -309,10 +313,9 @@ def sample_pass_pairs(
     """
     same = right is None
     right_df = left if same else right
-    whole = replace(p, only_unidentified=False, only_sparse=False)
-    lc, rc, uniques = _key_codes(left, right_df, whole.columns)
+    lc, rc, uniques = _key_codes(left, right_df, p.columns)   # every record, flagged or not
     n_codes = len(uniques)
-    cap = min(block_cap, p.cap) if p.cap else block_cap
+    cap = p.block_cap(block_cap)
     if n_codes == 0:
         e = np.empty(0, dtype=np.int64)
         return e, e

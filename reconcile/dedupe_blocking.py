@@ -63,7 +63,7 @@ def skipped_labels(std: pd.DataFrame, keyhash: dict[str, np.ndarray], block_cap:
             continue
         uniq, first, cnt = np.unique(h[valid], return_index=True, return_counts=True)
         pos = np.nonzero(valid)[0][first]
-        cap = min(block_cap, p.cap) if p.cap else block_cap
+        cap = p.block_cap(block_cap)
         big = cnt * (cnt - 1) // 2 > cap
         out[p.name] = {int(hv): "\x1f".join(str(std[c].iat[ps]) for c in p.columns)
                        for hv, ps in zip(uniq[big].tolist(), pos[big].tolist())}
@@ -211,7 +211,7 @@ def incremental_candidates(keyhash: dict[str, np.ndarray], sparse: np.ndarray, f
     everyone = np.ones(n, bool)
     for bit, p in enumerate(passes):
         st = PassStats(p.name, p.description)
-        cap = min(block_cap, p.cap) if p.cap else block_cap
+        cap = p.block_cap(block_cap)
         h = pass_hash(keyhash, p)
         code, uniq, cnt = _codes(h)
         plabels = labels.get(p.name, {})

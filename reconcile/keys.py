@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 
 from reconcile.divisions import address_detail
+from reconcile.fields import USABLE_ID_STATUSES
 
 # house, group and flat numbers with their unit words: what differs between neighbours
 _NUMBERED = re.compile(r"[0-9]+[号组栋幢室楼单元弄巷户排]*")
@@ -24,10 +25,6 @@ def _first_syllables(pinyin: pd.Series, n: pd.Series) -> pd.Series:
             cache[key] = v
         out.append(v)
     return pd.Series(out, index=pinyin.index, dtype=object)
-
-
-# ID statuses whose number identifies a person on its own (reconcile.idnumbers)
-USABLE_ID_STATUSES: tuple[str, ...] = ("valid", "upgraded_from_15")
 
 
 def add_keys(std: pd.DataFrame) -> pd.DataFrame:
@@ -75,7 +72,7 @@ def add_keys(std: pd.DataFrame) -> pd.DataFrame:
     # no usable ID number (missing, malformed, failed check digit, cut by Excel): the records
     # the demographic blocking passes exist for (see reconcile.blocking.MATCH_PASSES)
     status = df["id_status"].astype(str) if "id_status" in df else pd.Series("", index=df.index)
-    df["k_unidentified"] = ~status.isin(USABLE_ID_STATUSES).to_numpy()
+    df["k_unidentified"] = ~status.isin(list(USABLE_ID_STATUSES)).to_numpy()
     # the address below the divisions it names, and that without its numbers (same village/street)
     for src, key in (("hukou_address", "k_address"), ("residence", "k_residence")):
         addr = df[src].astype(str) if src in df else pd.Series("", index=df.index)

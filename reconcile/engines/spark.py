@@ -46,6 +46,7 @@ from reconcile.keys import add_keys, fill_unit_hukou
 from reconcile import linkage
 from reconcile.linkage import Linkage, Progress, _noop
 from reconcile.model import Model
+from reconcile.report import ChunkedFrame
 from reconcile.scoring import TF_FIELDS, TermFrequencies, score
 from reconcile.standardise import standardise
 
@@ -286,7 +287,7 @@ class _Spec:
 def _specs(passes: Sequence[BlockingPass], block_cap: int) -> list[_Spec]:
     out: list[_Spec] = []
     for bit, p in enumerate(passes):
-        cap = min(block_cap, p.cap) if p.cap else block_cap
+        cap = p.block_cap(block_cap)
         parts = (1, 2) if p.flag_column else (0,)
         for part in parts:
             out.append(_Spec(len(out), bit, p, part, cap, warn=p.flag_column is not None or p.cap is None))
@@ -754,7 +755,7 @@ def write_parquet(tables: Mapping[str, pd.DataFrame], out_dir: str | Path, run_i
         frame = tables.get(name)
         if frame is None:
             continue
-        if hasattr(frame, "to_frame") and not isinstance(frame, pd.DataFrame):   # a ChunkedFrame
+        if isinstance(frame, ChunkedFrame):   # built chunk by chunk for SQLite; Parquet takes it whole
             frame = frame.to_frame()
         path = f"{base}/{name}/run_id={int(run_id)}"
         spark.createDataFrame(_arrow_table(frame)).write.mode("overwrite").parquet(path)
