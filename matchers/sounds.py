@@ -62,3 +62,8 @@ def sound_alike(a: str, b: str) -> bool:
     """Whether two characters sound alike (tests and documentation; matrices use sound_ids)."""
     ia, ib = sound_ids(np.array([ord(a), ord(b)]))
     return bool(ia >= 0 and ia == ib)
+
+
+def char_reading(ch: str) -> str:
+    """A character's toneless default pinyin reading ('' when it has none)."""
+    return _reading(ord(ch)) if len(ch) == 1 else ""

@@ -27,13 +27,39 @@ def _first_syllables(pinyin: pd.Series, n: pd.Series) -> pd.Series:
     return pd.Series(out, index=pinyin.index, dtype=object)
 
 
+def folded_pinyin(names: pd.Series, pinyin: pd.Series) -> pd.Series:
+    """Per name, its pinyin with what clerks confuse folded away: each shape-alike character
+    (王/玉, 微/徽) read as its group's representative, and every syllable with the 模糊音
+    distinctions folded (陈/程 chen/cheng, 林/凌). A blocking key: two ways of writing one name
+    that the name comparator calls shape_alike or sound_alike land in one block. Computed once
+    per distinct (name, pinyin)."""
+    from matchers.shapes import SHAPE_CLASS
+    from matchers.sounds import char_reading, fuzzy_syllable
+
+    cache: dict[tuple[str, str], str] = {}
+    out = []
+    for name, p in zip(names.tolist(), pinyin.tolist()):
+        key = (name, p)
+        v = cache.get(key)
+        if v is None:
+            syl = p.split()
+            han = [ch for ch in name if "\u4e00" <= ch <= "\u9fff"]
+            if han and len(han) == len(syl):
+                syl = [char_reading(SHAPE_CLASS[ch]) if ch in SHAPE_CLASS else s for ch, s in zip(han, syl)]
+            v = "".join(fuzzy_syllable(x) for x in syl if x)
+            cache[key] = v
+        out.append(v)
+    return pd.Series(out, index=names.index, dtype=object)
+
+
 def add_keys(std: pd.DataFrame) -> pd.DataFrame:
     """Return ``std`` plus helper columns (prefixed ``k_``) for blocking.
 
     k_birth: day-precision birth date, from the record or else from the ID;
     k_year / k_month: birth year / year-month from either; k_sex: record's sex or the ID's;
     k_py: pinyin without spaces; k_py_sorted: syllables sorted (Latin names in either order);
-    k_surname_py: pinyin of the surname; k_given_py: pinyin of the given name; k_id14: region+birth part of the ID.
+    k_surname_py: pinyin of the surname; k_given_py: pinyin of the given name; k_id14: region+birth part of the ID;
+    k_py_fold: pinyin with 模糊音 and shape-alike characters folded (see ``folded_pinyin``).
     """
     df = std.copy()
     bd = df["birth_date"].astype(str)
@@ -51,6 +77,7 @@ def add_keys(std: pd.DataFrame) -> pd.DataFrame:
     uniq = pd.unique(py)
     sorted_map = {p: "".join(sorted(p.split())) for p in uniq}
     df["k_py_sorted"] = py.map(sorted_map)
+    df["k_py_fold"] = folded_pinyin(df["name"].astype(str) if "name" in df else py, py)
     is_han = df["name_script"] == "han"
     n_sur = np.where(is_han, df["surname"].str.len(), 1)
     df["k_surname_py"] = _first_syllables(py, pd.Series(n_sur, index=df.index))
