@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 NONE, REVIEW, MATCH = 0, 1, 2
 DECISION_NAMES = {NONE: "non_match", REVIEW: "review", MATCH: "match"}
@@ -71,3 +72,65 @@ def one_to_one(
                 out[w] = REVIEW
                 demoted[w] = True
     return out, demoted
+
+
+# An origin record is one person, so at most one person of the other registry is its match. With
+# pi = P(the record has a match there at all) (its stratum prior times the other registry's size:
+# about 0.76 for the fixtures' out-migrants, 0.03 for residents), Bayes gives candidate d
+#     P(d) = lambda*BF_d / ((1 - pi) + sum over its candidates c of lambda*BF_c),
+# one term per person of the other file (its duplicates count once). Pairwise Fellegi-Sunter
+# has 1 - lambda in place of (1 - pi) + the rivals: it undersells an out-migrant's only plausible
+# candidate and oversells one of several. pi is capped: no data make a record certain to be there.
+ONE_PERSON_PI_MAX = 0.95
+
+
+def one_person_adjustment(
+    li: np.ndarray,
+    ri: np.ndarray,
+    weight: np.ndarray,
+    prior_weight: np.ndarray | float,
+    right_person: np.ndarray,
+    n_left: int,
+    n_right: int,
+    eligible: np.ndarray,
+    rest_sum: np.ndarray | None = None,
+) -> np.ndarray:
+    """log2 adjustment per pair (0 where not ``eligible``) turning the pairwise weight into the
+    one-person posterior above. ``weight``: pairwise log2 odds (prior included); ``prior_weight``:
+    each pair's prior log2 odds; ``eligible``: the pairs to adjust (those at or above the review
+    threshold), whose records of one person (``right_person``) count once. Every other candidate
+    is a rival of its own: ``rest_sum`` is, per left record, the sum of 2**weight over those
+    (computed here from all pairs unless given: the Spark engine holds only the eligible ones)."""
+    adj = np.zeros(len(weight))
+    if not eligible.any():
+        return adj
+    x = np.exp2(np.clip(weight, -200, 200))
+    if rest_sum is None:
+        rest_sum = np.bincount(li[~eligible], weights=x[~eligible], minlength=n_left)
+    k = np.flatnonzero(eligible)
+    g = pd.DataFrame({"i": li[k], "p": right_person[ri[k]], "x": x[k]})
+    grp = g.groupby(["i", "p"], sort=False)
+    gid = grp.ngroup().to_numpy()                          # one id per (record, person)
+    gmax = grp["x"].transform("max").to_numpy()
+    gi = g["i"].to_numpy()
+    # per record: its strongest person and the other persons' sum, added (never subtracted from a
+    # total, where a best candidate of 2**60 would swamp a rival of 2**3)
+    n_groups = int(gid.max()) + 1
+    g_i = np.zeros(n_groups, np.int64)
+    g_x = np.zeros(n_groups)
+    g_i[gid], g_x[gid] = gi, gmax
+    order = np.lexsort((-g_x, g_i))                        # per record, strongest person first
+    top_group = np.full(n_left, -1, np.int64)
+    first = np.r_[True, g_i[order][1:] != g_i[order][:-1]]
+    top_group[g_i[order][first]] = order[first]
+    not_top = top_group[g_i] != np.arange(n_groups)
+    others = np.bincount(g_i[not_top], weights=g_x[not_top], minlength=n_left)
+    top = np.zeros(n_left)
+    top[g_i[order][first]] = g_x[order][first]
+    mine_top = top_group[gi] == gid
+    rivals = rest_sum[gi] + np.where(mine_top, others[gi], others[gi] - gmax + top[gi])
+    lam = 1.0 / (1.0 + np.exp2(-np.broadcast_to(np.asarray(prior_weight, float), weight.shape)[k]))
+    pi = np.minimum(lam * n_right, ONE_PERSON_PI_MAX)
+    # 2**weight is the pairwise odds lambda*BF / (1 - lambda): rivals * (1 - lambda) is their lambda*BF
+    adj[k] = np.log2((1.0 - lam) / np.maximum((1.0 - pi) + (1.0 - lam) * rivals, 1e-300))
+    return adj

@@ -16,9 +16,9 @@ import pandas as pd
 from matchers.base import MISSING, Comparator
 from reconcile.blocking import DEFAULT_PASSES, BlockingPass, Candidates, candidate_pairs, sample_pass_pairs
 from reconcile.compare import column_arrays, compare_pairs, random_pairs
-from reconcile.model import (FieldParams, Model, estimate_prior, estimation_levels, level_frequencies, pattern_log2_bf,
+from reconcile.model import (FieldParams, Model, estimate_prior, estimate_strata_priors, estimation_levels, level_frequencies, pattern_log2_bf,
                              train_em, train_sessions)
-from reconcile.scoring import TF_FIELDS, Scores, TermFrequencies, score, tf_offsets
+from reconcile.scoring import TF_FIELDS, Scores, TermFrequencies, score, strata_values, tf_offsets
 
 Progress = Callable[[str, dict], None]
 
@@ -160,6 +160,7 @@ def train_model(
     larr: dict[str, np.ndarray] | None = None,
     rarr: dict[str, np.ndarray] | None = None,
     block_cap: int = 20_000,
+    strata: str | None = None,
 ) -> Model:
     """The training step of ``link`` on compared candidate pairs (``levels`` row k = pair
     ``cand.left[k], cand.right[k]``): u from random pairs, m by session EM (or ``m_from``'s),
@@ -218,9 +219,15 @@ def train_model(
             f.u = [float(x) for x in _shrink_id_agreement(np.asarray(f.u, float), f.levels, total_pairs, n_eff)]
     lbf = pattern_log2_bf(levels, [f.weights() for f in fields])
     prior = estimate_prior(lbf, max(total_pairs, 1.0), prior)
+    strata_priors: dict[str, float] = {}
+    if strata is not None and m_from is None and right is not None and strata in left.columns:
+        labels = left[strata].astype(str).to_numpy(object)
+        if len(set(labels.tolist())) > 1:
+            strata_priors = estimate_strata_priors(lbf, labels[cand.left], labels, n_right, prior)
     return Model(prior=prior, fields=fields,
                  trained_on={"pairs": int(levels.shape[0]), "u_sample": u_sample, "sessions": info,
-                             "total_pairs": total_pairs})
+                             "total_pairs": total_pairs},
+                 strata_column=strata if strata_priors else None, strata=strata_priors)
 
 
 # What is known before any data: an ID number is issued to one person, so two different people
@@ -277,11 +284,13 @@ def link(
     tf: TermFrequencies | None = None,
     u_sample: int = 300_000,
     progress: Progress = _noop,
+    strata: str | None = None,
 ) -> Linkage:
     """Block, compare, (train,) score. ``right=None`` links ``left`` with itself (dedupe).
 
     ``model``: use as is (no training). ``m_from``: take m and prior from that model but estimate u
-    on these frames (within-file linkage reuses the cross-registry m).
+    on these frames (within-file linkage reuses the cross-registry m). ``strata``: a column of
+    ``left`` whose values get a prior each (see ``Model.strata``).
     """
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -302,7 +311,7 @@ def link(
     total_pairs = len(left) * (len(left) - 1) / 2 if right is None else float(len(left)) * n_right
     if model is None:
         model = train_model(left, right, levels, cand, comparators, passes=passes, tf=tf, u_sample=u_sample,
-                            m_from=m_from, larr=larr, rarr=rarr, block_cap=block_cap)
+                            m_from=m_from, larr=larr, rarr=rarr, block_cap=block_cap, strata=strata)
     timings["train"] = time.perf_counter() - t0
     sessions = model.trained_on.get("sessions", {})
     progress("train", {"prior": f"{model.prior:.3g}",
@@ -314,7 +323,7 @@ def link(
     lvals = {fld: left[col].astype(str).to_numpy(object) for fld, col in TF_FIELDS.items() if col in left.columns}
     for fld, arr in lvals.items():
         tf_values[fld] = arr[cand.left]
-    scores = score(levels, model, tf, tf_values)
+    scores = score(levels, model, tf, tf_values, strata_values(model, left, cand.left))
     timings["score"] = time.perf_counter() - t0
     progress("score", {"pairs": int(levels.shape[0])})
     return Linkage(candidates=cand, levels=levels, scores=scores, model=model, u_sample=u_sample,
@@ -340,7 +349,11 @@ def evidence_json(
             "weight": round(float(linkage.scores.field_weights[k, f]), 3),
         }
     tf = {fld: round(float(linkage.scores.tf_adjust[k, t]), 3) for t, fld in enumerate(TF_FIELDS) if linkage.scores.tf_adjust[k, t]}
-    return json.dumps({"prior": round(linkage.model.prior_weight, 3), "fields": fields, "tf": tf}, ensure_ascii=False)
+    sc = linkage.scores
+    out = {"prior": round(float(sc.prior_weights(np.array([k]))[0]), 3), "fields": fields, "tf": tf}
+    if sc.one_person is not None and sc.one_person[k]:
+        out["one_person"] = round(float(sc.one_person[k]), 3)
+    return json.dumps(out, ensure_ascii=False)
 
 
 def _joined(cols: list[np.ndarray]) -> np.ndarray:
@@ -372,17 +385,23 @@ def evidence_jsons(
         labels = names[linkage.levels[ks, f].astype(np.int64) + 1]
         w = np.round(linkage.scores.field_weights[ks, f], 3)
         per_field.append((comp.field, lt.tolist(), rt.tolist(), labels.tolist(), w.tolist()))
-    prior = round(linkage.model.prior_weight, 3)
+    # the pair's own prior (its stratum's, when the model has strata)
+    prior = np.round(linkage.scores.prior_weights(ks), 3).tolist()
+    one = (np.round(linkage.scores.one_person[ks], 3).tolist() if linkage.scores.one_person is not None
+           else [0.0] * ks.size)
     tfa = np.round(linkage.scores.tf_adjust[ks], 3).tolist()
     tf_names = list(TF_FIELDS)
     rows = []
     for n in range(ks.size):
-        rows.append({
-            "prior": prior,
+        row = {
+            "prior": prior[n],
             "fields": {name: {"left": lt[n], "right": rt[n], "level": lab[n], "weight": w[n]}
                        for name, lt, rt, lab, w in per_field},
             "tf": {fld: v for fld, v in zip(tf_names, tfa[n]) if v},
-        })
+        }
+        if one[n]:
+            row["one_person"] = one[n]
+        rows.append(row)
     return [json.dumps(r, ensure_ascii=False) for r in rows]
 
 

@@ -20,7 +20,7 @@ import pandas as pd
 import reconcile
 from matchers.base import Comparator
 from reconcile.cluster import UnionFind, guarded_clusters
-from reconcile.decide import DECISION_NAMES, MATCH, NONE, REVIEW, one_to_one, threshold_decisions
+from reconcile.decide import DECISION_NAMES, MATCH, NONE, REVIEW, one_person_adjustment, one_to_one, threshold_decisions
 from reconcile.errors import ConfigError, ReportError
 from reconcile.fields import STANDARD_COLUMNS, USABLE_ID_STATUSES
 from reconcile.fingerprint import record_fingerprints
@@ -29,7 +29,7 @@ from reconcile.keys import add_keys, fill_unit_hukou
 from reconcile.linkage import Linkage, Progress, evidence_json, evidence_jsons, link, _noop
 from reconcile.model import Model
 from reconcile.report import ChunkedFrame, RunOutput, now_iso, open_report, write_run
-from reconcile.scoring import TermFrequencies
+from reconcile.scoring import PRIOR_STRATA, TermFrequencies, strata_values
 
 
 @dataclass
@@ -148,7 +148,7 @@ def run_match(
 
         tf = TermFrequencies.build(origin.std, dest.std)
         cross = link(origin.std, dest.std, comps, passes=MATCH_PASSES, block_cap=opts.block_cap, model=model, tf=tf,
-                     u_sample=opts.u_sample, progress=progress)
+                     u_sample=opts.u_sample, progress=progress, strata=PRIOR_STRATA)
         for k, v in cross.timings.items():
             timings[k] = timings.get(k, 0.0) + v
         if opts.learn_from_reviews and model is None:
@@ -283,6 +283,24 @@ def within_clusters(side: Side, lk: Linkage | None, decision: np.ndarray) -> tup
     return res.labels, res.refused
 
 
+def one_person_scores(origin_std: pd.DataFrame, cross: Linkage, right_person: np.ndarray, n_right: int,
+                      review_threshold: float) -> None:
+    """Turn the cross pairs' pairwise probabilities into one-person posteriors, in place
+    (reconcile.decide.one_person_adjustment): the pairs at or above the review threshold compete
+    for their origin record; the rest count as its rivals. Idempotent per linkage."""
+    sc = cross.scores
+    if sc.one_person is not None:
+        return
+    li, ri = cross.li, cross.ri
+    prior = cross.model.pair_prior_weights(strata_values(cross.model, origin_std, li))
+    eligible = sc.probability >= review_threshold
+    adj = one_person_adjustment(li, ri, sc.weight, prior, right_person, len(origin_std), n_right, eligible,
+                                rest_sum=getattr(cross, "rest_odds", None))
+    sc.one_person = adj
+    sc.weight = sc.weight + adj
+    sc.probability = 1.0 / (1.0 + np.exp2(-np.clip(sc.weight, -200, 200)))
+
+
 def assemble(origin: Side, dest: Side, cross: Linkage, within: dict[str, Linkage | None],
              comps: Sequence[Comparator], opts: MatchOptions, db=None) -> dict[str, Any]:
     """Decisions, outcomes, metrics and the report tables from the scored pairs."""
@@ -295,6 +313,14 @@ def assemble(origin: Side, dest: Side, cross: Linkage, within: dict[str, Linkage
     o_person, o_refused = within_clusters(origin, within["origin"], wdec["origin"][0])
     d_person, d_refused = within_clusters(dest, within["dest"], wdec["dest"][0])
 
+    # For one-to-one, two records of one file count as one person already when they are linked at
+    # review level (not only at match level): if both also match the same record of the other
+    # file strongly, that triangle settles it, and they are reported as duplicates below.
+    o_rv = _review_level_labels(origin, within["origin"], wdec["origin"][0], o_person)
+    d_rv = _review_level_labels(dest, within["dest"], wdec["dest"][0], d_person)
+    one_person_scores(origin.std, cross, d_rv, nD, opts.review_threshold)
+    prob = cross.scores.probability
+
     decision = threshold_decisions(prob, opts.match_threshold, opts.review_threshold)
     decided_by = np.full(len(decision), "model", dtype=object)
     stale = np.zeros(len(decision), dtype=np.int8)
@@ -304,11 +330,6 @@ def assemble(origin: Side, dest: Side, cross: Linkage, within: dict[str, Linkage
             db, origin, dest, cross, decision, comps, opts)
         prob, li, ri = cross.scores.probability, cross.li, cross.ri
     reviewed = decided_by == "review"
-    # For one-to-one, two records of one file count as one person already when they are linked at
-    # review level (not only at match level): if both also match the same record of the other
-    # file strongly, that triangle settles it, and they are reported as duplicates below.
-    o_rv = _review_level_labels(origin, within["origin"], wdec["origin"][0], o_person)
-    d_rv = _review_level_labels(dest, within["dest"], wdec["dest"][0], d_person)
     decision, demoted = one_to_one(li, ri, prob, decision, o_rv, d_rv, weight=cross.scores.weight,
                                    fixed=reviewed)
     o_person, promoted_o = _close_triangles(li, ri, decision, o_person, within["origin"], wdec["origin"][0])
@@ -475,7 +496,7 @@ def learn_from_reviews(db, origin: Side, dest: Side, cross: Linkage, comps: Sequ
     and rescore the candidate pairs. Returns how many decided matches were used."""
     from reconcile.compare import column_arrays, compare_pairs
     from reconcile.review.ledger import decided_pairs, ensure_ledger
-    from reconcile.scoring import TF_FIELDS, score
+    from reconcile.scoring import TF_FIELDS, score, strata_values
 
     ensure_ledger(db)
     dec = decided_pairs(db)
@@ -502,7 +523,7 @@ def learn_from_reviews(db, origin: Side, dest: Side, cross: Linkage, comps: Sequ
     cross.model.trained_on["learned_from_reviews"] = len(pairs)
     tf_values = {fld: origin.std[col].astype(str).to_numpy(object)[cross.li]
                  for fld, col in TF_FIELDS.items() if col in origin.std.columns}
-    cross.scores = score(cross.levels, cross.model, tf, tf_values)
+    cross.scores = score(cross.levels, cross.model, tf, tf_values, strata_values(cross.model, origin.std, cross.li))
     return len(pairs)
 
 
@@ -513,7 +534,7 @@ def apply_reviews(db, origin: Side, dest: Side, cross: Linkage, decision: np.nda
     compared and scored, then added. Returns the (possibly extended) linkage and arrays."""
     from reconcile.compare import column_arrays, compare_pairs
     from reconcile.review.ledger import apply_decisions, decided_pairs, ensure_ledger
-    from reconcile.scoring import score
+    from reconcile.scoring import score, strata_values
 
     ensure_ledger(db)
     n = len(decision)
@@ -546,7 +567,7 @@ def apply_reviews(db, origin: Side, dest: Side, cross: Linkage, decision: np.nda
         ni = np.array([m[0] for m in missing], np.int64)
         nj = np.array([m[1] for m in missing], np.int64)
         lv = compare_pairs(column_arrays(origin.std, comps), column_arrays(dest.std, comps), ni, nj, comps)
-        sc = score(lv, cross.model)
+        sc = score(lv, cross.model, strata_values=strata_values(cross.model, origin.std, ni))
         cand = cross.candidates
         cand.left = np.concatenate([cand.left, ni])
         cand.right = np.concatenate([cand.right, nj])
@@ -554,6 +575,8 @@ def apply_reviews(db, origin: Side, dest: Side, cross: Linkage, decision: np.nda
         cross.levels = np.concatenate([cross.levels, lv])
         for attr in ("weight", "probability", "field_weights", "tf_adjust"):
             setattr(cross.scores, attr, np.concatenate([getattr(cross.scores, attr), getattr(sc, attr)]))
+        if cross.scores.one_person is not None:   # decided pairs the blocking missed: pairwise
+            cross.scores.one_person = np.concatenate([cross.scores.one_person, np.zeros(len(ni))])
         decision = np.concatenate([decision, np.full(len(ni), NONE, decision.dtype)])
         decided_by = np.concatenate([decided_by, np.array(["model"] * len(ni), dtype=object)])
         stale = np.concatenate([stale, np.zeros(len(ni), np.int8)])

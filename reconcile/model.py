@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
+import pandas as pd
 
 from matchers.base import MISSING, Comparator
 
@@ -80,11 +81,24 @@ class Model:
     prior: float
     fields: list[FieldParams]
     trained_on: dict[str, Any] = field(default_factory=dict)
+    # A prior per value of one left-side column (``strata_column``, e.g. flow_status): an
+    # out-migrant is far more likely than a resident to be in the destination registry.
+    strata_column: str | None = None
+    strata: dict[str, float] = field(default_factory=dict)
 
     @property
     def prior_weight(self) -> float:
-        p = min(max(self.prior, PROB_FLOOR), 1 - PROB_FLOOR)
-        return math.log2(p / (1 - p))
+        return _log_odds(self.prior)
+
+    def pair_prior_weights(self, labels: np.ndarray | None) -> np.ndarray | float:
+        """The prior's log2 odds per pair, from each pair's left-record stratum label (the
+        global prior for unknown labels, or for every pair when the model has no strata)."""
+        if labels is None or not self.strata:
+            return self.prior_weight
+        table = {k: _log_odds(v) for k, v in self.strata.items()}
+        codes, uniq = pd.factorize(pd.Series(labels, dtype=object).fillna(""))
+        per = np.array([table.get(str(u), self.prior_weight) for u in uniq], dtype=float)
+        return per[codes] if len(uniq) else np.zeros(0)
 
     def weight_table(self) -> list[np.ndarray]:
         return [f.weights() for f in self.fields]
@@ -104,6 +118,8 @@ class Model:
                 for f in self.fields
             ],
             "trained_on": self.trained_on,
+            "strata_column": self.strata_column,
+            "strata": {k: {"prior": v, "prior_weight": _log_odds(v)} for k, v in self.strata.items()},
         }
 
     @classmethod
@@ -117,7 +133,9 @@ class Model:
             )
             for f in data["fields"]
         ]
-        return cls(prior=float(data["prior"]), fields=fields, trained_on=dict(data.get("trained_on", {})))
+        strata = {str(k): float(v["prior"]) for k, v in (data.get("strata") or {}).items()}
+        return cls(prior=float(data["prior"]), fields=fields, trained_on=dict(data.get("trained_on", {})),
+                   strata_column=data.get("strata_column"), strata=strata)
 
     def check_compatible(self, comparators: Sequence[Comparator]) -> None:
         got = [(f.field, f.levels) for f in self.fields]
@@ -304,6 +322,41 @@ def train_sessions(
             m_out.append(defaults[f])
             info.setdefault("untrained_fields", []).append(comparators[f].field)
     return m_out, info
+
+
+def _log_odds(p: float) -> float:
+    p = min(max(p, PROB_FLOOR), 1 - PROB_FLOOR)
+    return math.log2(p / (1 - p))
+
+
+# How many left records' worth of the global prior a stratum's own estimate is blended with: a
+# stratum of a handful of records (three rows with an unreadable flow status) keeps about the
+# global prior instead of an estimate from three records; one of thousands keeps its own.
+STRATUM_PSEUDO_RECORDS = 100.0
+
+
+def estimate_strata_priors(lbf: np.ndarray, pair_labels: np.ndarray, left_labels: np.ndarray, n_right: int,
+                           global_prior: float, max_iter: int = 200) -> dict[str, float]:
+    """P(match) for a random pair whose left record is in each stratum, by the same EM as
+    ``estimate_prior`` over that stratum's pairs (its left records times ``n_right``), shrunk
+    towards ``global_prior`` by STRATUM_PSEUDO_RECORDS left records."""
+    out: dict[str, float] = {}
+    pl = pd.Series(pair_labels, dtype=object).fillna("").astype(str).to_numpy(object)
+    counts = pd.Series(left_labels, dtype=object).fillna("").astype(str).value_counts()
+    for label, n_left in counts.items():
+        sel = lbf[pl == label]
+        lam = global_prior
+        for _ in range(max_iter):
+            logit = sel + math.log2(lam / (1 - lam))
+            p_sum = float((1.0 / (1.0 + np.exp2(-np.clip(logit, -200, 200)))).sum())
+            new = (p_sum / max(n_right, 1) + STRATUM_PSEUDO_RECORDS * global_prior) / (n_left + STRATUM_PSEUDO_RECORDS)
+            new = min(max(new, 1e-15), 0.5)
+            if abs(new - lam) <= 1e-9 * lam:
+                lam = new
+                break
+            lam = new
+        out[str(label)] = lam
+    return out
 
 
 def estimate_prior(lbf: np.ndarray, total_pairs: float, start: float, max_iter: int = 200) -> float:

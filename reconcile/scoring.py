@@ -17,6 +17,12 @@ from reconcile.model import PROB_FLOOR, Model
 # field -> standardised column holding the value whose frequency adjusts the exact level.
 TF_FIELDS: dict[str, str] = {"name": "name", "birth_date": "k_birth"}
 
+# The cross-registry prior is estimated per origin flow status (流出 / 常住 / unknown): a random
+# destination record is the same person as an out-migrant far more often than as a resident, and
+# one global prior undersold every out-migrant's evidence and oversold every resident's. Each
+# stratum's prior comes from the data (EM), so a file without the column keeps one prior.
+PRIOR_STRATA = "flow_status"
+
 
 @dataclass
 class TermFrequencies:
@@ -67,6 +73,13 @@ class Scores:
     probability: np.ndarray
     field_weights: np.ndarray   # pairs x fields (0 where missing), TF included
     tf_adjust: np.ndarray       # pairs x len(TF_FIELDS) adjustments (already in field_weights)
+    # log2 one-person adjustment per pair (already in weight; reconcile.decide), when applied
+    one_person: np.ndarray | None = None
+
+    def prior_weights(self, ks: np.ndarray) -> np.ndarray:
+        """The prior's log2 odds of pairs ``ks``: what the weight holds beyond fields and adjustment."""
+        extra = 0.0 if self.one_person is None else self.one_person[ks]
+        return self.weight[ks] - self.field_weights[ks].sum(axis=1) - extra
 
 
 def score(
@@ -74,9 +87,11 @@ def score(
     model: Model,
     tf: TermFrequencies | None = None,
     tf_values: dict[str, np.ndarray] | None = None,
+    strata_values: np.ndarray | None = None,
 ) -> Scores:
     """Weights and probabilities for every pair. ``tf_values[field]`` is the left record's value of
-    that field per pair (only used where the pair agrees exactly)."""
+    that field per pair (only used where the pair agrees exactly); ``strata_values`` the left
+    record's value of ``model.strata_column`` per pair (the prior of its stratum)."""
     n, nf = levels.shape
     fw = np.zeros((n, nf))
     for f, params in enumerate(model.fields):
@@ -102,6 +117,15 @@ def score(
             adj = np.log2(u_exact / freqs)
             tf_adj[exact, t] = adj
             fw[exact, f] += adj
-    weight = fw.sum(axis=1) + model.prior_weight
+    weight = fw.sum(axis=1) + model.pair_prior_weights(strata_values)
     prob = 1.0 / (1.0 + np.exp2(-np.clip(weight, -200, 200)))
     return Scores(weight=weight, probability=prob, field_weights=fw, tf_adjust=tf_adj)
+
+
+def strata_values(model: Model, left: pd.DataFrame, positions: np.ndarray) -> np.ndarray | None:
+    """The left record's stratum label per pair (``positions``: left positions), or None when
+    the model has no strata or the frame lacks the column."""
+    col = model.strata_column
+    if not model.strata or col is None or col not in left.columns:
+        return None
+    return left[col].astype(str).to_numpy(object)[positions]

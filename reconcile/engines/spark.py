@@ -47,7 +47,7 @@ from reconcile import linkage
 from reconcile.linkage import Linkage, Progress, _noop
 from reconcile.model import Model
 from reconcile.report import ChunkedFrame
-from reconcile.scoring import TF_FIELDS, TermFrequencies, score
+from reconcile.scoring import PRIOR_STRATA, TF_FIELDS, TermFrequencies, score, strata_values
 from reconcile.standardise import standardise
 
 __all__ = ["spark_session", "spark_stages", "spark_candidates", "write_parquet", "CROSS", "WITHIN_ORIGIN",
@@ -262,6 +262,9 @@ class PartialLinkage(Linkage):
 
     all_pairs: int = 0
     kept_pairs: int = 0
+    # per left record: sum of 2**weight over its pairs below the review threshold (not held here),
+    # the rivals reconcile.decide.one_person_adjustment needs
+    rest_odds: np.ndarray | None = None
 
     @property
     def total_pairs(self) -> int:
@@ -484,18 +487,25 @@ def compare_in_spark(keyed, pairs, comps: Sequence[Comparator]):
     return joined.mapInPandas(batches, schema)
 
 
-def score_in_spark(spark, levels_df, models: Mapping[int, Model], tf: TermFrequencies, n_fields: int):
-    """(lk, i, j, mask, lv.., weight, probability) with each linkage's model (TF on names/births)."""
+def score_in_spark(spark, levels_df, models: Mapping[int, Model], tf: TermFrequencies, n_fields: int,
+                   left_frames: Mapping[int, pd.DataFrame] | None = None):
+    """(lk, i, j, mask, lv.., weight, probability) with each linkage's model (TF on names/births;
+    the stratum prior of the left record, from ``left_frames[lk]``, when the model has strata)."""
     from pyspark.sql import types as T
 
-    bc = spark.sparkContext.broadcast({"models": dict(models), "tf": tf})
+    strata = {}
+    for lk, m in models.items():
+        frame = (left_frames or {}).get(lk)
+        if frame is not None and m.strata and m.strata_column in frame.columns:
+            strata[lk] = frame[m.strata_column].astype(str).to_numpy(object)
+    bc = spark.sparkContext.broadcast({"models": dict(models), "tf": tf, "strata": strata})
     schema = T.StructType(list(levels_df.schema.fields) + [T.StructField("weight", T.DoubleType()),
                                                            T.StructField("probability", T.DoubleType())])
     tf_src = {fld: "t_" + col for fld, col in TF_FIELDS.items()}
     lv_cols = [f"lv{f}" for f in range(n_fields)]
 
     def batches(it):
-        models_, tf_ = bc.value["models"], bc.value["tf"]
+        models_, tf_, strata_ = bc.value["models"], bc.value["tf"], bc.value["strata"]
         for b in it:
             if len(b) == 0:
                 continue
@@ -506,7 +516,8 @@ def score_in_spark(spark, levels_df, models: Mapping[int, Model], tf: TermFreque
                 rows = g.index.to_numpy()
                 lv = g[lv_cols].to_numpy(np.int8)
                 vals = {fld: g[c].fillna("").astype(str).to_numpy(object) for fld, c in tf_src.items()}
-                sc = score(lv, models_[int(lk)], tf_, vals)
+                labels = strata_[int(lk)][g["i"].to_numpy(np.int64)] if int(lk) in strata_ else None
+                sc = score(lv, models_[int(lk)], tf_, vals, labels)
                 weight[rows] = sc.weight
                 prob[rows] = sc.probability
             yield b.assign(weight=weight, probability=prob)
@@ -524,13 +535,13 @@ def _collect_arrays(df, cols: Sequence[str]) -> pd.DataFrame:
 # training on the driver (the embedded functions, the embedded pair order)
 def train_model(levels: np.ndarray, cand: Candidates, left: pd.DataFrame, right: pd.DataFrame | None,
                 comps: Sequence[Comparator], passes: Sequence[BlockingPass], tf: TermFrequencies | None,
-                u_sample: int, m_from: Model | None = None, block_cap: int = 20_000) -> Model:
+                u_sample: int, m_from: Model | None = None, block_cap: int = 20_000,
+                strata: str | None = None) -> Model:
     """reconcile.linkage.train_model (the training step of ``link``) on the pairs compared in
     Spark, collected in the embedded pair order: the same seeded u sample, sessions, TF offsets
     and prior, so the model is the embedded one."""
     return linkage.train_model(left, right, levels, cand, comps, passes=tuple(passes), tf=tf, u_sample=u_sample,
-                               block_cap=block_cap,
-                               m_from=m_from)
+                               block_cap=block_cap, m_from=m_from, strata=strata)
 
 
 def _learn_from_reviews(db, origin, dest, model: Model, comps, tf, progress: Progress) -> None:
@@ -670,7 +681,8 @@ def spark_stages(origin_path, dest_path, opts, comps: Sequence[Comparator], db=N
         lv = rows[lv_cols].to_numpy(np.int8).reshape(-1, nf)
         if lk == CROSS:
             models[lk] = model if model is not None else train_model(
-                lv, cand, frames[0], frames[1], comps, passes, tf, opts.u_sample, block_cap=opts.block_cap)
+                lv, cand, frames[0], frames[1], comps, passes, tf, opts.u_sample, block_cap=opts.block_cap,
+                strata=PRIOR_STRATA)
             if getattr(opts, "learn_from_reviews", False) and model is None and db is not None:
                 _learn_from_reviews(db, origin, dest, models[lk], comps, tf, progress)
         else:
@@ -681,7 +693,8 @@ def spark_stages(origin_path, dest_path, opts, comps: Sequence[Comparator], db=N
     progress("train", {"iterations": 0, "prior": models[CROSS].prior})
 
     t0 = time.perf_counter()
-    scored = score_in_spark(spark, levels_df, models, tf, nf).persist()
+    scored = score_in_spark(spark, levels_df, models, tf, nf,
+                            {lk: frames[LINKAGE_SIDES[lk][0]] for lk in models}).persist()
     keep = scored.filter(F.col("probability") >= float(opts.review_threshold))
     cross = scored.filter(F.col("lk") == CROSS)
     # each record's best candidate (ties: the partner first in file order), for 流向不明 / 漏统
@@ -695,6 +708,12 @@ def spark_stages(origin_path, dest_path, opts, comps: Sequence[Comparator], db=N
         keep = keep.unionByName(scored.join(F.broadcast(dec), ["lk", "i", "j"], "left_semi"))
     kept = _collect_arrays(keep.select("lk", "i", "j", "mask", *lv_cols).dropDuplicates(["lk", "i", "j"]),
                            ["lk", "i", "j", "mask", *lv_cols])
+    # the cross pairs left behind still count as rivals of their origin record (one-person posterior)
+    odds = F.pow(F.lit(2.0), F.greatest(F.least(F.col("weight"), F.lit(200.0)), F.lit(-200.0)))
+    rest = (cross.filter(F.col("probability") < float(opts.review_threshold)).groupBy("i")
+            .agg(F.sum(odds).alias("s")).toPandas())
+    rest_odds = np.zeros(len(origin.std))
+    rest_odds[rest["i"].to_numpy(np.int64)] = rest["s"].to_numpy(float)
     for df in (scored, levels_df, pairs, keyed):
         df.unpersist()
 
@@ -708,10 +727,11 @@ def spark_stages(origin_path, dest_path, opts, comps: Sequence[Comparator], db=N
         left = frames[ls]
         vals = {fld: left[col].astype(str).to_numpy(object)[cand.left] for fld, col in TF_FIELDS.items()
                 if col in left.columns}
-        sc = score(lv, models[lk], tf, vals)
+        sc = score(lv, models[lk], tf, vals, strata_values(models[lk], left, cand.left))
         u_used = opts.u_sample if lk == CROSS else min(opts.u_sample, 100_000)
         out[lk] = PartialLinkage(candidates=cand, levels=lv, scores=sc, model=models[lk], u_sample=u_used,
-                                 timings={}, all_pairs=totals[lk], kept_pairs=int(cand.left.size))
+                                 timings={}, all_pairs=totals[lk], kept_pairs=int(cand.left.size),
+                                 rest_odds=rest_odds if lk == CROSS else None)
     timings["score"] = time.perf_counter() - t0
     progress("score", {"pairs": totals[CROSS]})
     within = {"origin": out.get(WITHIN_ORIGIN), "dest": out.get(WITHIN_DEST)}
