@@ -84,7 +84,8 @@ def evidence_json(name_l: str, name_r: str, id_l: str, id_r: str, p: float) -> s
         "birth_date": {"left": "", "right": "", "level": "exact", "weight": 5.5},
         "sex": {"left": "", "right": "", "level": "equal", "weight": 0.9},
     }
-    return json.dumps({"prior": -14.0, "fields": fields, "tf": {}}, ensure_ascii=False)
+    # one_person: the record's other candidates (reconcile.decide), here a lone candidate's gain
+    return json.dumps({"prior": -14.0, "fields": fields, "tf": {}, "one_person": 2.0}, ensure_ascii=False)
 
 
 def links_frame(origin: pd.DataFrame, dest: pd.DataFrame, links=LINKS) -> pd.DataFrame:

@@ -116,7 +116,29 @@ def test_model_reused_from_an_earlier_run(tmp_path):
               for r in (a.run_id, b.run_id))
     con.close()
     assert ma["fields"] == mb["fields"] and ma["prior"] == mb["prior"]
+    # the flow-status priors travel with the model: out-migrants are likelier found than residents
+    assert ma["strata_column"] == "flow_status" and ma["strata"] == mb["strata"]
+    assert ma["strata"]["out"]["prior"] > ma["strata"]["resident"]["prior"]
     assert a.summary["links_match"] == b.summary["links_match"]
+
+
+def test_evidence_adds_up_to_the_match_weight(tmp_path):
+    """prior + field weights + one_person = the stored weight, for every reported pair: the
+    explanation a reviewer reads is the whole score."""
+    out = tmp_path / "r.db"
+    run_match(SAMPLES / "origin_gb18030.csv", SAMPLES / "dest_utf8bom.csv", out,
+              MatchOptions(origin={"key": "编号"}, dest={"key": "序号"}))
+    con = sqlite3.connect(out)
+    rows = con.execute("SELECT match_weight, evidence_json FROM links WHERE source_pair='origin-dest'").fetchall()
+    con.close()
+    assert rows
+    one = 0
+    for w, ev in rows:
+        e = json.loads(ev)
+        total = e["prior"] + sum(f["weight"] for f in e["fields"].values()) + e.get("one_person", 0.0)
+        assert total == pytest.approx(w, abs=0.01)
+        one += "one_person" in e
+    assert one > 0
 
 
 def test_model_of_an_older_version_is_refused_with_a_clear_error(tmp_path):

@@ -77,8 +77,9 @@ def test_review_three_pairs_with_keyboard(server, browser):
     name_row = page.locator('#fields tr[data-field="name"]')
     assert name_row.locator('td[data-side="left"] mark.diff').all_inner_texts() == ["棠"]
     assert name_row.locator('td[data-side="right"] mark.diff').all_inner_texts() == ["堂"]
-    # The evidence waterfall has a bar per field plus prior and total.
-    assert page.locator("#evidence svg rect").count() == 6
+    # The evidence waterfall has a bar per field plus prior, the other candidates and total.
+    assert page.locator("#evidence svg rect").count() == 7
+    assert page.locator('#evidence svg g[data-field="其他候选（一人只对应一条）"]').count() == 1
 
     page.keyboard.press("y")                       # H003/D103 -> match
     _wait_pair(page, keys[1])

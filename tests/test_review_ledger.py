@@ -242,6 +242,7 @@ def test_pair_detail_masks_ids_and_highlights_characters(report):
         "ID number", "one digit or transposition apart", 6.1)
     assert ev["id_number"]["left"] == "431028********2046"   # evidence values are masked too
     assert det["evidence"]["prior"] == -14.0
+    assert det["evidence"]["one_person"] == 2.0
     assert char_diff("阿依古丽·买买提", "阿依古丽买买提") == (
         [[False, "阿依古丽"], [True, "·"], [False, "买买提"]], [[False, "阿依古丽买买提"]])
     assert pair_detail(db, run_id, "origin-dest", "H001", "D999") is None

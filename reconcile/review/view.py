@@ -145,8 +145,11 @@ def _evidence_view(ev: dict, lang: str | None) -> dict:
             "left": mask_ids_in_text(_text(f.get("left"))), "right": mask_ids_in_text(_text(f.get("right"))),
         })
     prior = ev.get("prior")
+    one = ev.get("one_person")
     return {"prior": float(prior) if isinstance(prior, (int, float)) else None, "fields": fields,
-            "tf": ev.get("tf") if isinstance(ev.get("tf"), dict) else None}
+            "tf": ev.get("tf") if isinstance(ev.get("tf"), dict) else None,
+            # the one-person adjustment (reconcile.decide): the record's other candidates
+            "one_person": float(one) if isinstance(one, (int, float)) else None}
 
 
 def _old_record(db: sqlite_utils.Database, run_id: Any, source: str, key: str) -> dict | None:

@@ -252,6 +252,11 @@
       steps.push({ label: f.label, level: f.level_label || f.level, from: cum, to: cum + w, w: f.weight, kind: w >= 0 ? "pos" : "neg" });
       cum += w;
     }
+    if (ev.one_person !== null && ev.one_person !== undefined) {
+      const w = ev.one_person;
+      steps.push({ label: tr("web.one_person"), level: "", from: cum, to: cum + w, w: w, kind: w >= 0 ? "pos" : "neg" });
+      cum += w;
+    }
     steps.push({ label: tr("web.total"), level: fmtP(d.match_probability), from: 0, to: cum, w: cum, kind: "tot" });
     const lo = Math.min(0, ...steps.map((s) => Math.min(s.from, s.to)));
     const hi = Math.max(0, ...steps.map((s) => Math.max(s.from, s.to)));
