@@ -383,13 +383,13 @@ def evidence_jsons(
         rt = _joined([right[c][ri] for c in comp.columns])
         names = np.array(["missing", *comp.levels], dtype=object)
         labels = names[linkage.levels[ks, f].astype(np.int64) + 1]
-        w = np.round(linkage.scores.field_weights[ks, f], 3)
+        w = np.round(linkage.scores.field_weights[ks, f].astype(np.float64), 3)
         per_field.append((comp.field, lt.tolist(), rt.tolist(), labels.tolist(), w.tolist()))
     # the pair's own prior (its stratum's, when the model has strata)
     prior = np.round(linkage.scores.prior_weights(ks), 3).tolist()
     one = (np.round(linkage.scores.one_person[ks], 3).tolist() if linkage.scores.one_person is not None
            else [0.0] * ks.size)
-    tfa = np.round(linkage.scores.tf_adjust[ks], 3).tolist()
+    tfa = np.round(linkage.scores.tf_adjust[ks].astype(np.float64), 3).tolist()
     tf_names = list(TF_FIELDS)
     rows = []
     for n in range(ks.size):
