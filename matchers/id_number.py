@@ -40,7 +40,8 @@ EXCEL_DIGITS = 15
 # and often a generation character, so this level must be able to carry a strong negative weight.
 _VALID = ("valid", "upgraded_from_15")
 # ...but only when each number also agrees with its own record's birth date: a record carrying
-# someone else's number (重号, a family member's number typed in) shows it by disagreeing.
+# someone else's number (重号, a family member's number typed in) shows it by disagreeing. Nor
+# when a number is carried under two names in one file (a twin's number: the birth date agrees).
 
 ID_LENGTH = 18
 REGION_BIRTH_CHARS = 14  # 6 region digits + 8 birth-date digits; then 3 sequence + 1 check
@@ -81,7 +82,7 @@ def compare_id(left: Columns, right: Columns) -> np.ndarray:
             out[idx] = _levels_fixed(la, lb, np.zeros(len(idx), dtype=bool))
     out[_recoded(a, b, out, pre)] = EXACT_RECODED
     both_valid = (_usable(column(left, "id_status")) & _usable(column(right, "id_status"))
-                  & _agrees(left) & _agrees(right))
+                  & _agrees(left) & _agrees(right) & ~_shared(left) & ~_shared(right))
     out[both_valid & ((out == SAME_REGION_BIRTH) | (out == DIFFERENT))] = DIFFERENT_VALID
     out[excel_prefix(a, b, ~equal & ~missing)] = EXCEL_PREFIX
     out[missing] = MISSING
@@ -142,6 +143,14 @@ def _agrees(side: Columns) -> np.ndarray:
     from matchers.birth_date import birth_agrees_with_id
 
     return birth_agrees_with_id(side)
+
+
+def _shared(side: Columns) -> np.ndarray:
+    """The record's number is carried by another person of its file too (``k_id_shared``, set by
+    reconcile.keys.mark_shared_ids): it cannot say which of them the record is."""
+    if "k_id_shared" not in side:
+        return np.zeros(len(column(side, "id_clean")), dtype=bool)
+    return column(side, "k_id_shared") != ""
 
 
 def _usable(status: np.ndarray) -> np.ndarray:
@@ -221,4 +230,4 @@ def _levels_fixed(ca: np.ndarray, cb: np.ndarray, overflow: np.ndarray) -> np.nd
 
 
 ID_NUMBER = Comparator(field="id_number", levels=LEVELS,
-                       columns=("id_clean", "id_status", "birth_date", "id_birth_date"), fn=compare_id)
+                       columns=("id_clean", "id_status", "birth_date", "id_birth_date", "k_id_shared"), fn=compare_id)

@@ -100,6 +100,8 @@ def add_keys(std: pd.DataFrame) -> pd.DataFrame:
     # the demographic blocking passes exist for (see reconcile.blocking.MATCH_PASSES)
     status = df["id_status"].astype(str) if "id_status" in df else pd.Series("", index=df.index)
     df["k_unidentified"] = ~status.isin(list(USABLE_ID_STATUSES)).to_numpy()
+    if "k_id_shared" not in df:
+        df["k_id_shared"] = ""        # set file-wide by mark_shared_ids
     # the address below the divisions it names, and that without its numbers (same village/street)
     for src, key in (("hukou_address", "k_address"), ("residence", "k_residence")):
         addr = df[src].astype(str) if src in df else pd.Series("", index=df.index)
@@ -108,6 +110,30 @@ def add_keys(std: pd.DataFrame) -> pd.DataFrame:
         stem = np.array([_NUMBERED.sub("", d) for d in detail], dtype=object)
         df[key] = detail.take(codes) if len(codes) else np.array([], dtype=object)
         df[key + "_stem"] = stem.take(codes) if len(codes) else np.array([], dtype=object)
+    return df
+
+
+SHARED = "shared"
+
+
+def mark_shared_ids(df: pd.DataFrame) -> pd.DataFrame:
+    """Mark (``k_id_shared`` = "shared") every record whose usable ID number another record of the
+    same file carries under another name (the folded pinyin differs): 重号, most often a twin's or
+    a family member's number typed in. Such a number cannot tell which of its carriers a record
+    is, so two different valid numbers on such a record are not the evidence against a match they
+    otherwise are (matchers.id_number), and the record gets the demographic blocking passes of
+    records without a usable number (``k_unidentified``). File-wide: run on the whole frame."""
+    usable = df["id_status"].isin(list(USABLE_ID_STATUSES)).to_numpy() & (df["id_clean"] != "").to_numpy()
+    if not usable.any():
+        return df
+    sub = df.loc[usable, ["id_clean", "k_py_fold"]]
+    names = sub.groupby("id_clean", sort=False)["k_py_fold"].nunique()
+    shared_ids = names.index[names.to_numpy() > 1]
+    if len(shared_ids) == 0:
+        return df
+    mask = usable & df["id_clean"].isin(shared_ids).to_numpy()
+    df.loc[mask, "k_id_shared"] = SHARED
+    df["k_unidentified"] = df["k_unidentified"].to_numpy() | mask
     return df
 
 

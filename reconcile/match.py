@@ -25,7 +25,7 @@ from reconcile.errors import ConfigError, ReportError
 from reconcile.fields import STANDARD_COLUMNS, USABLE_ID_STATUSES
 from reconcile.fingerprint import record_fingerprints
 from reconcile.blocking import MATCH_PASSES
-from reconcile.keys import add_keys, fill_unit_hukou
+from reconcile.keys import add_keys, fill_unit_hukou, mark_shared_ids
 from reconcile.linkage import Linkage, Progress, evidence_json, evidence_jsons, link, _noop
 from reconcile.model import Model
 from reconcile.report import ChunkedFrame, RunOutput, now_iso, open_report, write_run
@@ -103,7 +103,7 @@ def load_side(name: str, path: str | Path, options: Mapping[str, Any]) -> Side:
 
     loaded = read_registry(path, **options)
     std = standardise(loaded.frame)
-    std = add_keys(fill_unit_hukou(std.reset_index(drop=True)))
+    std = mark_shared_ids(add_keys(fill_unit_hukou(std.reset_index(drop=True))))
     return Side(name=name, loaded=loaded, std=std, sha256=file_sha256(Path(path)))
 
 

@@ -239,3 +239,35 @@ def test_excel_damaged_number_against_the_full_one():
     # another person's number with the same region and birth date is not a damaged copy
     right["id_clean"] = np.array(["431028201001189999", "431028201001189999", "431028198309281234"], dtype=object)
     assert "excel_prefix" not in [ID_NUMBER.label(x) for x in ID_NUMBER.compare(left, right)]
+
+
+def test_a_number_carried_under_two_names_is_no_evidence_against():
+    """重号 within one file: twin B's record carries twin A's number. B's record and B's own record
+    in the other registry hold two valid numbers with one region + birth date: different_valid
+    (two people) unless the file showed that number under two names (k_id_shared)."""
+    twin_a, twin_b = valid_id(BASE[:14] + "201"), valid_id(BASE[:14] + "203")
+    left = {"id_clean": np.array([twin_a, twin_a], dtype=object), "id_status": np.array(["valid"] * 2, dtype=object),
+            "k_id_shared": np.array(["", "shared"], dtype=object)}
+    right = {"id_clean": np.array([twin_b, twin_b], dtype=object), "id_status": np.array(["valid"] * 2, dtype=object),
+             "k_id_shared": np.array(["", ""], dtype=object)}
+    got = [ID_NUMBER.label(x) for x in ID_NUMBER.compare(left, right)]
+    assert got == ["different_valid", "same_region_birth"]
+
+
+def test_mark_shared_ids_finds_numbers_under_two_names_only():
+    import pandas as pd
+
+    from reconcile.keys import mark_shared_ids
+
+    a, c = valid_id("43102819810312201"), valid_id("43102819900101123")
+    df = pd.DataFrame({
+        "id_clean": [a, a, c, c, c, ""],
+        "id_status": ["valid"] * 5 + ["missing"],
+        # twins 杨俊杰 / 杨俊涛 on one number; 张伟 twice and as 章伟 (a homophone) on another
+        "k_py_fold": ["yanjunjie", "yanjuntao", "zanwei", "zanwei", "zanwei", "liu"],
+        "k_unidentified": [False] * 5 + [True],
+        "k_id_shared": [""] * 6,
+    })
+    out = mark_shared_ids(df)
+    assert out["k_id_shared"].tolist() == ["shared", "shared", "", "", "", ""]
+    assert out["k_unidentified"].tolist() == [True, True, False, False, False, True]

@@ -41,8 +41,8 @@ from matchers.base import Comparator
 from reconcile.blocking import DEFAULT_PASSES, MATCH_PASSES, BlockingPass, Candidates, PassStats, _note_skips
 from reconcile.engines import require_spark
 from reconcile.errors import ConfigError
-from reconcile.fields import INPUT_FIELDS
-from reconcile.keys import add_keys, fill_unit_hukou
+from reconcile.fields import INPUT_FIELDS, USABLE_ID_STATUSES
+from reconcile.keys import SHARED, add_keys, fill_unit_hukou
 from reconcile import linkage
 from reconcile.linkage import Linkage, Progress, _noop
 from reconcile.model import Model
@@ -232,9 +232,27 @@ def standardise_in_spark(spark, frames: Sequence[pd.DataFrame], today: date):
                 parts.append(k)
             yield pd.concat(parts, ignore_index=True)[key_cols]
 
-    keyed = std.mapInPandas(key_batches, key_schema).persist()
+    keyed = _mark_shared_ids(std.mapInPandas(key_batches, key_schema)).persist()
     dtypes = probe_keys.dtypes.to_dict()
     return keyed, std, dtypes
+
+
+def _mark_shared_ids(keyed):
+    """reconcile.keys.mark_shared_ids, file-wide, as a Spark aggregation: per side the usable
+    numbers carried under more than one folded name, joined back to set k_id_shared and
+    k_unidentified (columns in place)."""
+    from pyspark.sql import functions as F
+
+    usable = F.col("id_status").isin(*USABLE_ID_STATUSES) & (F.col("id_clean") != "")
+    shared = (keyed.filter(usable).groupBy("_side", "id_clean")
+              .agg(F.countDistinct("k_py_fold").alias("_names")).filter(F.col("_names") > 1)
+              .select("_side", "id_clean", F.lit(True).alias("_shared")))
+    cols = keyed.columns
+    out = keyed.join(F.broadcast(shared), ["_side", "id_clean"], "left")
+    hit = F.coalesce(F.col("_shared"), F.lit(False)) & usable
+    out = (out.withColumn("k_id_shared", F.when(hit, F.lit(SHARED)).otherwise(F.col("k_id_shared")))
+              .withColumn("k_unidentified", F.col("k_unidentified") | hit))
+    return out.select(*cols)
 
 
 def collect_sides(keyed, dtypes: Mapping[str, Any]) -> list[pd.DataFrame]:
