@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
@@ -13,18 +14,21 @@ from reconcile.fields import USABLE_ID_STATUSES
 _NUMBERED = re.compile(r"[0-9]+[号组栋幢室楼单元弄巷户排]*")
 
 
-def _first_syllables(pinyin: pd.Series, n: pd.Series) -> pd.Series:
-    """The first ``n`` syllables of each pinyin string (vectorised over distinct (pinyin, n))."""
-    cache: dict[tuple[str, int], str] = {}
+def _per_distinct(a: pd.Series, b: pd.Series, fn: Callable[[Any, Any], str]) -> pd.Series:
+    """``fn(a[i], b[i])`` for every row, computed once per distinct (a, b) pair."""
+    cache: dict[tuple[Any, Any], str] = {}
     out = []
-    for p, k in zip(pinyin.tolist(), n.tolist()):
-        key = (p, k)
-        v = cache.get(key)
+    for x, y in zip(a.tolist(), b.tolist()):
+        v = cache.get((x, y))
         if v is None:
-            v = "".join(p.split()[: max(k, 1)]) if p else ""
-            cache[key] = v
+            v = cache[(x, y)] = fn(x, y)
         out.append(v)
-    return pd.Series(out, index=pinyin.index, dtype=object)
+    return pd.Series(out, index=a.index, dtype=object)
+
+
+def _first_syllables(pinyin: pd.Series, n: pd.Series) -> pd.Series:
+    """The first ``n`` syllables of each pinyin string."""
+    return _per_distinct(pinyin, n, lambda p, k: "".join(p.split()[: max(k, 1)]) if p else "")
 
 
 def folded_pinyin(names: pd.Series, pinyin: pd.Series) -> pd.Series:
@@ -36,20 +40,14 @@ def folded_pinyin(names: pd.Series, pinyin: pd.Series) -> pd.Series:
     from matchers.shapes import SHAPE_CLASS
     from matchers.sounds import char_reading, fuzzy_syllable
 
-    cache: dict[tuple[str, str], str] = {}
-    out = []
-    for name, p in zip(names.tolist(), pinyin.tolist()):
-        key = (name, p)
-        v = cache.get(key)
-        if v is None:
-            syl = p.split()
-            han = [ch for ch in name if "\u4e00" <= ch <= "\u9fff"]
-            if han and len(han) == len(syl):
-                syl = [char_reading(SHAPE_CLASS[ch]) if ch in SHAPE_CLASS else s for ch, s in zip(han, syl)]
-            v = "".join(fuzzy_syllable(x) for x in syl if x)
-            cache[key] = v
-        out.append(v)
-    return pd.Series(out, index=names.index, dtype=object)
+    def fold(name: str, p: str) -> str:
+        syl = p.split()
+        han = [ch for ch in name if "\u4e00" <= ch <= "\u9fff"]
+        if han and len(han) == len(syl):
+            syl = [char_reading(SHAPE_CLASS[ch]) if ch in SHAPE_CLASS else s for ch, s in zip(han, syl)]
+        return "".join(fuzzy_syllable(x) for x in syl if x)
+
+    return _per_distinct(names, pinyin, fold)
 
 
 def add_keys(std: pd.DataFrame) -> pd.DataFrame:
