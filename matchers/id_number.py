@@ -82,8 +82,11 @@ def compare_id(left: Columns, right: Columns) -> np.ndarray:
             out[idx] = _levels_fixed(la, lb, np.zeros(len(idx), dtype=bool))
     out[_recoded(a, b, out, pre)] = EXACT_RECODED
     both_valid = (_usable(column(left, "id_status")) & _usable(column(right, "id_status"))
-                  & _agrees(left) & _agrees(right) & ~_shared(left) & ~_shared(right))
-    out[both_valid & ((out == SAME_REGION_BIRTH) | (out == DIFFERENT))] = DIFFERENT_VALID
+                  & _agrees(left) & _agrees(right))
+    # a twin's number typed in: the file carries one side's number under two names, and the two
+    # numbers share region + birth date; that pair stays same_region_birth
+    twin_typed = (out == SAME_REGION_BIRTH) & (_shared(left) | _shared(right))
+    out[both_valid & ~twin_typed & ((out == SAME_REGION_BIRTH) | (out == DIFFERENT))] = DIFFERENT_VALID
     out[excel_prefix(a, b, ~equal & ~missing)] = EXCEL_PREFIX
     out[missing] = MISSING
     return out

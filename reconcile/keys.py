@@ -118,9 +118,9 @@ def mark_shared_ids(df: pd.DataFrame) -> pd.DataFrame:
     """Mark (``k_id_shared`` = "shared") every record whose usable ID number another record of the
     same file carries under another name (the folded pinyin differs): 重号, most often a twin's or
     a family member's number typed in. Such a number cannot tell which of its carriers a record
-    is, so two different valid numbers on such a record are not the evidence against a match they
-    otherwise are (matchers.id_number), and the record gets the demographic blocking passes of
-    records without a usable number (``k_unidentified``). File-wide: run on the whole frame."""
+    is: a twin's number against the record's own (same region + birth date, another sequence) is
+    then not the evidence of two people it otherwise is (matchers.id_number). File-wide: run on
+    the whole frame."""
     usable = df["id_status"].isin(list(USABLE_ID_STATUSES)).to_numpy() & (df["id_clean"] != "").to_numpy()
     if not usable.any():
         return df
@@ -131,7 +131,6 @@ def mark_shared_ids(df: pd.DataFrame) -> pd.DataFrame:
         return df
     mask = usable & df["id_clean"].isin(shared_ids).to_numpy()
     df.loc[mask, "k_id_shared"] = SHARED
-    df["k_unidentified"] = df["k_unidentified"].to_numpy() | mask
     return df
 
 

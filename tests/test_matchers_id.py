@@ -265,9 +265,18 @@ def test_mark_shared_ids_finds_numbers_under_two_names_only():
         "id_status": ["valid"] * 5 + ["missing"],
         # twins 杨俊杰 / 杨俊涛 on one number; 张伟 twice and as 章伟 (a homophone) on another
         "k_py_fold": ["yanjunjie", "yanjuntao", "zanwei", "zanwei", "zanwei", "liu"],
-        "k_unidentified": [False] * 5 + [True],
         "k_id_shared": [""] * 6,
     })
     out = mark_shared_ids(df)
     assert out["k_id_shared"].tolist() == ["shared", "shared", "", "", "", ""]
-    assert out["k_unidentified"].tolist() == [True, True, False, False, False, True]
+
+
+def test_a_shared_number_against_an_unrelated_valid_number_is_still_two_people():
+    # relaxed only where the numbers share region + birth date (the twin's number); a random
+    # other valid number on a shared-number record still says: another person
+    other = valid_id("11010519851122004")
+    left = {"id_clean": np.array([BASE], dtype=object), "id_status": np.array(["valid"], dtype=object),
+            "k_id_shared": np.array(["shared"], dtype=object)}
+    right = {"id_clean": np.array([other], dtype=object), "id_status": np.array(["valid"], dtype=object),
+             "k_id_shared": np.array([""], dtype=object)}
+    assert ID_NUMBER.label(ID_NUMBER.compare(left, right)[0]) == "different_valid"

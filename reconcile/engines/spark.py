@@ -239,8 +239,8 @@ def standardise_in_spark(spark, frames: Sequence[pd.DataFrame], today: date):
 
 def _mark_shared_ids(keyed):
     """reconcile.keys.mark_shared_ids, file-wide, as a Spark aggregation: per side the usable
-    numbers carried under more than one folded name, joined back to set k_id_shared and
-    k_unidentified (columns in place)."""
+    numbers carried under more than one folded name, joined back to set k_id_shared (columns in
+    place)."""
     from pyspark.sql import functions as F
 
     usable = F.col("id_status").isin(*USABLE_ID_STATUSES) & (F.col("id_clean") != "")
@@ -250,8 +250,7 @@ def _mark_shared_ids(keyed):
     cols = keyed.columns
     out = keyed.join(F.broadcast(shared), ["_side", "id_clean"], "left")
     hit = F.coalesce(F.col("_shared"), F.lit(False)) & usable
-    out = (out.withColumn("k_id_shared", F.when(hit, F.lit(SHARED)).otherwise(F.col("k_id_shared")))
-              .withColumn("k_unidentified", F.col("k_unidentified") | hit))
+    out = out.withColumn("k_id_shared", F.when(hit, F.lit(SHARED)).otherwise(F.col("k_id_shared")))
     return out.select(*cols)
 
 
