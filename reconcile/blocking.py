@@ -159,10 +159,25 @@ class _LazyLabels(list):
         return self._n
 
     def __getitem__(self, code):  # type: ignore[override]
-        pos = int(np.flatnonzero(self._codes == code)[0])
+        return self.many(np.array([code]))[0]
+
+    def many(self, codes: np.ndarray) -> list[str]:
+        """The texts of several keys with one pass over the codes (a million-record linkage
+        skips thousands of blocks: one scan each took most of its blocking time)."""
+        codes = np.asarray(codes, dtype=np.int64)
+        if codes.size == 0:
+            return []
+        wanted = np.zeros(self._n, dtype=bool)
+        wanted[codes] = True
+        hit = np.flatnonzero((self._codes >= 0) & wanted[np.maximum(self._codes, 0)])
+        found, first = np.unique(self._codes[hit], return_index=True)
+        pos = hit[first][np.searchsorted(found, codes)]   # first record carrying each key
         nl = len(self._left)
-        row = self._left.iloc[pos] if pos < nl else self._right.iloc[pos - nl]
-        return "\x1f".join(str(row[c]) for c in self._cols)
+        parts = []
+        for c in self._cols:
+            lv, rv = self._left[c].to_numpy(object), self._right[c].to_numpy(object)
+            parts.append([str(lv[k]) if k < nl else str(rv[k - nl]) for k in pos.tolist()])
+        return ["\x1f".join(vals) for vals in zip(*parts)]
 
 
 def _join(lc: np.ndarray, rc: np.ndarray, n_codes: int, cap: int, same: bool) -> tuple[np.ndarray, ...]:
@@ -289,10 +304,11 @@ def _sorted_unique(a: np.ndarray) -> np.ndarray:
 
 
 def _note_skips(st: PassStats, p: BlockingPass, uniques: list, skipped: np.ndarray, sizes: np.ndarray, records: np.ndarray) -> None:
-    for code, size, nrec in zip(skipped.tolist(), sizes.tolist(), records.tolist()):
+    texts = uniques.many(skipped) if isinstance(uniques, _LazyLabels) else [uniques[c] for c in skipped.tolist()]
+    for text, size, nrec in zip(texts, sizes.tolist(), records.tolist()):
         st.skipped_blocks += 1
         st.skipped_records += int(nrec)
-        key = mask_ids_in_text(str(uniques[code]).replace("\x1f", " + "))
+        key = mask_ids_in_text(str(text).replace("\x1f", " + "))
         st.warnings.append(f"{p.name}: block '{key}' skipped: {nrec} records, {size} pairs over the cap")
 
 

@@ -41,6 +41,22 @@ def test_block_over_the_cap_is_skipped_and_reported():
     assert "wangwei + 1990" in st.warnings[0] and "60 records" in st.warnings[0]
 
 
+def test_each_skipped_block_names_its_own_key():
+    # three blocks over the cap: one whose records are mostly on the right (its first record in
+    # the left frame is the 5th), one only common on the left, one in both; plus a small one kept
+    names = ["zhangwei"] * 4 + ["lina"] * 12 + ["wangfang"] * 11 + ["liuyang"]
+    left = frame([{"k_py": n, "k_year": "1990"} for n in names])
+    right = frame([{"k_py": n, "k_year": "1990"} for n in ["zhangwei"] * 15 + ["lina"] + ["wangfang"] * 9 + ["liuyang"]])
+    c = candidate_pairs(left, right, (BlockingPass("py_year", ("k_py", "k_year"), "pinyin + year"),), block_cap=10)
+    warned = {w.split("'")[1]: w for w in c.stats[0].warnings}
+    assert set(warned) == {"zhangwei + 1990", "lina + 1990", "wangfang + 1990"}
+    assert "19 records" in warned["zhangwei + 1990"] and "13 records" in warned["lina + 1990"]
+    assert list(zip(c.left.tolist(), c.right.tolist())) == [(27, 25)]
+    # one file with itself: the same keys, named from the one frame
+    d = candidate_pairs(right, None, (BlockingPass("py_year", ("k_py", "k_year"), "pinyin + year"),), block_cap=40)
+    assert [w.split("'")[1] for w in d.stats[0].warnings] == ["zhangwei + 1990"]
+
+
 def test_dedupe_pairs_are_unordered_and_never_self():
     df = frame([{"id_clean": "X"}, {"id_clean": "X"}, {"id_clean": "X"}])
     c = candidate_pairs(df, None, (BlockingPass("id", ("id_clean",), "ID"),))
