@@ -92,6 +92,14 @@ def compare_id(left: Columns, right: Columns) -> np.ndarray:
     return out
 
 
+def excel_shaped(ids: np.ndarray) -> np.ndarray:
+    """Per number: it may be Excel's damaged copy of one (see EXCEL_PREFIX): the 15 surviving
+    digits, or 18 digits ending in 000 (about one damaged number in eleven passes the check)."""
+    s = np.asarray(ids).astype(str)
+    n = np.strings.str_len(s)
+    return (n == EXCEL_DIGITS) | ((n == ID_LENGTH) & np.strings.endswith(s, "000"))
+
+
 def excel_prefix(a: np.ndarray, b: np.ndarray, todo: np.ndarray | None = None) -> np.ndarray:
     """Per pair: one number is an Excel-damaged form of the other (see EXCEL_PREFIX): it is the
     15 surviving digits, or 18 digits ending in 000, and the other number starts with its first 15."""
@@ -101,9 +109,7 @@ def excel_prefix(a: np.ndarray, b: np.ndarray, todo: np.ndarray | None = None) -
         return out
     sa, sb = a[rows].astype(str), b[rows].astype(str)
     la, lb = np.strings.str_len(sa), np.strings.str_len(sb)
-    dam_a = (la == EXCEL_DIGITS) | ((la == ID_LENGTH) & np.strings.endswith(sa, "000"))
-    dam_b = (lb == EXCEL_DIGITS) | ((lb == ID_LENGTH) & np.strings.endswith(sb, "000"))
-    cand = (dam_a | dam_b) & (la >= EXCEL_DIGITS) & (lb >= EXCEL_DIGITS)
+    cand = (excel_shaped(sa) | excel_shaped(sb)) & (la >= EXCEL_DIGITS) & (lb >= EXCEL_DIGITS)
     if cand.any():
         pa = np.strings.slice(sa[cand], 0, EXCEL_DIGITS)
         pb = np.strings.slice(sb[cand], 0, EXCEL_DIGITS)

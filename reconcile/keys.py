@@ -98,6 +98,22 @@ def add_keys(std: pd.DataFrame) -> pd.DataFrame:
     # the demographic blocking passes exist for (see reconcile.blocking.MATCH_PASSES)
     status = df["id_status"].astype(str) if "id_status" in df else pd.Series("", index=df.index)
     df["k_unidentified"] = ~status.isin(list(USABLE_ID_STATUSES)).to_numpy()
+    # no number of its own to vouch for the record: unusable, one its birth date disagrees with
+    # (someone else's number), one shaped like Excel's damaged copy of a number (it may pass the
+    # check), or one upgraded from 15 digits (its check character is ours: a typo in it passes);
+    # mark_shared_ids adds numbers carried under two names. Two records that both have a number
+    # of their own, and different ones, are two people to the ID comparator (different_valid):
+    # the pairs reconcile.blocking.WITHIN_PASSES leave out
+    from matchers.birth_date import birth_agrees_with_id
+    from matchers.id_number import excel_shaped
+
+    if "birth_date" in df and "id_birth_date" in df:
+        agrees = birth_agrees_with_id({"birth_date": df["birth_date"].astype(str).to_numpy(object),
+                                       "id_birth_date": df["id_birth_date"].astype(str).to_numpy(object)})
+    else:
+        agrees = np.ones(len(df), dtype=bool)
+    df["k_id_unsure"] = (df["k_unidentified"].to_numpy() | ~agrees | excel_shaped(idc.to_numpy(object))
+                         | (status == "upgraded_from_15").to_numpy())
     if "k_id_shared" not in df:
         df["k_id_shared"] = ""        # set file-wide by mark_shared_ids
     # the address below the divisions it names, and that without its numbers (same village/street)
@@ -131,6 +147,8 @@ def mark_shared_ids(df: pd.DataFrame) -> pd.DataFrame:
         return df
     mask = usable & df["id_clean"].isin(shared_ids).to_numpy()
     df.loc[mask, "k_id_shared"] = SHARED
+    if "k_id_unsure" in df:
+        df.loc[mask, "k_id_unsure"] = True
     return df
 
 

@@ -24,7 +24,7 @@ from reconcile.decide import DECISION_NAMES, MATCH, NONE, REVIEW, one_person_adj
 from reconcile.errors import ConfigError, ReportError
 from reconcile.fields import STANDARD_COLUMNS, USABLE_ID_STATUSES
 from reconcile.fingerprint import record_fingerprints
-from reconcile.blocking import MATCH_PASSES
+from reconcile.blocking import MATCH_PASSES, WITHIN_PASSES
 from reconcile.keys import add_keys, fill_unit_hukou, mark_shared_ids
 from reconcile.linkage import Linkage, Progress, evidence_json, evidence_jsons, link, _noop
 from reconcile.model import Model
@@ -160,7 +160,7 @@ def run_match(
         if opts.within_file:
             for side in (origin, dest):
                 if len(side.std) > 1:
-                    within[side.name] = link(side.std, None, comps, passes=MATCH_PASSES, block_cap=opts.within_block_cap, m_from=cross.model,
+                    within[side.name] = link(side.std, None, comps, passes=WITHIN_PASSES, block_cap=opts.within_block_cap, m_from=cross.model,
                                              tf=tf, u_sample=min(opts.u_sample, 100_000))
         timings["within_file"] = time.perf_counter() - t0
         progress("within", {k: (0 if v is None else int(v.li.size)) for k, v in within.items()})

@@ -51,7 +51,7 @@ def _decide_some_pairs(db_path: Path, data: dict[str, Path]) -> int:
     review threshold decided match, and a pair blocking never proposed decided match."""
     import sqlite_utils
 
-    from reconcile.blocking import MATCH_PASSES, candidate_pairs
+    from reconcile.blocking import MATCH_PASSES, WITHIN_PASSES, candidate_pairs
     from reconcile.match import load_side
     from reconcile.review.ledger import record_decision
 
@@ -66,7 +66,7 @@ def _decide_some_pairs(db_path: Path, data: dict[str, Path]) -> int:
     for r in links[(links.decision == "review") & (links.source_pair == "origin-dest")].head(1).itertuples():
         decided.append(("origin-dest", r.origin_key, r.dest_key, "non_match"))
     ok, linked = o["record_key"].to_numpy(object), set(zip(links.origin_key, links.dest_key))
-    within = candidate_pairs(o, None, MATCH_PASSES)   # the passes match runs
+    within = candidate_pairs(o, None, WITHIN_PASSES)   # the passes match runs within one file
     for i, j in zip(within.left.tolist(), within.right.tolist()):
         if (ok[i], ok[j]) not in linked and (ok[j], ok[i]) not in linked:
             decided.append(("origin-origin", ok[i], ok[j], "match"))
@@ -208,8 +208,9 @@ def test_parquet_holds_the_links_and_outcomes(reports, spark):
 def test_blocking_with_small_caps_equals_embedded(data, spark, cap, which):
     """Blocks over the cap are skipped the same way (counts, warnings and their order), for the
     registries against each other and each against itself; the pairs and pass masks are equal.
-    Both pass lists: dedupe's and match's (demographic passes only for records without a usable ID)."""
-    from reconcile.blocking import DEFAULT_PASSES, MATCH_PASSES, candidate_pairs
+    Both pass lists: dedupe's and match's (demographic passes only for records without a usable ID;
+    within one file the name passes only for records without a number of their own)."""
+    from reconcile.blocking import DEFAULT_PASSES, MATCH_PASSES, WITHIN_PASSES, candidate_pairs
     from reconcile.engines.spark import CROSS, WITHIN_DEST, WITHIN_ORIGIN, spark_candidates
     from reconcile.match import load_side
 
@@ -219,10 +220,13 @@ def test_blocking_with_small_caps_equals_embedded(data, spark, cap, which):
                      ignore_index=True)
     keyed = spark.createDataFrame(both)
     passes = DEFAULT_PASSES if which == "default" else MATCH_PASSES
-    pairs, stats, cached = spark_candidates(spark, keyed, o, d, passes, block_cap=cap)
+    within_passes = DEFAULT_PASSES if which == "default" else WITHIN_PASSES
+    pairs, stats, cached = spark_candidates(spark, keyed, o, d, passes, block_cap=cap, within_passes=within_passes)
     got = pairs.toPandas()
     for lk, (left, right) in ((CROSS, (o, d)), (WITHIN_ORIGIN, (o, None)), (WITHIN_DEST, (d, None))):
-        want = candidate_pairs(left, right, passes, block_cap=cap)
+        want = candidate_pairs(left, right, passes if lk == CROSS else within_passes, block_cap=cap)
+        if which == "match" and lk != CROSS:   # the within passes do leave pairs out here
+            assert want.left.size < candidate_pairs(left, right, passes, block_cap=cap).left.size
         g = got[got["lk"] == lk].sort_values(["i", "j"])
         assert np.array_equal(g["i"].to_numpy(), want.left) and np.array_equal(g["j"].to_numpy(), want.right)
         assert np.array_equal(g["mask"].to_numpy(), want.passes.astype(np.int64))

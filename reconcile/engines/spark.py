@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 
 from matchers.base import Comparator
-from reconcile.blocking import DEFAULT_PASSES, MATCH_PASSES, BlockingPass, Candidates, PassStats, _note_skips
+from reconcile.blocking import DEFAULT_PASSES, MATCH_PASSES, WITHIN_PASSES, BlockingPass, Candidates, PassStats, _note_skips
 from reconcile.engines import require_spark
 from reconcile.errors import ConfigError
 from reconcile.fields import INPUT_FIELDS, USABLE_ID_STATUSES
@@ -239,8 +239,8 @@ def standardise_in_spark(spark, frames: Sequence[pd.DataFrame], today: date):
 
 def _mark_shared_ids(keyed):
     """reconcile.keys.mark_shared_ids, file-wide, as a Spark aggregation: per side the usable
-    numbers carried under more than one folded name, joined back to set k_id_shared (columns in
-    place)."""
+    numbers carried under more than one folded name, joined back to set k_id_shared and
+    k_id_unsure (columns in place)."""
     from pyspark.sql import functions as F
 
     usable = F.col("id_status").isin(*USABLE_ID_STATUSES) & (F.col("id_clean") != "")
@@ -251,6 +251,7 @@ def _mark_shared_ids(keyed):
     out = keyed.join(F.broadcast(shared), ["_side", "id_clean"], "left")
     hit = F.coalesce(F.col("_shared"), F.lit(False)) & usable
     out = out.withColumn("k_id_shared", F.when(hit, F.lit(SHARED)).otherwise(F.col("k_id_shared")))
+    out = out.withColumn("k_id_unsure", F.col("k_id_unsure") | hit)
     return out.select(*cols)
 
 
@@ -302,15 +303,28 @@ class _Spec:
     part: int
     cap: int
     warn: bool
+    linkages: frozenset[int] | None = None   # the linkages it serves; None: every one
 
 
-def _specs(passes: Sequence[BlockingPass], block_cap: int) -> list[_Spec]:
+def _serves(s: _Spec, lk: int) -> bool:
+    return s.linkages is None or lk in s.linkages
+
+
+def _specs(passes: Sequence[BlockingPass], block_cap: int,
+           within_passes: Sequence[BlockingPass] | None = None) -> list[_Spec]:
+    """The joins of every pass; a pass that ``within_passes`` (one file with itself, same names in
+    the same order) restricts otherwise gets its own joins for the cross and the within linkages."""
     out: list[_Spec] = []
-    for bit, p in enumerate(passes):
-        cap = p.block_cap(block_cap)
-        parts = (1, 2) if p.flag_column else (0,)
-        for part in parts:
-            out.append(_Spec(len(out), bit, p, part, cap, warn=p.flag_column is not None or p.cap is None))
+    within_passes = passes if within_passes is None else within_passes
+    for bit, (p, wp) in enumerate(zip(passes, within_passes, strict=True)):
+        variants = ([(p, None)] if wp == p else
+                    [(p, frozenset({CROSS})), (wp, frozenset({WITHIN_ORIGIN, WITHIN_DEST}))])
+        for q, lks in variants:
+            cap = q.block_cap(block_cap)
+            parts = (1, 2) if q.flag_column else (0,)
+            for part in parts:
+                out.append(_Spec(len(out), bit, q, part, cap, warn=q.flag_column is not None or q.cap is None,
+                                 linkages=lks))
     return out
 
 
@@ -338,24 +352,28 @@ def _key_rows(keyed, specs: Sequence[_Spec]):
 def spark_candidates(spark, keyed, left: pd.DataFrame, right: pd.DataFrame | None,
                      passes: Sequence[BlockingPass] = DEFAULT_PASSES, block_cap: int = 20_000,
                      linkages: Sequence[int] = (CROSS, WITHIN_ORIGIN, WITHIN_DEST),
-                     within_block_cap: int | None = None):
+                     within_block_cap: int | None = None,
+                     within_passes: Sequence[BlockingPass] | None = None):
     """Candidate pairs of the requested linkages as a Spark DataFrame (lk, i, j, mask) and the
     per-linkage PassStats, equal to reconcile.blocking.candidate_pairs for each linkage.
 
     ``left``/``right``: the driver's standardised frames (origin, dest), used only to order the
     skipped-block warnings as the embedded engine does (by first appearance of the key).
+    ``within_passes``: the passes of the two within-file linkages when they differ from ``passes``
+    (reconcile.blocking.WITHIN_PASSES).
     """
     from pyspark.sql import functions as F
 
-    specs = _specs(passes, block_cap)
+    specs = _specs(passes, block_cap, within_passes)
     rows = _key_rows(keyed, specs)
     part = F.element_at(F.array(*[F.lit(s.part) for s in specs]), F.col("v") + 1)
     lparts, rparts = [], []
     for lk in linkages:
         ls, rs = LINKAGE_SIDES[lk]
-        lparts.append(rows.filter((F.col("_side") == ls) & ((part != 1) | F.col("sparse")))
+        mine = F.col("v").isin([s.v for s in specs if _serves(s, lk)])
+        lparts.append(rows.filter((F.col("_side") == ls) & mine & ((part != 1) | F.col("sparse")))
                       .select(F.lit(lk).alias("lk"), "v", "key", F.col("_pos").alias("i")))
-        rparts.append(rows.filter((F.col("_side") == rs) & ((part != 2) | F.col("sparse")))
+        rparts.append(rows.filter((F.col("_side") == rs) & mine & ((part != 2) | F.col("sparse")))
                       .select(F.lit(lk).alias("lk"), "v", "key", F.col("_pos").alias("j")))
     L = lparts[0]
     for x in lparts[1:]:
@@ -368,7 +386,7 @@ def spark_candidates(spark, keyed, left: pd.DataFrame, right: pd.DataFrame | Non
     rc = R.groupBy("lk", "v", "key").agg(F.count(F.lit(1)).alias("nr"))
     cap = F.element_at(F.array(*[F.lit(int(s.cap)) for s in specs]), F.col("v") + 1)
     if within_block_cap is not None:   # one file with itself has its own cap (as the embedded engine)
-        wspecs = _specs(passes, within_block_cap)
+        wspecs = _specs(passes, within_block_cap, within_passes)
         wcap = F.element_at(F.array(*[F.lit(int(s.cap)) for s in wspecs]), F.col("v") + 1)
         cap = F.when(F.col("lk") == CROSS, cap).otherwise(wcap)
     sizes = (lc.join(rc, ["lk", "v", "key"], "left").fillna(0, subset=["nr"])
@@ -416,7 +434,7 @@ def _pass_stats(pairs, passes, specs, warned: pd.DataFrame, counted: pd.DataFram
             if lk in counts.index:
                 st.pairs = int(counts.loc[lk, f"p{b}"] or 0)
                 st.new_pairs = int(counts.loc[lk, f"n{b}"] or 0)
-            for s in (s for s in specs if s.bit == b):
+            for s in (s for s in specs if s.bit == b and _serves(s, lk)):
                 if s.warn:
                     w = warned[(warned["lk"] == lk) & (warned["v"] == s.v)]
                     if len(w):
@@ -626,7 +644,8 @@ def _decided_positions(db, origin: pd.DataFrame, dest: pd.DataFrame) -> pd.DataF
 
 def spark_stages(origin_path, dest_path, opts, comps: Sequence[Comparator], db=None,
                  progress: Progress = _noop, timings: dict[str, float] | None = None,
-                 passes: Sequence[BlockingPass] = MATCH_PASSES):
+                 passes: Sequence[BlockingPass] = MATCH_PASSES,
+                 within_passes: Sequence[BlockingPass] = WITHIN_PASSES):
     """load .. score on Spark. Returns (origin Side, dest Side, TermFrequencies, cross Linkage,
     {'origin': Linkage|None, 'dest': Linkage|None}) for reconcile.match.assemble.
 
@@ -666,7 +685,8 @@ def spark_stages(origin_path, dest_path, opts, comps: Sequence[Comparator], db=N
     if opts.within_file:
         linkages += [lk for lk, n in ((WITHIN_ORIGIN, nO), (WITHIN_DEST, nD)) if n > 1]
     pairs, stats, cached = spark_candidates(spark, keyed, origin.std, dest.std, passes, opts.block_cap, linkages,
-                                            within_block_cap=getattr(opts, "within_block_cap", opts.block_cap))
+                                            within_block_cap=getattr(opts, "within_block_cap", opts.block_cap),
+                                            within_passes=within_passes)
     totals = {lk: 0 for lk in linkages}
     for lk in linkages:
         # a pair is new in exactly one pass: the sum of new pairs is the number of distinct pairs

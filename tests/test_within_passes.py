@@ -1,0 +1,78 @@
+"""Within one registry the name passes pair a record only with records that lack a number of
+their own (reconcile.blocking.WITHIN_PASSES, key k_id_unsure)."""
+from __future__ import annotations
+
+import pandas as pd
+
+from reconcile.blocking import MATCH_PASSES, WITHIN_PASSES, candidate_pairs
+from reconcile.idnumbers import check_char
+from reconcile.keys import add_keys, fill_unit_hukou, mark_shared_ids
+from reconcile.standardise import standardise
+
+
+def valid_id(body17: str) -> str:
+    return body17 + check_char(body17)
+
+
+def excel_shaped_valid(region: str, year_month: str) -> str:
+    """An 18-digit number ending in 000 that passes the check: Excel's damaged copy of a number
+    (15 digits kept: region, birth date, first sequence digit), as one in eleven of them happens
+    to be. Born on some day of ``year_month``."""
+    for day in range(10, 29):
+        for seq in range(10):
+            head = f"{region}{year_month}{day:02d}{seq}"
+            if check_char(head + "00") == "0":
+                return head + "000"
+    raise AssertionError("no number found")
+
+
+def registry(rows: list[tuple[str, str, str, str]]) -> pd.DataFrame:
+    raw = pd.DataFrame(rows, columns=["name", "sex", "birth_date", "id_number"])
+    raw.insert(0, "record_key", [f"{k + 1:04d}" for k in range(len(raw))])
+    raw["line"] = range(2, len(raw) + 2)
+    raw["hukou"] = [f"湖南省郴州市安仁县永乐江镇江林村{k + 1}组" for k in range(len(raw))]
+    for f in ("residence", "flow_status", "flow_place", "unit"):
+        raw[f] = ""
+    std = standardise(raw).reset_index(drop=True)
+    return mark_shared_ids(add_keys(fill_unit_hukou(std)))
+
+
+def pairs(std: pd.DataFrame, passes) -> set[tuple[int, int]]:
+    c = candidate_pairs(std, None, passes, block_cap=2000)
+    return set(zip(c.left.tolist(), c.right.tolist()))
+
+
+def test_namesakes_with_numbers_of_their_own_are_not_paired_within_one_file():
+    damaged = excel_shaped_valid("431028", "197911")
+    born = f"1979-11-{damaged[12:14]}"
+    std = registry([
+        ("张伟", "男", "1985-03-02", valid_id("43102819850302101")),   # 0: two 张伟 born one day,
+        ("张伟", "男", "1985-03-02", valid_id("43102819850302153")),   # 1: two numbers: two people
+        ("李娜", "女", "1990-07-15", valid_id("43102819900715202")),   # 2
+        ("李娜", "女", "1990-07-15", valid_id("43102819880101204")),   # 3: someone else's number
+        ("王芳", "女", born, valid_id(damaged[:15] + "20")),         # 4
+        ("王芳", "女", born, damaged),                                 # 5: Excel's copy, passes the check
+        ("刘洋", "男", "1995-05-05", valid_id("43102819950505301")),   # 6: its number is also ...
+        ("刘涛", "男", "1995-05-05", valid_id("43102819950505301")),   # 7: ... a twin's (重号)
+        ("刘洋", "男", "1995-05-05", valid_id("43102819950505355")),   # 8
+        ("陈静", "女", "1992-12-01", ""),                             # 9: no number
+        ("陈静", "女", "1992-12-01", valid_id("43102819921201406")),   # 10
+        ("赵敏", "女", "1968-04-09", "431028680409123"),                # 11: 15 digits, no check of its own
+        ("赵敏", "女", "1968-04-09", valid_id("43102819680409128")),   # 12
+    ])
+    assert std["id_status"].tolist()[5] == "valid"
+    assert std["id_status"].tolist()[11] == "upgraded_from_15"
+    assert std["k_id_unsure"].tolist() == [False, False, False, True, False, True, True, True, False, True, False,
+                                           True, False]
+    whole, within = pairs(std, MATCH_PASSES), pairs(std, WITHIN_PASSES)
+    assert (0, 1) in whole and (0, 1) not in within       # different_valid: two people anyway
+    for pair in ((2, 3), (4, 5), (6, 8), (9, 10), (6, 7), (11, 12)):
+        assert pair in within, pair
+    assert within <= whole
+
+
+def test_within_passes_differ_from_match_passes_only_on_the_name_passes():
+    assert [p.name for p in WITHIN_PASSES] == [p.name for p in MATCH_PASSES]
+    changed = {w.name for w, m in zip(WITHIN_PASSES, MATCH_PASSES) if w != m}
+    assert changed == {"pinyin_year", "pinyin_sorted_year", "surname_birth", "given_birth", "name_rare"}
+    assert all(w.flag_column == "k_id_unsure" for w in WITHIN_PASSES if w.name in changed)
