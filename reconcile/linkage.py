@@ -272,6 +272,44 @@ def _shrink_id_agreement(u: np.ndarray, levels: Sequence[str], total_pairs: floa
     return u
 
 
+@dataclass
+class Blocked:
+    """The first half of ``link``: candidate pairs and their levels (no model needed yet), so it
+    can run elsewhere (reconcile.parallel: the origin with itself, beside the destination's load)."""
+
+    candidates: Candidates
+    levels: np.ndarray
+    timings: dict[str, float]
+    # the comparator columns (compare.column_arrays) of left and right, kept for the second half;
+    # None once sent to another process (they are the frames' own columns again)
+    arrays: tuple[dict[str, np.ndarray], dict[str, np.ndarray]] | None = None
+
+
+def block_and_compare(
+    left: pd.DataFrame,
+    right: pd.DataFrame | None,
+    comparators: Sequence[Comparator],
+    *,
+    passes: tuple[BlockingPass, ...] = DEFAULT_PASSES,
+    block_cap: int = 20_000,
+    progress: Progress = _noop,
+) -> Blocked:
+    """Candidate pairs of ``passes`` and their comparison levels. ``right=None``: ``left`` with itself."""
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    cand = candidate_pairs(left, right, passes, block_cap)
+    timings["block"] = time.perf_counter() - t0
+    progress("block", {"pairs": int(cand.left.size), "passes": [(s.name, s.pairs, s.new_pairs) for s in cand.stats]})
+
+    t0 = time.perf_counter()
+    larr = column_arrays(left, comparators)
+    rarr = larr if right is None else column_arrays(right, comparators)
+    levels = compare_pairs(larr, rarr, cand.left, cand.right, comparators)
+    timings["compare"] = time.perf_counter() - t0
+    progress("compare", {"pairs": int(levels.shape[0])})
+    return Blocked(cand, levels, timings, (larr, rarr))
+
+
 def link(
     left: pd.DataFrame,
     right: pd.DataFrame | None,
@@ -285,25 +323,24 @@ def link(
     u_sample: int = 300_000,
     progress: Progress = _noop,
     strata: str | None = None,
+    blocked: Blocked | None = None,
 ) -> Linkage:
     """Block, compare, (train,) score. ``right=None`` links ``left`` with itself (dedupe).
 
     ``model``: use as is (no training). ``m_from``: take m and prior from that model but estimate u
     on these frames (within-file linkage reuses the cross-registry m). ``strata``: a column of
-    ``left`` whose values get a prior each (see ``Model.strata``).
+    ``left`` whose values get a prior each (see ``Model.strata``). ``blocked``: the result of
+    ``block_and_compare`` on the same frames, passes and cap, computed beforehand.
     """
-    timings: dict[str, float] = {}
-    t0 = time.perf_counter()
-    cand = candidate_pairs(left, right, passes, block_cap)
-    timings["block"] = time.perf_counter() - t0
-    progress("block", {"pairs": int(cand.left.size), "passes": [(s.name, s.pairs, s.new_pairs) for s in cand.stats]})
-
-    t0 = time.perf_counter()
-    larr = column_arrays(left, comparators)
-    rarr = larr if right is None else column_arrays(right, comparators)
-    levels = compare_pairs(larr, rarr, cand.left, cand.right, comparators)
-    timings["compare"] = time.perf_counter() - t0
-    progress("compare", {"pairs": int(levels.shape[0])})
+    if blocked is None:
+        blocked = block_and_compare(left, right, comparators, passes=passes, block_cap=block_cap, progress=progress)
+    cand, levels = blocked.candidates, blocked.levels
+    timings: dict[str, float] = dict(blocked.timings)
+    if blocked.arrays is not None:
+        larr, rarr = blocked.arrays
+    else:
+        larr = column_arrays(left, comparators)
+        rarr = larr if right is None else column_arrays(right, comparators)
 
     t0 = time.perf_counter()
     iters = 0

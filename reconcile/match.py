@@ -136,10 +136,15 @@ def run_match(
 
         origin, dest, tf, cross, within = spark_stages(origin_path, dest_path, opts, comps, db, progress, timings)
     else:
+        from reconcile.parallel import load_sides
+
         t0 = time.perf_counter()
-        origin = load_side("origin", origin_path, opts.origin)
-        dest = load_side("dest", dest_path, opts.dest)
+        origin, dest, origin_blocked = load_sides(
+            origin_path, dest_path, opts.origin, opts.dest,
+            within=(comps, WITHIN_PASSES, opts.within_block_cap) if opts.within_file else None)
         timings["load+standardise"] = time.perf_counter() - t0
+        if origin_blocked is not None:   # done by the worker while the destination loaded
+            timings["within_origin_beside_load"] = sum(origin_blocked.timings.values())
         progress("load", {"origin": _load_info(origin), "dest": _load_info(dest)})
 
         model = None
@@ -161,7 +166,8 @@ def run_match(
             for side in (origin, dest):
                 if len(side.std) > 1:
                     within[side.name] = link(side.std, None, comps, passes=WITHIN_PASSES, block_cap=opts.within_block_cap, m_from=cross.model,
-                                             tf=tf, u_sample=min(opts.u_sample, 100_000))
+                                             tf=tf, u_sample=min(opts.u_sample, 100_000),
+                                             blocked=origin_blocked if side is origin else None)
         timings["within_file"] = time.perf_counter() - t0
         progress("within", {k: (0 if v is None else int(v.li.size)) for k, v in within.items()})
 

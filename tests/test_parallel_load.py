@@ -1,0 +1,111 @@
+"""Loading the two registries side by side (reconcile.parallel): the same sides as one after the
+other, the same errors, in the run's language."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import reconcile.parallel as par
+from reconcile.errors import ReconcileError
+from reconcile.i18n import get_lang, set_lang
+from reconcile.match import load_side
+
+SAMPLES = Path(__file__).resolve().parent.parent / "fixtures" / "samples"
+KEYS = {"key": "编号"}, {"key": "序号"}
+
+
+@pytest.fixture
+def two_cores(monkeypatch):
+    monkeypatch.setattr(par, "_cores", lambda: 2)
+    monkeypatch.delenv("RECONCILE_WORKERS", raising=False)
+
+
+@pytest.fixture
+def chinese():
+    before = get_lang()
+    set_lang("zh")
+    yield
+    set_lang(before)
+
+
+def _origin_with_bad_rows(tmp_path: Path) -> Path:
+    """The GB18030 sample plus a row with a field too many and a trailing 合计 row."""
+    p = tmp_path / "户籍.csv"
+    text = (SAMPLES / "origin_gb18030.csv").read_bytes().decode("gb18030").rstrip("\r\n")
+    text += "\r\n9998,李四,男,1990-01-01,431028199001010011,安仁县,流出,东莞,永乐江镇,多余\r\n合计,306,,,,,,,\r\n"
+    p.write_bytes(text.encode("gb18030"))
+    return p
+
+
+def test_side_by_side_gives_the_same_sides(tmp_path, two_cores, chinese):
+    origin = _origin_with_bad_rows(tmp_path)
+    dest = SAMPLES / "dest.xlsx"
+    assert par.use_second_core(origin, dest, min_bytes=0)
+    o2, d2, blocked = par.load_sides(origin, dest, KEYS[0], KEYS[1], min_bytes=0)
+    assert blocked is None                       # nothing asked of it beyond loading
+    o1, d1 = load_side("origin", origin, KEYS[0]), load_side("dest", dest, KEYS[1])
+    for a, b in ((o1, o2), (d1, d2)):
+        pd.testing.assert_frame_equal(a.std, b.std)
+        pd.testing.assert_frame_equal(a.loaded.raw, b.loaded.raw)
+        assert a.sha256 == b.sha256 and a.loaded.encoding == b.loaded.encoding
+        assert [vars(r) for r in a.loaded.rejected] == [vars(r) for r in b.loaded.rejected]
+    assert len(o2.loaded.rejected) == 2 and len(o2.std) == 306
+    # rows in = rows loaded + rows rejected, and the reasons in the run's language (Chinese)
+    assert o2.loaded.rows_read == len(o2.std) + len(o2.loaded.rejected)
+    assert all(any("\u4e00" <= ch <= "\u9fff" for ch in r.reason) for r in o2.loaded.rejected)
+
+
+def test_a_bad_origin_gives_the_ordinary_error(tmp_path, two_cores):
+    bad = tmp_path / "origin.csv"
+    bad.write_bytes(b"")
+    with pytest.raises(ReconcileError) as side_by_side:
+        par.load_sides(bad, SAMPLES / "dest_utf8bom.csv", KEYS[0], KEYS[1], min_bytes=0)
+    with pytest.raises(ReconcileError) as alone:
+        load_side("origin", bad, KEYS[0])
+    assert type(side_by_side.value) is type(alone.value) and str(side_by_side.value) == str(alone.value)
+    assert side_by_side.value.exit_code == 4
+
+
+def test_small_files_or_one_core_load_here(tmp_path, monkeypatch):
+    small = SAMPLES / "tiny_origin.csv"
+    assert not par.use_second_core(small, small)                   # under the size threshold
+    monkeypatch.setattr(par, "_cores", lambda: 1)
+    assert not par.use_second_core(small, small, min_bytes=0)      # one core
+    monkeypatch.setattr(par, "_cores", lambda: 2)
+    monkeypatch.setenv("RECONCILE_WORKERS", "1")
+    assert not par.use_second_core(small, small, min_bytes=0)      # turned off
+
+
+def _tables(db_path: Path) -> dict[str, pd.DataFrame]:
+    import sqlite3
+
+    con = sqlite3.connect(db_path)
+    out = {}
+    for table, order in (("links", "source_pair, origin_key, dest_key"), ("untraceable", "origin_key"),
+                         ("unregistered", "dest_key"), ("duplicates", "source, cluster_id, record_key"),
+                         ("id_conflicts", "source, record_key"), ("records", "source, record_key")):
+        out[table] = pd.read_sql(f"SELECT * FROM {table} ORDER BY {order}", con).drop(columns=["run_id"])
+    con.close()
+    return out
+
+
+def test_match_with_the_second_core_writes_the_same_report(tmp_path, two_cores, monkeypatch):
+    """The origin loaded, blocked and compared with itself in the worker: the same report."""
+    from reconcile.match import MatchOptions, run_match
+
+    origin, dest = _origin_with_bad_rows(tmp_path), SAMPLES / "dest_utf8bom.csv"
+    opts = dict(origin=dict(KEYS[0]), dest=dict(KEYS[1]))
+    monkeypatch.setattr(par, "PARALLEL_LOAD_MIN_BYTES", 0)
+    side_by_side = run_match(origin, dest, tmp_path / "two.db", MatchOptions(**opts))
+    assert "within_origin_beside_load" in side_by_side.timings      # the worker did the origin's half
+    monkeypatch.setenv("RECONCILE_WORKERS", "1")
+    alone = run_match(origin, dest, tmp_path / "one.db", MatchOptions(**opts))
+    assert "within_origin_beside_load" not in alone.timings
+    assert side_by_side.summary == alone.summary
+    a, b = _tables(tmp_path / "two.db"), _tables(tmp_path / "one.db")
+    assert len(a["links"]) and len(a["duplicates"])
+    for table in a:
+        pd.testing.assert_frame_equal(a[table], b[table], obj=table)
