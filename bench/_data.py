@@ -30,3 +30,11 @@ def peak_rss_mb() -> float:
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def worker_peak_rss_mb() -> float:
+    """Peak resident memory of the largest finished child process (reconcile.parallel's worker
+    loading the origin). It ran beside this process, so the machine's peak is at most the sum."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024

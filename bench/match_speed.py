@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from _data import OUT, peak_rss_mb, registries
+from _data import OUT, peak_rss_mb, registries, worker_peak_rss_mb
 
 
 def _first_records(path, n: int):
@@ -44,7 +44,7 @@ def main() -> int:
     secs = time.perf_counter() - t0
     s = res.summary
     print(f"match {s['origin_records']} x {s['dest_records']} records: {secs:.1f} s end to end, "
-          f"peak RSS {peak_rss_mb():.0f} MB")
+          f"peak RSS {peak_rss_mb():.0f} MB (loading worker {worker_peak_rss_mb():.0f} MB)")
     print(f"  candidate pairs {s['candidate_pairs']}, {s['candidate_pairs'] / secs:,.0f} pairs/s overall")
     print("  stages: " + ", ".join(f"{k} {v:.1f}s" for k, v in res.timings.items()))
     print(f"  matches {s['links_match']}, review {s['links_review']}, untraceable {s['untraceable']}")

@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._data import OUT  # noqa: E402
+from bench._data import OUT, worker_peak_rss_mb  # noqa: E402
 
 
 def truth_sets(persons: int, seed: int, dirt: float) -> tuple[set, set, dict]:
@@ -54,8 +54,11 @@ def main() -> int:
     load_before = os.getloadavg()[0]
     t0 = time.perf_counter()
     c0 = time.process_time()
+    ch0 = os.times()
     res = run_match(paths["origin"], paths["dest"], out, MatchOptions(origin={"key": "编号"}, dest={"key": "序号"}))
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    ch1 = os.times()
+    cpu_workers = (ch1.children_user + ch1.children_system) - (ch0.children_user + ch0.children_system)
     con = sqlite3.connect(out)
     got = set(con.execute("SELECT origin_key, dest_key FROM links WHERE run_id=? AND source_pair='origin-dest' "
                           "AND decision='match'", (res.run_id,)).fetchall())
@@ -66,7 +69,8 @@ def main() -> int:
     s = res.summary
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"size {args.size}: {s['origin_records']} x {s['dest_records']} records")
-    print(f"  wall {wall:.1f} s, cpu {cpu:.1f} s, peak RSS {rss:.0f} MB "
+    print(f"  wall {wall:.1f} s, cpu {cpu:.1f} s (+ {cpu_workers:.1f} s in the loading worker), peak RSS {rss:.0f} MB "
+          f"(loading worker {worker_peak_rss_mb():.0f} MB) "
           f"(load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after)")
     print("  stages: " + ", ".join(f"{k} {v:.1f}s" for k, v in res.timings.items()))
     print(f"  candidate pairs {s['candidate_pairs']:,} ({s['candidate_pairs'] / wall:,.0f} pairs/s end to end)")

@@ -51,8 +51,9 @@ else:
 wall = time.perf_counter() - t0
 tp = len(got & pairs); p = tp / max(len(got), 1); rc = tp / max(len(pairs), 1)
 me = resource.getrusage(resource.RUSAGE_SELF)
-print(json.dumps({{"tool": tool, "wall": wall, "rss_mb": me.ru_maxrss / 1024,
-                  "cpu": me.ru_utime + me.ru_stime,   # DuckDB's threads included
+kids = resource.getrusage(resource.RUSAGE_CHILDREN)   # reconcile's loading worker
+print(json.dumps({{"tool": tool, "wall": wall, "rss_mb": me.ru_maxrss / 1024, "worker_rss_mb": kids.ru_maxrss / 1024,
+                  "cpu": me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime,   # DuckDB's threads included
                   "f1": 2 * p * rc / (p + rc) if p + rc else 0.0}}))
 '''
 
@@ -87,8 +88,9 @@ def main() -> int:
                 continue
             rows.append(json.loads(r.stdout.strip().splitlines()[-1]))
     for row in rows:
+        worker = f" (+ worker {row['worker_rss_mb']:.0f} MB)" if row.get("worker_rss_mb") else ""
         print(f"{row['tool']:14s} wall {row['wall']:8.1f} s  cpu {row['cpu']:8.1f} s  peak RSS {row['rss_mb']:7.0f} MB"
-              f"  link F1 {row['f1']:.4f}")
+              f"{worker}  link F1 {row['f1']:.4f}")
     by = {}
     for row in rows:
         by.setdefault(row["tool"], []).append(row["wall"])
