@@ -2,14 +2,20 @@
 and the worker that loaded the origin also blocks and compares it with itself (the first half of
 its within-file linkage: reconcile.linkage.block_and_compare), which needs no model yet.
 
-A spawned process (not a fork), so it behaves the same on Windows, where the users are, as on
-Linux. Only worth it for large files: starting a Python with pandas costs about a second, and
-the loaded side comes back pickled (about a quarter of its loading time).
+The worker is a new Python (``python -m reconcile.parallel``) that reads its job from its stdin and
+writes the result to its stdout, both pickled: it behaves the same on Windows, where the users
+are, as on Linux, and unlike multiprocessing's spawn it never runs the caller's main script again
+(a script without an ``if __name__ == "__main__"`` guard would load the registries once more in
+the worker, and again in every replacement). Only worth it for large files: starting a Python
+with pandas costs about a second, and the loaded side comes back pickled (about a quarter of its
+loading time).
 """
 from __future__ import annotations
 
-import multiprocessing
 import os
+import pickle
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -66,20 +72,67 @@ def load_sides(origin_path: str | Path, dest_path: str | Path, origin_opts: Mapp
 
     if not use_second_core(origin_path, dest_path, min_bytes=min_bytes):
         return load_side("origin", origin_path, origin_opts), load_side("dest", dest_path, dest_opts), None
-    from reconcile.i18n import get_lang, set_lang
+    from reconcile.i18n import get_lang
 
     # the worker starts afresh: it speaks the language this run speaks (rejected rows' reasons)
-    pool = multiprocessing.get_context("spawn").Pool(1, initializer=set_lang, initargs=(get_lang(),))
+    worker = _start_worker((get_lang(), "origin", str(origin_path), dict(origin_opts), within))
     try:
-        pending = pool.apply_async(_load_and_block, ("origin", str(origin_path), dict(origin_opts), within))
         dest = load_side("dest", dest_path, dest_opts)
-        try:
-            origin, blocked = pending.get()
-        except Exception:   # noqa: BLE001 - redone in this process, which raises it properly
-            origin, blocked = None, None
+        done = _result(worker)
     finally:
-        pool.terminate()
-        pool.join()
-    if origin is None:
-        origin = load_side("origin", origin_path, origin_opts)
+        if worker is not None and worker.poll() is None:
+            worker.kill()
+            worker.wait()
+    if done is None:   # redone in this process, which raises a bad file's error properly
+        return load_side("origin", origin_path, origin_opts), dest, None
+    origin, blocked = done
     return origin, dest, blocked
+
+
+def _start_worker(job: tuple) -> subprocess.Popen | None:
+    """A new Python running this module's ``_worker_main`` with ``job``; None if it cannot start.
+    It imports what this process imports (the same sys.path)."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "reconcile.parallel"], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, env=env)
+        assert proc.stdin is not None
+        pickle.dump(job, proc.stdin, protocol=pickle.HIGHEST_PROTOCOL)
+        proc.stdin.close()
+    except (OSError, pickle.PicklingError, AttributeError, TypeError):
+        return None
+    return proc
+
+
+def _result(proc: subprocess.Popen | None):
+    """The worker's (Side, Blocked or None), or None when it failed in any way."""
+    if proc is None:
+        return None
+    try:
+        ok, payload = pickle.load(proc.stdout)
+    except Exception:   # noqa: BLE001 - the worker died or wrote nothing usable
+        return None
+    finally:
+        proc.stdout.close()
+        proc.wait()
+    return payload if ok else None
+
+
+def _worker_main() -> None:
+    """``python -m reconcile.parallel``: one job from stdin, its result to stdout (pickled)."""
+    from reconcile.i18n import set_lang
+
+    out = sys.stdout.buffer
+    sys.stdout = sys.stderr   # whatever a library prints must not corrupt the result
+    try:
+        lang, name, path, options, within = pickle.load(sys.stdin.buffer)
+        set_lang(lang)
+        result = (True, _load_and_block(name, path, options, within))
+    except BaseException:   # noqa: BLE001 - the caller redoes the job and reports the error
+        result = (False, None)
+    pickle.dump(result, out, protocol=pickle.HIGHEST_PROTOCOL)
+    out.flush()
+
+
+if __name__ == "__main__":
+    _worker_main()

@@ -109,3 +109,26 @@ def test_match_with_the_second_core_writes_the_same_report(tmp_path, two_cores, 
     assert len(a["links"]) and len(a["duplicates"])
     for table in a:
         pd.testing.assert_frame_equal(a[table], b[table], obj=table)
+
+
+def test_a_script_without_a_main_guard_runs_once(tmp_path):
+    """The worker is a fresh ``python -m reconcile.parallel``: it never runs the caller's script
+    again (multiprocessing's spawn does, for a script without ``if __name__ == "__main__"``)."""
+    import subprocess
+    import sys
+
+    runs = tmp_path / "runs.txt"
+    script = tmp_path / "unguarded.py"
+    script.write_text(
+        "import reconcile.parallel as par\n"
+        "par._cores = lambda: 2\n"
+        f"open({str(runs)!r}, 'a').write('run\\n')\n"
+        f"o, d, b = par.load_sides({str(SAMPLES / 'origin_gb18030.csv')!r}, {str(SAMPLES / 'dest_utf8bom.csv')!r},\n"
+        "                          {'key': '编号'}, {'key': '序号'}, min_bytes=0, within=None)\n"
+        "print(len(o.std), len(d.std))\n", encoding="utf-8")
+    env = {k: v for k, v in __import__("os").environ.items() if k != "RECONCILE_WORKERS"}
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, env=env,
+                          cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["306", "546"]
+    assert runs.read_text().splitlines() == ["run"]
