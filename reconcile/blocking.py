@@ -91,8 +91,8 @@ MATCH_PASSES: tuple[BlockingPass, ...] = tuple(
 # comparator's different_valid); leaving these namesakes out cut a large file's within-file pairs
 # by a third or more (at 300,000 persons: origin 0.77 -> 0.52 million, destination 2.05 -> 1.23
 # million). Measured with bench/accuracy.py, seeds 7 and 11, default and dirty: every figure the
-# same. Across the two registries a number replaced by another valid
-# one is common enough to keep them whole (MATCH_PASSES).
+# same. Across the two registries a number replaced by another valid one is common enough to keep
+# them whole (MATCH_PASSES).
 WITHIN_NAME_PASSES: frozenset[str] = frozenset(
     {"pinyin_year", "pinyin_sorted_year", "surname_birth", "given_birth", "name_rare"})
 
