@@ -66,8 +66,7 @@ DEFAULT_PASSES: tuple[BlockingPass, ...] = (
 # registry (at 300,000 persons birth_sex alone gave 3.7 million new pairs). `match` runs them
 # only for pairs where at least one record lacks a usable ID number: when both records carry one,
 # the ID passes already pair them (a typo in one part of the number included), and the name
-# passes (pinyin_year, given_birth, surname_birth, name_rare) still pair two numbers that differ
-# entirely. id_region_birth (region + birth date of the ID, 14 characters) is there for a typo in
+# passes (NAME_PASSES) pair a record with a number that is not its own. id_region_birth (region + birth date of the ID, 14 characters) is there for a typo in
 # the sequence digits, id_part_b (the ID without its birth month and day) for a typo in those:
 # such a typo fails the check character, so one side is unusable then too, while two usable
 # numbers sharing those characters are twins, or people of one county and decade who happen to
@@ -79,25 +78,30 @@ DEMOGRAPHIC_PASSES: frozenset[str] = frozenset(
     {"birth_sex", "surname_month_county", "given_month", "birth_county", "pinyin_county", "id_region_birth",
      "id_part_b"})
 
-MATCH_PASSES: tuple[BlockingPass, ...] = tuple(
-    replace(p, only_unidentified=True) if p.name in DEMOGRAPHIC_PASSES else p for p in DEFAULT_PASSES)
-
-
-# Passes keyed on the name (with a birth year or date, or alone) that `match` restricts when it
-# links one file with itself: to pairs where at least one record has no number of its own
-# (k_id_unsure, reconcile.keys: none usable, one its birth date disagrees with, one shaped like
-# Excel's damaged copy, one upgraded from 15 digits, one carried under two names). Two records of
-# one file that both have a number of their own, and different numbers, are two people (the ID
-# comparator's different_valid); leaving these namesakes out cut a large file's within-file pairs
-# by a third or more (at 300,000 persons: origin 0.77 -> 0.52 million, destination 2.05 -> 1.23
-# million). Measured with bench/accuracy.py, seeds 7 and 11, default and dirty: every figure the
-# same. Across the two registries a number replaced by another valid one is common enough to keep
-# them whole (MATCH_PASSES).
-WITHIN_NAME_PASSES: frozenset[str] = frozenset(
+# Passes keyed on the name (with a birth year or date, or alone), which `match` restricts to pairs
+# where at least one record has no number of its own (k_id_unsure, reconcile.keys: none usable,
+# one its birth date disagrees with, one shaped like Excel's damaged copy, one upgraded from 15
+# digits, one carried under two names). Two records that both have a number of their own, and
+# different numbers, are two people to the ID comparator (different_valid), and a typo in one
+# of two numbers is paired by the ID passes (the typo fails the check character, or leaves
+# id_part_a / id_part_b intact). These namesakes were most of a large linkage's pairs.
+# Within one file first (fifth session; at 300,000 persons origin 0.77 -> 0.52 million pairs,
+# destination 2.05 -> 1.23 million), then across the two registries too (sixth session; at
+# 300,000 persons 2.16 -> 1.30 million cross pairs). Measured with bench/accuracy.py, seeds 7
+# and 11, default, dirty and FEBRL4: nothing lost, and a little gained (seed 7 default link P
+# 0.9989 -> 0.9992, untraceable R 0.9976 -> 0.9985: fewer namesakes competing for a record).
+# The coarser flag, k_unidentified, did lose recall across the registries (a record carrying
+# someone else's valid number): its birth date disagreeing with that number is what flags it.
+NAME_PASSES: frozenset[str] = frozenset(
     {"pinyin_year", "pinyin_sorted_year", "surname_birth", "given_birth", "name_rare"})
 
-WITHIN_PASSES: tuple[BlockingPass, ...] = tuple(
-    replace(p, only_unsure_id=True) if p.name in WITHIN_NAME_PASSES else p for p in MATCH_PASSES)
+MATCH_PASSES: tuple[BlockingPass, ...] = tuple(
+    replace(p, only_unidentified=True) if p.name in DEMOGRAPHIC_PASSES
+    else replace(p, only_unsure_id=True) if p.name in NAME_PASSES else p for p in DEFAULT_PASSES)
+
+# The passes of `match`'s within-file linkages: the same as across the registries since the
+# sixth session (kept apart so that an engine can still give the two kinds different passes).
+WITHIN_PASSES: tuple[BlockingPass, ...] = MATCH_PASSES
 
 
 @dataclass
@@ -340,7 +344,7 @@ def sample_pass_pairs(
     max_pairs: int = 200_000,
     seed: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The pairs of pass ``p`` *without* its restriction (only_unidentified), for EM training:
+    """The pairs of pass ``p`` *without* its restriction (its flag_column), for EM training:
     every pair when there are at most ``max_pairs``, else the pairs of a seeded random subset of
     its blocks (whole blocks, so each sampled block keeps its mix of matches and non-matches).
 

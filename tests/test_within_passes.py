@@ -1,10 +1,13 @@
-"""Within one registry the name passes pair a record only with records that lack a number of
-their own (reconcile.blocking.WITHIN_PASSES, key k_id_unsure)."""
+"""The name passes pair a record only with records that lack a number of their own
+(reconcile.blocking.NAME_PASSES, key k_id_unsure): within one registry (WITHIN_PASSES) and, since
+the sixth session, across the two registries (MATCH_PASSES)."""
 from __future__ import annotations
 
 import pandas as pd
 
-from reconcile.blocking import MATCH_PASSES, WITHIN_PASSES, candidate_pairs
+from dataclasses import replace
+
+from reconcile.blocking import DEFAULT_PASSES, MATCH_PASSES, NAME_PASSES, WITHIN_PASSES, candidate_pairs
 from reconcile.idnumbers import check_char
 from reconcile.keys import add_keys, fill_unit_hukou, mark_shared_ids
 from reconcile.standardise import standardise
@@ -26,11 +29,11 @@ def excel_shaped_valid(region: str, year_month: str) -> str:
     raise AssertionError("no number found")
 
 
-def registry(rows: list[tuple[str, str, str, str]]) -> pd.DataFrame:
+def registry(rows: list[tuple[str, str, str, str]], village: str = "江林村") -> pd.DataFrame:
     raw = pd.DataFrame(rows, columns=["name", "sex", "birth_date", "id_number"])
     raw.insert(0, "record_key", [f"{k + 1:04d}" for k in range(len(raw))])
     raw["line"] = range(2, len(raw) + 2)
-    raw["hukou"] = [f"湖南省郴州市安仁县永乐江镇江林村{k + 1}组" for k in range(len(raw))]
+    raw["hukou"] = [f"湖南省郴州市安仁县永乐江镇{village}{k + 1}组" for k in range(len(raw))]
     for f in ("residence", "flow_status", "flow_place", "unit"):
         raw[f] = ""
     std = standardise(raw).reset_index(drop=True)
@@ -64,15 +67,47 @@ def test_namesakes_with_numbers_of_their_own_are_not_paired_within_one_file():
     assert std["id_status"].tolist()[11] == "upgraded_from_15"
     assert std["k_id_unsure"].tolist() == [False, False, False, True, False, True, True, True, False, True, False,
                                            True, False]
-    whole, within = pairs(std, MATCH_PASSES), pairs(std, WITHIN_PASSES)
+    whole, within = pairs(std, WHOLE_NAME_PASSES), pairs(std, WITHIN_PASSES)
     assert (0, 1) in whole and (0, 1) not in within       # different_valid: two people anyway
     for pair in ((2, 3), (4, 5), (6, 8), (9, 10), (6, 7), (11, 12)):
         assert pair in within, pair
     assert within <= whole
 
 
-def test_within_passes_differ_from_match_passes_only_on_the_name_passes():
-    assert [p.name for p in WITHIN_PASSES] == [p.name for p in MATCH_PASSES]
-    changed = {w.name for w, m in zip(WITHIN_PASSES, MATCH_PASSES) if w != m}
-    assert changed == {"pinyin_year", "pinyin_sorted_year", "surname_birth", "given_birth", "name_rare"}
-    assert all(w.flag_column == "k_id_unsure" for w in WITHIN_PASSES if w.name in changed)
+def test_the_name_passes_are_the_only_ones_restricted_to_numbers_not_their_own():
+    assert [p.name for p in MATCH_PASSES] == [p.name for p in DEFAULT_PASSES]
+    unsure = {p.name for p in MATCH_PASSES if p.flag_column == "k_id_unsure"}
+    assert unsure == NAME_PASSES == {"pinyin_year", "pinyin_sorted_year", "surname_birth", "given_birth",
+                                     "name_rare"}
+    assert WITHIN_PASSES == MATCH_PASSES
+
+
+def test_across_two_registries_namesakes_with_numbers_of_their_own_are_not_paired():
+    """The same rule between an origin and a destination registry: two 张伟 of one birth day with
+    two valid numbers of their own are not paired by a name pass; a 李娜 whose destination record
+    carries someone else's valid number (its birth date disagrees) still is, and so is a record
+    without a number, and a number with a typo (the ID passes)."""
+    origin = registry([
+        ("张伟", "男", "1985-03-02", valid_id("43102819850302101")),   # 0
+        ("李娜", "女", "1990-07-15", valid_id("43102819900715202")),   # 1
+        ("陈静", "女", "1992-12-01", valid_id("43102819921201406")),   # 2
+        ("赵敏", "女", "1968-04-09", valid_id("43102819680409128")),   # 3
+    ])
+    typo = valid_id("43102819680409128")
+    typo = typo[:16] + ("3" if typo[16] != "3" else "4") + typo[17]      # fails the check
+    dest = registry([
+        ("张伟", "男", "1985-03-02", valid_id("43102819850302153")),   # 0: another 张伟
+        ("李娜", "女", "1990-07-15", valid_id("43102819880101204")),   # 1: someone else's number
+        ("陈静", "女", "1992-12-01", ""),                             # 2: no number
+        ("赵敏", "女", "1968-04-09", typo),                            # 3
+    ], village="沙冲村")   # (not one address: the address pass would pair them)
+    got = candidate_pairs(origin, dest, MATCH_PASSES, block_cap=2000)
+    found = set(zip(got.left.tolist(), got.right.tolist()))
+    whole = candidate_pairs(origin, dest, WHOLE_NAME_PASSES, block_cap=2000)
+    assert (0, 0) in set(zip(whole.left.tolist(), whole.right.tolist()))
+    assert (0, 0) not in found
+    assert {(1, 1), (2, 2), (3, 3)} <= found
+
+
+# match's passes with the name passes unrestricted (the form before the restriction)
+WHOLE_NAME_PASSES = tuple(replace(p, only_unsure_id=False) for p in MATCH_PASSES)

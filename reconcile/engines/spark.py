@@ -293,7 +293,7 @@ class PartialLinkage(Linkage):
 # blocking
 @dataclass(frozen=True)
 class _Spec:
-    """One join of a pass: part 0 = whole pass; a restricted pass (only_sparse, only_unidentified)
+    """One join of a pass: part 0 = whole pass; a restricted pass (its flag_column)
     runs as part 1 (left record flagged) and part 2 (right record flagged), as
     reconcile.blocking does."""
 
