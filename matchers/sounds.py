@@ -9,6 +9,8 @@ a table indexed by code point, so a whole code matrix is looked up in one numpy 
 """
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 UNKNOWN = -1          # no reading: padding (code 0), separators, Latin letters, digits
@@ -20,6 +22,7 @@ _IDS: dict[str, int] = {}
 _INITIALS = (("zh", "z"), ("ch", "c"), ("sh", "s"))
 
 
+@lru_cache(maxsize=65536)   # a few thousand syllables, asked for once per name of a registry
 def fuzzy_syllable(syllable: str) -> str:
     """A toneless pinyin syllable with the 模糊音 distinctions folded: zh/ch/sh -> z/c/s,
     initial n -> l, final -ng -> -n (ang/eng/ing/ong; ong has no -n partner, so nothing merges)."""
@@ -64,6 +67,7 @@ def sound_alike(a: str, b: str) -> bool:
     return bool(ia >= 0 and ia == ib)
 
 
+@lru_cache(maxsize=65536)   # pypinyin takes tens of microseconds a call; characters repeat
 def char_reading(ch: str) -> str:
     """A character's toneless default pinyin reading ('' when it has none)."""
     return _reading(ord(ch)) if len(ch) == 1 else ""

@@ -15,15 +15,17 @@ _NUMBERED = re.compile(r"[0-9]+[号组栋幢室楼单元弄巷户排]*")
 
 
 def _per_distinct(a: pd.Series, b: pd.Series, fn: Callable[[Any, Any], str]) -> pd.Series:
-    """``fn(a[i], b[i])`` for every row, computed once per distinct (a, b) pair."""
-    cache: dict[tuple[Any, Any], str] = {}
-    out = []
-    for x, y in zip(a.tolist(), b.tolist()):
-        v = cache.get((x, y))
-        if v is None:
-            v = cache[(x, y)] = fn(x, y)
-        out.append(v)
-    return pd.Series(out, index=a.index, dtype=object)
+    """``fn(a[i], b[i])`` for every row, computed once per distinct (a, b) pair: both columns
+    are factorised (in C), the pairs of codes combined, and ``fn`` runs on one row per pair."""
+    av, bv = a.to_numpy(object), b.to_numpy(object)
+    ka, ua = pd.factorize(av, sort=False, use_na_sentinel=False)
+    kb, ub = pd.factorize(bv, sort=False, use_na_sentinel=False)
+    combo, uniq = pd.factorize(ka.astype(np.int64) * (len(ub) + 1) + kb, sort=False)
+    rep = np.empty(len(uniq), dtype=np.int64)
+    rep[combo[::-1]] = np.arange(len(combo))[::-1]     # the first row with each pair
+    values = np.empty(len(uniq), dtype=object)
+    values[:] = [fn(x, y) for x, y in zip(av[rep].tolist(), bv[rep].tolist())]
+    return pd.Series(values.take(combo) if len(combo) else values, index=a.index, dtype=object)
 
 
 def _first_syllables(pinyin: pd.Series, n: pd.Series) -> pd.Series:
@@ -50,6 +52,36 @@ def folded_pinyin(names: pd.Series, pinyin: pd.Series) -> pd.Series:
     return _per_distinct(names, pinyin, fold)
 
 
+def _id_pieces(idc: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(k_id14, k_id_a, k_id_b) of cleaned ID numbers (object arrays of str).
+
+    k_id14: the first 14 characters of a number of 15 or more. k_id_a / k_id_b: two
+    complementary pieces, so that a one-character typo leaves at least one of them intact
+    together with k_id14: for 18 characters [9:] and [:9]+[14:], for other lengths the two
+    halves; '' under 6 characters. The 18-character numbers (nearly all) are sliced as a
+    character matrix in numpy, the rest one by one."""
+    n = idc.size
+    k14 = np.full(n, "", dtype=object)
+    ka = np.full(n, "", dtype=object)
+    kb = np.full(n, "", dtype=object)
+    if n == 0:
+        return k14, ka, kb
+    lengths = np.fromiter((len(x) for x in idc.tolist()), dtype=np.int64, count=n)
+    full = np.flatnonzero(lengths == 18)
+    if full.size:
+        chars = np.asarray(idc[full].tolist(), dtype="U18").view(np.uint32).reshape(-1, 18)
+        k14[full] = np.ascontiguousarray(chars[:, :14]).view("U14").ravel().astype(object)
+        ka[full] = np.ascontiguousarray(chars[:, 9:]).view("U9").ravel().astype(object)
+        kb[full] = np.ascontiguousarray(np.hstack([chars[:, :9], chars[:, 14:]])).view("U13").ravel().astype(object)
+    for k in np.flatnonzero((lengths != 18) & (lengths >= 6)).tolist():
+        s = idc[k]
+        h = len(s) // 2
+        if len(s) >= 15:
+            k14[k] = s[:14]
+        ka[k], kb[k] = s[h:], s[:h]
+    return k14, ka, kb
+
+
 def add_keys(std: pd.DataFrame) -> pd.DataFrame:
     """Return ``std`` plus helper columns (prefixed ``k_``) for blocking.
 
@@ -59,71 +91,71 @@ def add_keys(std: pd.DataFrame) -> pd.DataFrame:
     k_surname_py: pinyin of the surname; k_given_py: pinyin of the given name; k_id14: region+birth part of the ID;
     k_py_fold: pinyin with 模糊音 and shape-alike characters folded (see ``folded_pinyin``).
     """
-    df = std.copy()
-    bd = df["birth_date"].astype(str)
-    prec = df["birth_precision"].astype(str)
-    idb = df["id_birth_date"].astype(str)
-    df["k_birth"] = np.where(prec == "day", bd, idb)
+    idx = std.index
+    new: dict[str, Any] = {}   # built apart and joined once (one column at a time copies blocks)
+    bd = std["birth_date"].astype(str)
+    prec = std["birth_precision"].astype(str)
+    idb = std["id_birth_date"].astype(str)
+    new["k_birth"] = np.where(prec == "day", bd, idb)
     either = np.where(bd != "", bd, idb)
-    df["k_year"] = pd.Series(either, index=df.index).str.slice(0, 4)
+    new["k_year"] = pd.Series(either, index=idx).str.slice(0, 4)
     month_src = np.where((prec == "day") | (prec == "month"), bd, idb)
-    df["k_month"] = pd.Series(month_src, index=df.index).str.slice(0, 7)
-    df.loc[df["k_month"].str.len() < 7, "k_month"] = ""
-    df["k_sex"] = np.where(df["sex"] != "", df["sex"], df["id_sex"])
-    py = df["name_pinyin"].astype(str)
-    df["k_py"] = py.str.replace(" ", "", regex=False)
+    k_month = pd.Series(month_src, index=idx).str.slice(0, 7)
+    k_month[k_month.str.len() < 7] = ""
+    new["k_month"] = k_month
+    new["k_sex"] = np.where(std["sex"] != "", std["sex"], std["id_sex"])
+    py = std["name_pinyin"].astype(str)
+    k_py = py.str.replace(" ", "", regex=False)
+    new["k_py"] = k_py
     uniq = pd.unique(py)
     sorted_map = {p: "".join(sorted(p.split())) for p in uniq}
-    df["k_py_sorted"] = py.map(sorted_map)
-    df["k_py_fold"] = folded_pinyin(df["name"].astype(str) if "name" in df else py, py)
-    is_han = df["name_script"] == "han"
-    n_sur = np.where(is_han, df["surname"].str.len(), 1)
-    df["k_surname_py"] = _first_syllables(py, pd.Series(n_sur, index=df.index))
-    surname_len = df["k_surname_py"].str.len()
-    df["k_given_py"] = [p[n:] for p, n in zip(df["k_py"].tolist(), surname_len.tolist())]
-    idc = df["id_clean"].astype(str)
+    new["k_py_sorted"] = py.map(sorted_map)
+    new["k_py_fold"] = folded_pinyin(std["name"].astype(str) if "name" in std else py, py)
+    is_han = std["name_script"] == "han"
+    n_sur = np.where(is_han, std["surname"].str.len(), 1)
+    k_surname = _first_syllables(py, pd.Series(n_sur, index=idx))
+    new["k_surname_py"] = k_surname
+    new["k_given_py"] = _per_distinct(k_py, k_surname.str.len(), lambda p, n: p[n:])
+    idc = std["id_clean"].astype(str)
     # (an Excel-damaged number keeps 15 digits: its region + birth date part still blocks)
-    df["k_id14"] = np.where(idc.str.len() >= 15, idc.str.slice(0, 14), "")
-    # Two complementary pieces of the ID: a one-character typo leaves at least one of them intact
-    # together with k_id14 (18 chars: [9:] and [:9]+[14:]; other lengths: the two halves).
-    n = idc.str.len()
-    half = n // 2
-    df["k_id_a"] = np.where(n == 18, idc.str.slice(9), [s[h:] for s, h in zip(idc.tolist(), half.tolist())])
-    df["k_id_b"] = np.where(n == 18, idc.str.slice(0, 9) + idc.str.slice(14), [s[:h] for s, h in zip(idc.tolist(), half.tolist())])
-    short = n < 6
-    df.loc[short, "k_id_a"] = ""
-    df.loc[short, "k_id_b"] = ""
-    df["k_no_id_no_birth"] = (idc == "") & (df["k_year"] == "")
+    new["k_id14"], new["k_id_a"], new["k_id_b"] = _id_pieces(idc.to_numpy(object))
+    new["k_no_id_no_birth"] = (idc == "") & (new["k_year"] == "")
     # no usable ID number (missing, malformed, failed check digit, cut by Excel): the records
     # the demographic blocking passes exist for (see reconcile.blocking.MATCH_PASSES)
-    status = df["id_status"].astype(str) if "id_status" in df else pd.Series("", index=df.index)
-    df["k_unidentified"] = ~status.isin(list(USABLE_ID_STATUSES)).to_numpy()
+    status = std["id_status"].astype(str) if "id_status" in std else pd.Series("", index=idx)
+    new["k_unidentified"] = ~status.isin(list(USABLE_ID_STATUSES)).to_numpy()
     # no number of its own to vouch for the record: unusable, one its birth date disagrees with
     # (someone else's number), one shaped like Excel's damaged copy of a number (it may pass the
     # check), or one upgraded from 15 digits (its check character is ours: a typo in it passes);
     # mark_shared_ids adds numbers carried under two names. Two records that both have a number
     # of their own, and different ones, are two people to the ID comparator (different_valid):
-    # the pairs reconcile.blocking.WITHIN_PASSES leave out
+    # the pairs the name passes leave out (reconcile.blocking.NAME_PASSES)
     from matchers.birth_date import birth_agrees_with_id
     from matchers.id_number import excel_shaped
 
-    if "birth_date" in df and "id_birth_date" in df:
-        agrees = birth_agrees_with_id({"birth_date": df["birth_date"].astype(str).to_numpy(object),
-                                       "id_birth_date": df["id_birth_date"].astype(str).to_numpy(object)})
+    if "birth_date" in std and "id_birth_date" in std:
+        agrees = birth_agrees_with_id({"birth_date": bd.to_numpy(object), "id_birth_date": idb.to_numpy(object)})
     else:
-        agrees = np.ones(len(df), dtype=bool)
-    df["k_id_unsure"] = (df["k_unidentified"].to_numpy() | ~agrees | excel_shaped(idc.to_numpy(object))
-                         | (status == "upgraded_from_15").to_numpy())
-    if "k_id_shared" not in df:
-        df["k_id_shared"] = ""        # set file-wide by mark_shared_ids
+        agrees = np.ones(len(std), dtype=bool)
+    new["k_id_unsure"] = (new["k_unidentified"] | ~agrees | excel_shaped(idc.to_numpy(object))
+                          | (status == "upgraded_from_15").to_numpy())
     # the address below the divisions it names, and that without its numbers (same village/street)
     for src, key in (("hukou_address", "k_address"), ("residence", "k_residence")):
-        addr = df[src].astype(str) if src in df else pd.Series("", index=df.index)
+        addr = std[src].astype(str) if src in std else pd.Series("", index=idx)
         codes, uniq = pd.factorize(addr)
         detail = np.array([address_detail(a) for a in uniq], dtype=object)
         stem = np.array([_NUMBERED.sub("", d) for d in detail], dtype=object)
-        df[key] = detail.take(codes) if len(codes) else np.array([], dtype=object)
-        df[key + "_stem"] = stem.take(codes) if len(codes) else np.array([], dtype=object)
+        new[key] = detail.take(codes) if len(codes) else np.array([], dtype=object)
+        new[key + "_stem"] = stem.take(codes) if len(codes) else np.array([], dtype=object)
+    if "k_id_shared" not in std:   # set file-wide by mark_shared_ids (in the old column order)
+        at = list(new).index("k_id_unsure") + 1
+        new = dict([*list(new.items())[:at], ("k_id_shared", np.full(len(std), "", dtype=object)),
+                    *list(new.items())[at:]])
+    arrays = {k: (v.to_numpy() if isinstance(v, pd.Series) else v) for k, v in new.items()}
+    df = pd.concat([std, pd.DataFrame({k: v for k, v in arrays.items() if k not in std.columns}, index=idx)],
+                   axis=1)
+    for k in (k for k in arrays if k in std.columns):   # keyed again: the columns keep their places
+        df[k] = arrays[k]
     return df
 
 

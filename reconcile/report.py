@@ -235,6 +235,9 @@ def _rows(df: pd.DataFrame, cols: list[str], run_id: int) -> Iterable[tuple]:
     return zip(*values)
 
 
+WRITE_CACHE_KIB = 200_000   # SQLite page cache while a run is written (see write_run)
+
+
 def write_run(db: sqlite_utils.Database, out: RunOutput, extra_writer=None) -> int:
     """Write one complete run inside one transaction; returns its run_id.
 
@@ -242,6 +245,12 @@ def write_run(db: sqlite_utils.Database, out: RunOutput, extra_writer=None) -> i
     """
     ensure_schema(db)
     conn = db.conn
+    # A large run inserts millions of rows into indexed tables (records: by key and by ID
+    # number) in key order the indexes do not share: with SQLite's default 2 MB page cache the
+    # index pages spill and are re-read all the time. At 1,000,000 persons (2.9 M records)
+    # inserting `records` took 64.6 s with it, 34.4 s with this (an upper bound: pages are
+    # allocated as used, a small run uses little).
+    conn.execute(f"PRAGMA cache_size = -{WRITE_CACHE_KIB}")
     with db.atomic():
         info = dict(out.run_info)
         cur = conn.execute(
