@@ -139,36 +139,38 @@ def run_match(
         from reconcile.parallel import load_sides
 
         t0 = time.perf_counter()
-        origin, dest, origin_blocked = load_sides(
-            origin_path, dest_path, opts.origin, opts.dest,
-            within=(comps, WITHIN_PASSES, opts.within_block_cap) if opts.within_file else None)
-        timings["load+standardise"] = time.perf_counter() - t0
-        if origin_blocked is not None:   # done by the worker while the destination loaded
-            timings["within_origin_beside_load"] = sum(origin_blocked.timings.values())
-        progress("load", {"origin": _load_info(origin), "dest": _load_info(dest)})
+        sides = load_sides(origin_path, dest_path, opts.origin, opts.dest,
+                           within=(comps, WITHIN_PASSES, opts.within_block_cap) if opts.within_file else None)
+        with sides:   # a worker may still be comparing one registry with itself: ended on any error
+            origin, dest = sides.origin, sides.dest
+            timings["load+standardise"] = time.perf_counter() - t0
+            timings.update(sides.timings)
+            progress("load", {"origin": _load_info(origin), "dest": _load_info(dest)})
 
-        model = None
-        if opts.model_from_run is not None:
-            model = _model_from_run(db, opts.model_from_run, comps)
+            model = None
+            if opts.model_from_run is not None:
+                model = _model_from_run(db, opts.model_from_run, comps)
 
-        tf = TermFrequencies.build(origin.std, dest.std)
-        cross = link(origin.std, dest.std, comps, passes=MATCH_PASSES, block_cap=opts.block_cap, model=model, tf=tf,
-                     u_sample=opts.u_sample, progress=progress, strata=PRIOR_STRATA)
-        for k, v in cross.timings.items():
-            timings[k] = timings.get(k, 0.0) + v
-        if opts.learn_from_reviews and model is None:
-            learned = learn_from_reviews(db, origin, dest, cross, comps, tf)
-            progress("learn", {"decided_pairs": learned})
+            tf = TermFrequencies.build(origin.std, dest.std)
+            cross = link(origin.std, dest.std, comps, passes=MATCH_PASSES, block_cap=opts.block_cap, model=model,
+                         tf=tf, u_sample=opts.u_sample, progress=progress, strata=PRIOR_STRATA)
+            for k, v in cross.timings.items():
+                timings[k] = timings.get(k, 0.0) + v
+            if opts.learn_from_reviews and model is None:
+                learned = learn_from_reviews(db, origin, dest, cross, comps, tf)
+                progress("learn", {"decided_pairs": learned})
 
-        t0 = time.perf_counter()
-        within: dict[str, Linkage | None] = {"origin": None, "dest": None}
-        if opts.within_file:
-            for side in (origin, dest):
-                if len(side.std) > 1:
-                    within[side.name] = link(side.std, None, comps, passes=WITHIN_PASSES, block_cap=opts.within_block_cap, m_from=cross.model,
-                                             tf=tf, u_sample=min(opts.u_sample, 100_000),
-                                             blocked=origin_blocked if side is origin else None)
-        timings["within_file"] = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            within: dict[str, Linkage | None] = {"origin": None, "dest": None}
+            if opts.within_file:
+                for side in (origin, dest):
+                    if len(side.std) > 1:
+                        within[side.name] = link(side.std, None, comps, passes=WITHIN_PASSES,
+                                                 block_cap=opts.within_block_cap, m_from=cross.model, tf=tf,
+                                                 u_sample=min(opts.u_sample, 100_000),
+                                                 blocked=sides.blocked(side.name))
+            timings["within_file"] = time.perf_counter() - t0
+            timings.update(sides.timings)
         progress("within", {k: (0 if v is None else int(v.li.size)) for k, v in within.items()})
 
     t0 = time.perf_counter()

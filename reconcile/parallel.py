@@ -1,14 +1,14 @@
 """Independent pipeline steps on a second core: the two registries load and standardise at once,
-and the worker that loaded the origin also blocks and compares it with itself (the first half of
-its within-file linkage: reconcile.linkage.block_and_compare), which needs no model yet.
+and the worker that loaded the larger one then blocks and compares it with itself (the first half
+of its within-file linkage: reconcile.linkage.block_and_compare, which needs no model) while this
+process links the two registries.
 
 The worker is a new Python (``python -m reconcile.parallel``) that reads its job from its stdin and
 writes the result to its stdout, both pickled: it behaves the same on Windows, where the users
 are, as on Linux, and unlike multiprocessing's spawn it never runs the caller's main script again
 (a script without an ``if __name__ == "__main__"`` guard would load the registries once more in
 the worker, and again in every replacement). Only worth it for large files: starting a Python
-with pandas costs about a second, and the loaded side comes back pickled (about a quarter of its
-loading time).
+with pandas costs about a second, and the loaded side comes back pickled.
 """
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ import os
 import pickle
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -42,51 +43,105 @@ def use_second_core(*paths: str | Path, min_bytes: int | None = None) -> bool:
         return False
 
 
-def _load_and_block(name: str, path: str, options: dict, within: tuple | None):
-    """The worker's job: load one side; with ``within`` = (comparators, passes, block cap), also
-    block and compare it with itself. Returns (Side, Blocked or None)."""
-    from reconcile.linkage import block_and_compare
-    from reconcile.match import load_side
+class Sides:
+    """Both loaded registries, and each one's within-file blocking and comparison where it was
+    done beforehand (``blocked(name)``). The larger registry is loaded in a second process, which
+    then blocks and compares it with itself while this process goes on (the cross-registry
+    linkage); ``blocked`` waits for that result. ``close()`` (or ``with``) ends the worker."""
 
-    side = load_side(name, path, options)
+    def __init__(self, origin, dest, blocked: dict | None = None, worker: subprocess.Popen | None = None,
+                 worker_side: str | None = None) -> None:
+        self.origin, self.dest = origin, dest
+        self._blocked = dict(blocked or {})
+        self._worker, self._worker_side = worker, worker_side
+        self.timings: dict[str, float] = {}
+
+    def blocked(self, name: str):
+        """The Blocked of side ``name`` with itself, or None (then link() does it here). For the
+        worker's side this waits for the worker, and is None when it failed in any way."""
+        if name == self._worker_side and self._worker is not None:
+            t0 = time.perf_counter()
+            got = _read(self._worker)
+            self.close()
+            self.timings[f"waited_for_{name}_within"] = time.perf_counter() - t0
+            if got is not None:
+                self._blocked[name] = got
+                self.timings[f"within_{name}_in_worker"] = sum(got.timings.values())
+        return self._blocked.get(name)
+
+    def close(self) -> None:
+        """End the worker (if any) and let go of its pipe."""
+        proc, self._worker = self._worker, None
+        if proc is None:
+            return
+        if proc.poll() is None:
+            proc.kill()
+        if proc.stdout is not None:
+            proc.stdout.close()
+        proc.wait()
+
+    def __enter__(self) -> "Sides":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _block(side, within: tuple | None):
+    """``side`` blocked and compared with itself (reconcile.linkage.block_and_compare), or None."""
+    from reconcile.linkage import block_and_compare
+
     if within is None or len(side.std) < 2:
-        return side, None
+        return None
     comps, passes, cap = within
-    blocked = block_and_compare(side.std, None, comps, passes=passes, block_cap=cap)
-    blocked.arrays = None   # the frame's own columns: not worth sending back
-    return side, blocked
+    return block_and_compare(side.std, None, comps, passes=passes, block_cap=cap)
 
 
 def load_sides(origin_path: str | Path, dest_path: str | Path, origin_opts: Mapping[str, Any],
                dest_opts: Mapping[str, Any], min_bytes: int | None = None,
-               within: tuple[Sequence[Any], Sequence[Any], int] | None = None):
-    """(origin Side, dest Side, origin's Blocked or None) as reconcile.match.load_side makes
-    them; the origin in a second process while this one loads the destination, when both files
-    are large. ``within`` = (comparators, passes, block cap): that process then also blocks and
-    compares the origin with itself (reconcile.linkage.block_and_compare), for ``link(blocked=)``.
+               within: tuple[Sequence[Any], Sequence[Any], int] | None = None) -> Sides:
+    """Both sides as reconcile.match.load_side makes them. When both files are large, the larger
+    one loads in a second process while this one loads the smaller; with ``within`` =
+    (comparators, passes, block cap) each process then blocks and compares its side with itself
+    (reconcile.linkage.block_and_compare, for ``link(blocked=)``): this one at once, the worker
+    after it has handed its side over, while this process links the two registries.
 
     Whatever goes wrong in the second process (a bad file, a worker that cannot start, a
     comparator that cannot be sent) is done again here, so the error a user sees is the one the
     ordinary path gives. A failure or Ctrl-C here ends the worker."""
     from reconcile.match import load_side
 
+    paths = {"origin": origin_path, "dest": dest_path}
+    opts = {"origin": origin_opts, "dest": dest_opts}
     if not use_second_core(origin_path, dest_path, min_bytes=min_bytes):
-        return load_side("origin", origin_path, origin_opts), load_side("dest", dest_path, dest_opts), None
+        return Sides(load_side("origin", origin_path, origin_opts), load_side("dest", dest_path, dest_opts))
     from reconcile.i18n import get_lang
 
+    # the worker takes the larger file: its load is the longer, and its within-file comparison
+    # (the larger too) then runs beside this process's cross-registry linkage
+    big = "dest" if Path(dest_path).stat().st_size >= Path(origin_path).stat().st_size else "origin"
+    small = "origin" if big == "dest" else "dest"
     # the worker starts afresh: it speaks the language this run speaks (rejected rows' reasons)
-    worker = _start_worker((get_lang(), "origin", str(origin_path), dict(origin_opts), within))
+    worker = _start_worker((get_lang(), big, str(paths[big]), dict(opts[big]), within))
+    sides = Sides(None, None, worker=worker, worker_side=big)
     try:
-        dest = load_side("dest", dest_path, dest_opts)
-        done = _result(worker)
-    finally:
-        if worker is not None and worker.poll() is None:
-            worker.kill()
-            worker.wait()
-    if done is None:   # redone in this process, which raises a bad file's error properly
-        return load_side("origin", origin_path, origin_opts), dest, None
-    origin, blocked = done
-    return origin, dest, blocked
+        mine = load_side(small, paths[small], opts[small])
+        t0 = time.perf_counter()
+        mine_blocked = _block(mine, within)
+        if mine_blocked is not None:
+            sides._blocked[small] = mine_blocked
+            sides.timings[f"within_{small}_beside_load"] = time.perf_counter() - t0
+        theirs = _read(worker)
+        if theirs is None:   # redone in this process, which raises a bad file's error properly
+            sides.close()
+            theirs = load_side(big, paths[big], opts[big])
+        elif within is None or len(theirs.std) < 2:
+            sides.close()
+    except BaseException:
+        sides.close()
+        raise
+    sides.origin, sides.dest = (mine, theirs) if small == "origin" else (theirs, mine)
+    return sides
 
 
 def _start_worker(job: tuple) -> subprocess.Popen | None:
@@ -104,34 +159,57 @@ def _start_worker(job: tuple) -> subprocess.Popen | None:
     return proc
 
 
-def _result(proc: subprocess.Popen | None):
-    """The worker's (Side, Blocked or None), or None when it failed in any way."""
-    if proc is None:
+def _read(proc: subprocess.Popen | None):
+    """The worker's next result, or None when it failed in any way (then it is ended)."""
+    if proc is None or proc.stdout is None or proc.stdout.closed:
         return None
     try:
         ok, payload = pickle.load(proc.stdout)
     except Exception:   # noqa: BLE001 - the worker died or wrote nothing usable
-        return None
-    finally:
+        ok, payload = False, None
+    if not ok:
+        if proc.poll() is None:
+            proc.kill()
         proc.stdout.close()
         proc.wait()
-    return payload if ok else None
+        return None
+    return payload
 
 
 def _worker_main() -> None:
-    """``python -m reconcile.parallel``: one job from stdin, its result to stdout (pickled)."""
+    """``python -m reconcile.parallel``: one job from stdin; to stdout (pickled) the loaded side,
+    then, when the job asks for it, that side blocked and compared with itself."""
     from reconcile.i18n import set_lang
 
     out = sys.stdout.buffer
-    sys.stdout = sys.stderr   # whatever a library prints must not corrupt the result
+    sys.stdout = sys.stderr   # whatever a library prints must not corrupt the results
+
+    def send(result: tuple) -> None:
+        pickle.dump(result, out, protocol=pickle.HIGHEST_PROTOCOL)
+        out.flush()
+
     try:
+        from reconcile.match import load_side
+
         lang, name, path, options, within = pickle.load(sys.stdin.buffer)
         set_lang(lang)
-        result = (True, _load_and_block(name, path, options, within))
+        side = load_side(name, path, options)
     except BaseException:   # noqa: BLE001 - the caller redoes the job and reports the error
+        send((False, None))
+        return
+    send((True, side))
+    try:
+        blocked = _block(side, within)
+        if blocked is None:
+            return
+        blocked.arrays = None   # the frame's own columns, which the caller has: not sent back
+        result = (True, blocked)
+    except BaseException:   # noqa: BLE001 - the caller does it itself
         result = (False, None)
-    pickle.dump(result, out, protocol=pickle.HIGHEST_PROTOCOL)
-    out.flush()
+    try:
+        send(result)
+    except BrokenPipeError:   # the caller went on without it
+        pass
 
 
 if __name__ == "__main__":

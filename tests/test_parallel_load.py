@@ -1,5 +1,6 @@
 """Loading the two registries side by side (reconcile.parallel): the same sides as one after the
-other, the same errors, in the run's language."""
+other, the same errors, in the run's language; the larger registry in the worker, which then
+compares it with itself."""
 from __future__ import annotations
 
 import shutil
@@ -44,8 +45,9 @@ def test_side_by_side_gives_the_same_sides(tmp_path, two_cores, chinese):
     origin = _origin_with_bad_rows(tmp_path)
     dest = SAMPLES / "dest.xlsx"
     assert par.use_second_core(origin, dest, min_bytes=0)
-    o2, d2, blocked = par.load_sides(origin, dest, KEYS[0], KEYS[1], min_bytes=0)
-    assert blocked is None                       # nothing asked of it beyond loading
+    with par.load_sides(origin, dest, KEYS[0], KEYS[1], min_bytes=0) as sides:
+        o2, d2 = sides.origin, sides.dest
+        assert sides.blocked("origin") is None and sides.blocked("dest") is None   # only loading asked
     o1, d1 = load_side("origin", origin, KEYS[0]), load_side("dest", dest, KEYS[1])
     for a, b in ((o1, o2), (d1, d2)):
         pd.testing.assert_frame_equal(a.std, b.std)
@@ -93,20 +95,59 @@ def _tables(db_path: Path) -> dict[str, pd.DataFrame]:
 
 
 def test_match_with_the_second_core_writes_the_same_report(tmp_path, two_cores, monkeypatch):
-    """The origin loaded, blocked and compared with itself in the worker: the same report."""
+    """The destination (the larger file) loaded, blocked and compared with itself in the worker,
+    the origin's within-file comparison done here meanwhile: the same report as one process."""
     from reconcile.match import MatchOptions, run_match
 
     origin, dest = _origin_with_bad_rows(tmp_path), SAMPLES / "dest_utf8bom.csv"
+    assert dest.stat().st_size > origin.stat().st_size
     opts = dict(origin=dict(KEYS[0]), dest=dict(KEYS[1]))
     monkeypatch.setattr(par, "PARALLEL_LOAD_MIN_BYTES", 0)
     side_by_side = run_match(origin, dest, tmp_path / "two.db", MatchOptions(**opts))
-    assert "within_origin_beside_load" in side_by_side.timings      # the worker did the origin's half
+    assert "within_origin_beside_load" in side_by_side.timings     # done here while the worker loaded
+    assert "within_dest_in_worker" in side_by_side.timings         # the worker's half came back
     monkeypatch.setenv("RECONCILE_WORKERS", "1")
     alone = run_match(origin, dest, tmp_path / "one.db", MatchOptions(**opts))
-    assert "within_origin_beside_load" not in alone.timings
+    assert "within_dest_in_worker" not in alone.timings
     assert side_by_side.summary == alone.summary
     a, b = _tables(tmp_path / "two.db"), _tables(tmp_path / "one.db")
     assert len(a["links"]) and len(a["duplicates"])
+    for table in a:
+        pd.testing.assert_frame_equal(a[table], b[table], obj=table)
+
+
+def _fails_in_a_worker(fn, left, right):
+    """A comparator function that works in the test's own process and raises in any other."""
+    import os
+
+    if os.getpid() != int(os.environ["RECONCILE_TEST_PARENT_PID"]):
+        raise RuntimeError("this comparator fails in the worker")
+    return fn(left, right)
+
+
+def test_a_worker_that_fails_after_loading_is_done_without(tmp_path, two_cores, monkeypatch):
+    """The worker loads its side, then its within-file comparison fails there: the comparison
+    is done here instead, and the report is the same as one process's."""
+    import functools
+    import os
+    from dataclasses import replace
+
+    from reconcile.match import MatchOptions, default_comparators, run_match
+
+    monkeypatch.setenv("RECONCILE_TEST_PARENT_PID", str(os.getpid()))
+    comps = [replace(c, fn=functools.partial(_fails_in_a_worker, c.fn)) if c.field == "sex" else c
+             for c in default_comparators()]
+    origin, dest = _origin_with_bad_rows(tmp_path), SAMPLES / "dest_utf8bom.csv"
+    opts = dict(origin=dict(KEYS[0]), dest=dict(KEYS[1]))
+    monkeypatch.setattr(par, "PARALLEL_LOAD_MIN_BYTES", 0)
+    broken = run_match(origin, dest, tmp_path / "two.db", MatchOptions(**opts), comparators=comps)
+    assert "within_origin_beside_load" in broken.timings            # the side-by-side path was taken
+    assert "waited_for_dest_within" in broken.timings              # the worker handed its side over
+    assert "within_dest_in_worker" not in broken.timings            # but its half failed there
+    monkeypatch.setenv("RECONCILE_WORKERS", "1")
+    alone = run_match(origin, dest, tmp_path / "one.db", MatchOptions(**opts), comparators=comps)
+    assert broken.summary == alone.summary
+    a, b = _tables(tmp_path / "two.db"), _tables(tmp_path / "one.db")
     for table in a:
         pd.testing.assert_frame_equal(a[table], b[table], obj=table)
 
@@ -123,9 +164,9 @@ def test_a_script_without_a_main_guard_runs_once(tmp_path):
         "import reconcile.parallel as par\n"
         "par._cores = lambda: 2\n"
         f"open({str(runs)!r}, 'a').write('run\\n')\n"
-        f"o, d, b = par.load_sides({str(SAMPLES / 'origin_gb18030.csv')!r}, {str(SAMPLES / 'dest_utf8bom.csv')!r},\n"
-        "                          {'key': '编号'}, {'key': '序号'}, min_bytes=0, within=None)\n"
-        "print(len(o.std), len(d.std))\n", encoding="utf-8")
+        f"s = par.load_sides({str(SAMPLES / 'origin_gb18030.csv')!r}, {str(SAMPLES / 'dest_utf8bom.csv')!r},\n"
+        "                    {'key': '编号'}, {'key': '序号'}, min_bytes=0, within=None)\n"
+        "print(len(s.origin.std), len(s.dest.std))\n", encoding="utf-8")
     env = {k: v for k, v in __import__("os").environ.items() if k != "RECONCILE_WORKERS"}
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, env=env,
                           cwd=tmp_path)
