@@ -65,8 +65,12 @@ class Sides:
             self.close()
             self.timings[f"waited_for_{name}_within"] = time.perf_counter() - t0
             if got is not None:
-                self._blocked[name] = got
-                self.timings[f"within_{name}_in_worker"] = sum(got.timings.values())
+                blocked, fingerprints = got
+                self._blocked[name] = blocked
+                self.timings[f"within_{name}_in_worker"] = sum(blocked.timings.values())
+                side = self.origin if name == "origin" else self.dest
+                if side is not None and side._fingerprints is None and len(fingerprints) == len(side.std):
+                    side._fingerprints = fingerprints
         return self._blocked.get(name)
 
     def close(self) -> None:
@@ -131,6 +135,7 @@ def load_sides(origin_path: str | Path, dest_path: str | Path, origin_opts: Mapp
         if mine_blocked is not None:
             sides._blocked[small] = mine_blocked
             sides.timings[f"within_{small}_beside_load"] = time.perf_counter() - t0
+        mine.fingerprints   # (the report's; computed now, while the larger file is still loading)
         theirs = _read(worker)
         if theirs is None:   # redone in this process, which raises a bad file's error properly
             sides.close()
@@ -203,7 +208,8 @@ def _worker_main() -> None:
         if blocked is None:
             return
         blocked.arrays = None   # the frame's own columns, which the caller has: not sent back
-        result = (True, blocked)
+        # and the report's record fingerprints, while the caller is still linking the registries
+        result = (True, (blocked, side.fingerprints))
     except BaseException:   # noqa: BLE001 - the caller does it itself
         result = (False, None)
     try:
