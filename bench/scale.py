@@ -55,7 +55,9 @@ def main() -> int:
     t0 = time.perf_counter()
     c0 = time.process_time()
     ch0 = os.times()
-    res = run_match(paths["origin"], paths["dest"], out, MatchOptions(origin={"key": "编号"}, dest={"key": "序号"}))
+    seen: dict = {}
+    res = run_match(paths["origin"], paths["dest"], out, MatchOptions(origin={"key": "编号"}, dest={"key": "序号"}),
+                    progress=lambda stage, info: seen.__setitem__(stage, info))
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     ch1 = os.times()
     cpu_workers = (ch1.children_user + ch1.children_system) - (ch0.children_user + ch0.children_system)
@@ -73,7 +75,11 @@ def main() -> int:
           f"(loading worker {worker_peak_rss_mb():.0f} MB) "
           f"(load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after)")
     print("  stages: " + ", ".join(f"{k} {v:.1f}s" for k, v in res.timings.items()))
-    print(f"  candidate pairs {s['candidate_pairs']:,} ({s['candidate_pairs'] / wall:,.0f} pairs/s end to end)")
+    within = seen.get("within", {})
+    total = s["candidate_pairs"] + sum(within.values())
+    print(f"  candidate pairs {s['candidate_pairs']:,} across, {within.get('origin', 0):,} within the origin, "
+          f"{within.get('dest', 0):,} within the destination ({total / (s['origin_records'] + s['dest_records']):.2f} "
+          f"per record; {total / wall:,.0f} pairs/s end to end)")
     print(f"  link P {p:.4f} R {r:.4f} F1 {2 * p * r / (p + r) if p + r else 0:.4f}; "
           f"untraceable precision {len(got_u & untr) / max(len(got_u), 1):.4f}")
     return 0

@@ -276,7 +276,8 @@ def _shrink_id_agreement(u: np.ndarray, levels: Sequence[str], total_pairs: floa
 @dataclass
 class Blocked:
     """The first half of ``link``: candidate pairs and their levels (no model needed yet), so it
-    can run elsewhere (reconcile.parallel: the origin with itself, beside the destination's load)."""
+    can run earlier or elsewhere (reconcile.parallel: one registry with itself, in the worker that
+    loaded it, while this process links the two registries)."""
 
     candidates: Candidates
     levels: np.ndarray
