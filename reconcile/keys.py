@@ -139,6 +139,8 @@ def add_keys(std: pd.DataFrame) -> pd.DataFrame:
         agrees = np.ones(len(std), dtype=bool)
     new["k_id_unsure"] = (new["k_unidentified"] | ~agrees | excel_shaped(idc.to_numpy(object))
                           | (status == "upgraded_from_15").to_numpy())
+    if "k_id_shared" not in std:
+        new["k_id_shared"] = np.full(len(std), "", dtype=object)   # set file-wide by mark_shared_ids
     # the address below the divisions it names, and that without its numbers (same village/street)
     for src, key in (("hukou_address", "k_address"), ("residence", "k_residence")):
         addr = std[src].astype(str) if src in std else pd.Series("", index=idx)
@@ -147,10 +149,6 @@ def add_keys(std: pd.DataFrame) -> pd.DataFrame:
         stem = np.array([_NUMBERED.sub("", d) for d in detail], dtype=object)
         new[key] = detail.take(codes) if len(codes) else np.array([], dtype=object)
         new[key + "_stem"] = stem.take(codes) if len(codes) else np.array([], dtype=object)
-    if "k_id_shared" not in std:   # set file-wide by mark_shared_ids (in the old column order)
-        at = list(new).index("k_id_unsure") + 1
-        new = dict([*list(new.items())[:at], ("k_id_shared", np.full(len(std), "", dtype=object)),
-                    *list(new.items())[at:]])
     arrays = {k: (v.to_numpy() if isinstance(v, pd.Series) else v) for k, v in new.items()}
     df = pd.concat([std, pd.DataFrame({k: v for k, v in arrays.items() if k not in std.columns}, index=idx)],
                    axis=1)

@@ -49,10 +49,9 @@ class Sides:
     then blocks and compares it with itself while this process goes on (the cross-registry
     linkage); ``blocked`` waits for that result. ``close()`` (or ``with``) ends the worker."""
 
-    def __init__(self, origin, dest, blocked: dict | None = None, worker: subprocess.Popen | None = None,
-                 worker_side: str | None = None) -> None:
+    def __init__(self, origin, dest, worker: subprocess.Popen | None = None, worker_side: str | None = None) -> None:
         self.origin, self.dest = origin, dest
-        self._blocked = dict(blocked or {})
+        self._blocked: dict = {}
         self._worker, self._worker_side = worker, worker_side
         self.timings: dict[str, float] = {}
 
