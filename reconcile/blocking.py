@@ -66,7 +66,8 @@ DEFAULT_PASSES: tuple[BlockingPass, ...] = (
 # registry (at 300,000 persons birth_sex alone gave 3.7 million new pairs). `match` runs them
 # only for pairs where at least one record lacks a usable ID number: when both records carry one,
 # the ID passes already pair them (a typo in one part of the number included), and the name
-# passes (NAME_PASSES) pair a record with a number that is not its own. id_region_birth (region + birth date of the ID, 14 characters) is there for a typo in
+# passes (NAME_PASSES) pair a record with a number that is not its own. id_region_birth (region
+# + birth date of the ID, 14 characters) is there for a typo in
 # the sequence digits, id_part_b (the ID without its birth month and day) for a typo in those:
 # such a typo fails the check character, so one side is unusable then too, while two usable
 # numbers sharing those characters are twins, or people of one county and decade who happen to
