@@ -23,6 +23,9 @@ class BlockingPass:
     cap: int | None = None      # a tighter block cap for passes on weak keys (e.g. the name alone)
     only_unidentified: bool = False   # only pairs where at least one record has no usable ID number
     only_unsure_id: bool = False      # only pairs where at least one record has no number of its own
+    # no candidate pairs: the pass only lends its key to an EM session that names it
+    # (linkage.TRAINING_SESSIONS), which samples the whole key (see MATCH_PASSES)
+    train_only: bool = False
 
     def block_cap(self, default: int) -> int:
         """The pass's block cap: its own ``cap`` when tighter than the run's ``default``."""
@@ -96,8 +99,19 @@ DEMOGRAPHIC_PASSES: frozenset[str] = frozenset(
 NAME_PASSES: frozenset[str] = frozenset(
     {"pinyin_year", "pinyin_sorted_year", "surname_birth", "given_birth", "name_rare"})
 
+# Passes whose pairs `match` does not compare at all: birth date + sex and birth date + county
+# pair a record without a usable ID with every one of its birth date (and sex or county), and
+# within one county that number grows with the county: at 1,000,000 persons they gave 3.56 of
+# the 11.05 million cross pairs. Every true pair among them was also paired by another pass but
+# 1 of 327,296 at 1,000,000 persons, 0 of 98,112 at 300,000: a record whose name is wrong
+# beyond what the name passes fold (模糊音, shape-alike characters, swapped syllables, a misread
+# surname, the given name alone) carries too little else to be a match. Measured with
+# bench/accuracy.py (seventh session, docs/benchmarks.md). birth_sex still names an EM session,
+# which trains on its whole key (sampled by block), as before.
+TRAIN_ONLY_PASSES: frozenset[str] = frozenset({"birth_sex", "birth_county"})
+
 MATCH_PASSES: tuple[BlockingPass, ...] = tuple(
-    replace(p, only_unidentified=True) if p.name in DEMOGRAPHIC_PASSES
+    replace(p, only_unidentified=True, train_only=p.name in TRAIN_ONLY_PASSES) if p.name in DEMOGRAPHIC_PASSES
     else replace(p, only_unsure_id=True) if p.name in NAME_PASSES else p for p in DEFAULT_PASSES)
 
 # The passes of `match`'s within-file linkages: the same as across the registries since the
@@ -271,6 +285,10 @@ def candidate_pairs(
     column_cache: dict = {}
     for bit, p in enumerate(passes):
         st = PassStats(p.name, p.description)
+        if p.train_only:   # listed with no pairs (the report's blocking table shows it unused)
+            all_codes.append(np.empty(0, dtype=np.int64))
+            stats.append(st)
+            continue
         lc, rc, uniques = _key_codes(left, right_df, p.columns, column_cache)
         pass_cap = p.block_cap(block_cap)
         if p.flag_column:

@@ -102,8 +102,8 @@ def _session_data(left: pd.DataFrame, right: pd.DataFrame | None, levels: np.nda
 
     A session on an unrestricted pass trains on that pass's candidate pairs. A session on a pass
     `match` restricts (blocking.MATCH_PASSES: to pairs with a record without a usable ID, or
-    without a number of its own) trains on the pass's whole key instead (sampled by block when
-    large): extra pairs compared for training only."""
+    without a number of its own) or uses for training only trains on the pass's whole key
+    instead (sampled by block when large): extra pairs compared for training only."""
     names = [p.name for p in passes]
     extra_levels, extra_left, spans = [], [], []
     n_rows = levels.shape[0]
@@ -111,7 +111,7 @@ def _session_data(left: pd.DataFrame, right: pd.DataFrame | None, levels: np.nda
         if name not in names:
             continue
         p = passes[names.index(name)]
-        if p.flag_column is None:
+        if p.flag_column is None and not p.train_only:
             spans.append((name, ("bit", 1 << names.index(name)), blocked, trains))
             continue
         i, j = sample_pass_pairs(left, right, p, block_cap, SESSION_SAMPLE_PAIRS)

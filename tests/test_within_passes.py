@@ -111,3 +111,36 @@ def test_across_two_registries_namesakes_with_numbers_of_their_own_are_not_paire
 
 # match's passes with the name passes unrestricted (the form before the restriction)
 WHOLE_NAME_PASSES = tuple(replace(p, only_unsure_id=False) for p in MATCH_PASSES)
+
+
+def test_birth_date_passes_train_but_pair_nothing_in_match(tmp_path):
+    """birth_sex and birth_county pair nothing in `match` (seventh session: their pairs grew with
+    the square of a county and held no match another pass missed); they stay listed, with no
+    pairs, and birth_sex's EM session still trains on its whole key."""
+    from reconcile.linkage import link
+    from reconcile.match import default_comparators
+
+    origin = registry([("张伟", "男", "1985-03-02", ""), ("李娜", "女", "1990-07-15", "")])
+    dest = registry([("周强", "男", "1985-03-02", ""), ("黄敏", "女", "1990-07-15", "")], village="沙冲村")
+    both = {p.name: p for p in MATCH_PASSES}
+    assert both["birth_sex"].train_only and both["birth_county"].train_only
+    assert not any(p.train_only for p in DEFAULT_PASSES)
+    default = candidate_pairs(origin, dest, DEFAULT_PASSES, block_cap=2000)
+    assert (0, 0) in set(zip(default.left.tolist(), default.right.tolist()))   # birth date + sex
+    got = candidate_pairs(origin, dest, MATCH_PASSES, block_cap=2000)
+    assert (0, 0) not in set(zip(got.left.tolist(), got.right.tolist()))
+    stats = {s.name: s for s in got.stats}
+    assert stats["birth_sex"].pairs == stats["birth_county"].pairs == 0
+    assert [s.name for s in got.stats] == [p.name for p in MATCH_PASSES]
+
+    import fixtures.generate as gm
+    from reconcile.match import load_side
+
+    paths = gm.write(gm.generate(300, seed=5, dirt=1.0), tmp_path)
+    o = load_side("origin", paths["origin"], {"key": "编号"}).std
+    d = load_side("dest", paths["dest"], {"key": "序号"}).std
+    lk = link(o, d, default_comparators(), passes=MATCH_PASSES, block_cap=20_000)
+    sessions = lk.model.trained_on["sessions"]
+    assert sessions["birth_sex"]["pairs"] > 0, sessions
+    bit = [p.name for p in MATCH_PASSES].index("birth_sex")
+    assert lk.candidates.passes.size and not (lk.candidates.passes & (1 << bit)).any()

@@ -320,6 +320,8 @@ def _specs(passes: Sequence[BlockingPass], block_cap: int,
         variants = ([(p, None)] if wp == p else
                     [(p, frozenset({CROSS})), (wp, frozenset({WITHIN_ORIGIN, WITHIN_DEST}))])
         for q, lks in variants:
+            if q.train_only:   # no joins: it yields no candidate pairs (reconcile.blocking)
+                continue
             cap = q.block_cap(block_cap)
             parts = (1, 2) if q.flag_column else (0,)
             for part in parts:
