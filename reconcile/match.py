@@ -25,7 +25,7 @@ from reconcile.errors import ConfigError, ReportError
 from reconcile.fields import STANDARD_COLUMNS, USABLE_ID_STATUSES
 from reconcile.fingerprint import record_fingerprints
 from reconcile.blocking import MATCH_PASSES, WITHIN_PASSES
-from reconcile.keys import add_keys, fill_unit_hukou, mark_shared_ids
+from reconcile.keys import add_keys, drop_blocking_keys, fill_unit_hukou, mark_shared_ids
 from reconcile.linkage import Linkage, Progress, evidence_json, evidence_jsons, link, _noop
 from reconcile.model import Model
 from reconcile.report import ChunkedFrame, RunOutput, now_iso, open_report, write_run
@@ -171,6 +171,8 @@ def run_match(
                                                  blocked=sides.blocked(side.name))
             timings["within_file"] = time.perf_counter() - t0
             timings.update(sides.timings)
+            for side in (origin, dest):   # every blocking is done: its keys go before the peak
+                side.std = drop_blocking_keys(side.std)
         progress("within", {k: (0 if v is None else int(v.li.size)) for k, v in within.items()})
 
     t0 = time.perf_counter()

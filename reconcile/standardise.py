@@ -20,6 +20,7 @@ from reconcile.dates import parse_birth_date
 from reconcile.divisions import resolve_address, split_at_first_digit
 from reconcile.fields import INPUT_FIELDS, STANDARD_COLUMNS
 from reconcile.idnumbers import id_columns
+from reconcile.interning import take_shared
 from reconcile.names import name_fields, normalise_name
 from reconcile.sexes import parse_sex
 
@@ -65,12 +66,21 @@ def _factorize(values: np.ndarray) -> tuple[np.ndarray, list[str], bool]:
     return codes, uniques.tolist(), False
 
 
-def _spread(codes: np.ndarray, results: Sequence, field: int | None = None, dtype=object) -> np.ndarray:
+def _spread(codes: np.ndarray, results: Sequence, field: int | None = None, dtype=object,
+            share: bool = False) -> np.ndarray:
+    """Per-distinct ``results`` (or their ``field``) spread to the rows; ``share``: one object per
+    value where many distinct inputs give one result (the surname 张 of every 张 name)."""
     if field is None:
         arr = np.array(results, dtype=dtype) if results else np.empty(0, dtype=dtype)
     else:
         arr = np.array([r[field] for r in results], dtype=dtype) if results else np.empty(0, dtype=dtype)
+    if share:
+        return take_shared(arr, codes)
     return arr.take(codes) if len(codes) else np.empty(0, dtype=dtype)
+
+
+# ID columns with few distinct values (a region code per county): one object per value
+_SHARED_ID_COLUMNS = frozenset({"id_region", "id_region_name", "id_sex", "id_status"})
 
 
 def _raw(values: np.ndarray, had_missing: bool) -> np.ndarray:
@@ -115,8 +125,10 @@ def standardise(frame: pd.DataFrame, today: date | None = None) -> pd.DataFrame:
         return codes, [fn(u) for u in uniques]
 
     def passthrough(field: str) -> np.ndarray:
-        had_missing = fz[field][2] if field in fz else bool(len(raw[field]) and pd.isna(raw[field]).any())
-        return _raw(raw[field], had_missing)
+        if field in fz:   # from the factorisation: one object per value, a stray None/NaN ''
+            codes, uniques, _ = fz[field]
+            return np.asarray(uniques, dtype=object).take(codes) if len(codes) else _raw(raw[field], False)
+        return _raw(raw[field], bool(len(raw[field]) and pd.isna(raw[field]).any()))
 
     key = _column(frame, "record_key")
     out["record_key"] = _raw(key, bool(len(key) and pd.isna(key).any()))
@@ -130,8 +142,8 @@ def standardise(frame: pd.DataFrame, today: date | None = None) -> pd.DataFrame:
     out["name_minority"] = _spread(codes, infos, 3, bool)
     derived = [name_fields(i.name) for i in infos]
     out["name_pinyin"] = _spread(codes, derived, 0)
-    out["surname"] = _spread(codes, derived, 1)
-    out["given"] = _spread(codes, derived, 2)
+    out["surname"] = _spread(codes, derived, 1, share=True)
+    out["given"] = _spread(codes, derived, 2, share=True)
 
     # sex
     codes, sexes = distinct("sex", parse_sex)
@@ -146,7 +158,7 @@ def standardise(frame: pd.DataFrame, today: date | None = None) -> pd.DataFrame:
     # ID numbers: mostly distinct, so the column-wise function (numpy for clean valid numbers)
     codes, distinct_ids, _ = fz["id_number"]
     for col, values in id_columns(distinct_ids, today).items():
-        out[col] = values.take(codes) if len(codes) else values
+        out[col] = take_shared(values, codes) if col in _SHARED_ID_COLUMNS else (values.take(codes) if len(codes) else values)
     out["id_raw"] = passthrough("id_number")
 
     out["sex_conflict"] = (out["sex"] != "") & (out["id_sex"] != "") & (out["sex"] != out["id_sex"])

@@ -1,0 +1,29 @@
+"""One string object per distinct value in a column.
+
+A million-record registry holds tens of millions of cells, and most columns repeat a few values
+(a birth year, a surname, a county code). A column computed row by row, or by a numpy string
+operation turned back into objects, holds a separate copy of "1985" in every row that has it:
+about 50 bytes each, on both sides of a run and again in the pickle the loading worker sends
+(reconcile.parallel; pickle writes an object it has seen once as a reference). Sharing one
+object per value changes no value, only the memory.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+
+def shared_values(values) -> np.ndarray:
+    """``values`` as an object array in which equal values are one object (factorised in C)."""
+    arr = np.asarray(values, dtype=object)
+    if arr.size == 0:
+        return arr
+    codes, uniques = pd.factorize(arr, sort=False, use_na_sentinel=False)
+    return np.asarray(uniques, dtype=object).take(codes)
+
+
+def take_shared(uniques, codes: np.ndarray) -> np.ndarray:
+    """``uniques`` spread to rows by ``codes`` (from a factorisation), one object per value even
+    where two distinct inputs gave one result (the surname 张 of every name 张...)."""
+    per_distinct = shared_values(uniques)
+    return per_distinct.take(codes) if len(codes) else per_distinct
