@@ -157,14 +157,17 @@ def ensure_tables(
             for c, t in cols:
                 if c not in have:
                     db.execute(f"ALTER TABLE [{table}] ADD COLUMN [{c}] {t.replace(' PRIMARY KEY', '')}")
+    deferred: _DeferredIndexes | None = getattr(db, "_deferred_indexes", None)
     for table, cols, unique in indexes:
         if table in views:
             continue
         name = f"idx_{table}_{'_'.join(cols)}"
-        db.execute(
-            f"CREATE {'UNIQUE ' if unique else ''}INDEX IF NOT EXISTS [{name}] ON [{table}] ("
-            + ", ".join(f"[{c}]" for c in cols) + ")"
-        )
+        sql = (f"CREATE {'UNIQUE ' if unique else ''}INDEX IF NOT EXISTS [{name}] ON [{table}] ("
+               + ", ".join(f"[{c}]" for c in cols) + ")")
+        if deferred is not None and deferred.defers(table):
+            deferred.pending[name] = (table, sql)
+        else:
+            db.execute(sql)
 
 
 def ensure_schema(db: sqlite_utils.Database) -> None:
@@ -243,6 +246,39 @@ def _rows(df: pd.DataFrame, cols: list[str], run_id: int) -> Iterable[tuple]:
 WRITE_CACHE_KIB = 200_000   # SQLite page cache while a run is written (see write_run)
 
 
+class _DeferredIndexes:
+    """The indexes of the tables a run writes into while they are empty (a new report: every
+    one), built once their rows are in instead of kept up to date row by row: at 300,000 persons
+    the report's indexes cost 5 s of its 22 s inserted into, about 1 s built afterwards. Inside
+    the run's transaction: a crash leaves the indexes as they were."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.with_rows: set[str] = set()
+        self.pending: dict[str, tuple[str, str]] = {}   # index name -> (table, CREATE INDEX statement)
+        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        for t in tables:
+            if conn.execute(f"SELECT 1 FROM [{t}] LIMIT 1").fetchone() is not None:
+                self.with_rows.add(t)
+        for name, table, sql in conn.execute(
+                "SELECT name, tbl_name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL").fetchall():
+            if self.defers(table):
+                self.pending[name] = (table, sql)
+                conn.execute(f"DROP INDEX [{name}]")
+
+    def defers(self, table: str) -> bool:
+        """Whether ``table``'s indexes wait for the end of the write (it had no rows at its start)."""
+        return table not in self.with_rows
+
+    def build(self, conn: sqlite3.Connection) -> None:
+        """Create the deferred indexes (of the tables that are still tables: a dedupe database
+        may have turned one into a view over its versioned storage meanwhile)."""
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        for table, sql in self.pending.values():
+            if table in tables:
+                conn.execute(sql)
+        self.pending.clear()
+
+
 def write_run(db: sqlite_utils.Database, out: RunOutput, extra_writer=None) -> int:
     """Write one complete run inside one transaction; returns its run_id.
 
@@ -257,31 +293,43 @@ def write_run(db: sqlite_utils.Database, out: RunOutput, extra_writer=None) -> i
     # allocated as used, a small run uses little).
     conn.execute(f"PRAGMA cache_size = -{WRITE_CACHE_KIB}")
     with db.atomic():
-        info = dict(out.run_info)
-        cur = conn.execute(
-            "INSERT INTO runs (command, started_at, status, version, schema_version) VALUES (?, ?, 'writing', ?, ?)",
-            (out.command, out.started_at, info.pop("version", None), SCHEMA_VERSION),
-        )
-        run_id = int(cur.lastrowid)
-        for table, df in out.tables.items():
-            if table not in TABLES:
-                raise ValueError(f"unknown report table {table}")
-            cols = [c for c, _ in TABLES[table]]
-            placeholders = ", ".join("?" for _ in cols)
-            for chunk in (df.chunks() if isinstance(df, ChunkedFrame) else (df,)):
-                conn.executemany(
-                    f"INSERT INTO [{table}] (" + ", ".join(f"[{c}]" for c in cols) + f") VALUES ({placeholders})",
-                    _rows(chunk, cols, run_id),
-                )
-        if extra_writer is not None:
-            extra_writer(db, run_id)
-        sets = {k: (json.dumps(v, ensure_ascii=False) if isinstance(v, (dict, list)) else v) for k, v in info.items()}
-        sets["finished_at"] = now_iso()
-        sets["status"] = "complete"
-        conn.execute(
-            "UPDATE runs SET " + ", ".join(f"[{k}] = ?" for k in sets) + " WHERE run_id = ?",
-            (*sets.values(), run_id),
-        )
+        deferred = db._deferred_indexes = _DeferredIndexes(conn)   # type: ignore[attr-defined]
+        try:
+            run_id = _write_rows(db, out, extra_writer)
+            deferred.build(conn)
+        finally:
+            del db._deferred_indexes   # type: ignore[attr-defined]
+    return run_id
+
+
+def _write_rows(db: sqlite_utils.Database, out: RunOutput, extra_writer) -> int:
+    """write_run's inserts (inside its transaction)."""
+    conn = db.conn
+    info = dict(out.run_info)
+    cur = conn.execute(
+        "INSERT INTO runs (command, started_at, status, version, schema_version) VALUES (?, ?, 'writing', ?, ?)",
+        (out.command, out.started_at, info.pop("version", None), SCHEMA_VERSION),
+    )
+    run_id = int(cur.lastrowid)
+    for table, df in out.tables.items():
+        if table not in TABLES:
+            raise ValueError(f"unknown report table {table}")
+        cols = [c for c, _ in TABLES[table]]
+        placeholders = ", ".join("?" for _ in cols)
+        for chunk in (df.chunks() if isinstance(df, ChunkedFrame) else (df,)):
+            conn.executemany(
+                f"INSERT INTO [{table}] (" + ", ".join(f"[{c}]" for c in cols) + f") VALUES ({placeholders})",
+                _rows(chunk, cols, run_id),
+            )
+    if extra_writer is not None:
+        extra_writer(db, run_id)
+    sets = {k: (json.dumps(v, ensure_ascii=False) if isinstance(v, (dict, list)) else v) for k, v in info.items()}
+    sets["finished_at"] = now_iso()
+    sets["status"] = "complete"
+    conn.execute(
+        "UPDATE runs SET " + ", ".join(f"[{k}] = ?" for k in sets) + " WHERE run_id = ?",
+        (*sets.values(), run_id),
+    )
     return run_id
 
 

@@ -41,3 +41,61 @@ def test_chunked_frame_to_frame_concatenates_in_order():
     parts = [lambda: pd.DataFrame({"x": [1, 2]}), lambda: pd.DataFrame({"x": [3]})]
     assert ChunkedFrame(parts).to_frame()["x"].tolist() == [1, 2, 3]
     assert [len(c) for c in ChunkedFrame(parts).chunks()] == [2, 1]
+
+
+def _indexes(db: Path) -> dict[str, str]:
+    con = sqlite3.connect(db)
+    try:
+        return dict(con.execute("SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL"))
+    finally:
+        con.close()
+
+
+def test_a_new_report_gets_every_index_after_its_rows(tmp_path):
+    """The indexes of empty tables are built once the run's rows are in (reconcile.report
+    _DeferredIndexes): a new report ends with every index a report has, and a second run into
+    it (its tables have rows: indexes kept up to date) ends with the same ones."""
+    from reconcile.persons import _INDEXES as PERSON_INDEXES
+    from reconcile.report import INDEXES
+
+    out = tmp_path / "r.db"
+    run_match(SAMPLES / "tiny_origin.csv", SAMPLES / "tiny_dest.csv", out, MatchOptions(**KEYS))
+    got = _indexes(out)
+    want = {f"idx_{t}_{'_'.join(cols)}" for t, cols, _ in [*INDEXES, *PERSON_INDEXES]}
+    assert want <= set(got), want - set(got)
+    assert "UNIQUE" in got["idx_records_run_id_source_record_key"]
+    run_match(SAMPLES / "tiny_origin.csv", SAMPLES / "tiny_dest.csv", out, MatchOptions(**KEYS))
+    assert _indexes(out) == got
+    con = sqlite3.connect(out)
+    plan = " ".join(r[-1] for r in con.execute(
+        "EXPLAIN QUERY PLAN SELECT * FROM records WHERE run_id = 2 AND source = 'origin' AND record_key = 'x'"))
+    con.close()
+    assert "idx_records_run_id_source_record_key" in plan
+
+
+def test_a_failed_write_leaves_the_indexes_it_dropped(tmp_path):
+    """The deferral's DROP INDEX is part of the run's transaction: a write that fails (here its
+    extra writer) leaves the report as it was, indexes included, and no run."""
+    import pytest
+
+    from reconcile.report import RunOutput, open_report, write_run
+
+    out = tmp_path / "r.db"
+    db = open_report(out)
+    before = _indexes(out)
+    assert "idx_records_id_number" in before
+
+    def boom(db, run_id):
+        assert "idx_records_id_number" not in {r[0] for r in db.conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'index'")}   # deferred while writing
+        raise RuntimeError("disk full")
+
+    rows = pd.DataFrame({"source": ["origin"], "record_key": ["0001"], "id_number": ["431028********123X"]})
+    with pytest.raises(RuntimeError, match="disk full"):
+        write_run(db, RunOutput(command="match", started_at="now", tables={"records": rows}), extra_writer=boom)
+    db.close()
+    assert _indexes(out) == before
+    con = sqlite3.connect(out)
+    assert con.execute("SELECT count(*) FROM records").fetchone()[0] == 0
+    assert con.execute("SELECT count(*) FROM runs").fetchone()[0] == 0
+    con.close()
