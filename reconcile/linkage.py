@@ -395,13 +395,26 @@ def evidence_json(
     return json.dumps(out, ensure_ascii=False)
 
 
-def _joined(cols: list[np.ndarray]) -> np.ndarray:
+def _texts(values: np.ndarray) -> list[str]:
+    out = np.asarray(values, dtype=object).tolist()
+    return out if all(type(v) is str for v in out) else [v if isinstance(v, str) else str(v) for v in out]
+
+
+def _joined(cols: list[np.ndarray]) -> list[str]:
     """Element-wise ' / '.join of the non-empty values of several aligned string arrays."""
-    acc = np.asarray(cols[0], dtype=object).astype(str).astype(object)
-    for v in cols[1:]:
-        v = np.asarray(v, dtype=object).astype(str).astype(object)
-        acc = np.where(acc == "", v, np.where(v == "", acc, acc + " / " + v))
+    acc = _texts(cols[0])
+    for c in cols[1:]:
+        acc = [a + " / " + b if a and b else (a or b) for a, b in zip(acc, _texts(c))]
     return acc
+
+
+def _json_numbers(values: np.ndarray) -> list[str]:
+    """Floats as json.dumps writes them (NaN and the infinities as JavaScript names)."""
+    values = np.asarray(values, dtype=np.float64)
+    if np.isfinite(values).all():
+        return list(map(float.__repr__, values.tolist()))
+    names = {np.inf: "Infinity", -np.inf: "-Infinity"}
+    return ["NaN" if x != x else names.get(x) or float.__repr__(x) for x in values.tolist()]
 
 
 def evidence_jsons(
@@ -411,37 +424,42 @@ def evidence_jsons(
     left: dict[str, np.ndarray],
     right: dict[str, np.ndarray],
 ) -> list[str]:
-    """evidence_json for many pairs at once (same content), without per-pair string work."""
+    """evidence_json for many pairs at once: the same text json.dumps(..., ensure_ascii=False)
+    writes, put together from per-field pieces (a dict and a dumps per pair took half of a large
+    run's outcomes stage)."""
+    from json.encoder import encode_basestring as quote   # json.dumps's own string quoting
+
     ks = np.asarray(ks, dtype=np.int64)
     if ks.size == 0:
         return []
     li, ri = linkage.li[ks], linkage.ri[ks]
     per_field = []
     for f, comp in enumerate(comparators):
-        lt = _joined([left[c][li] for c in comp.columns])
-        rt = _joined([right[c][ri] for c in comp.columns])
-        names = np.array(["missing", *comp.levels], dtype=object)
-        labels = names[linkage.levels[ks, f].astype(np.int64) + 1]
-        w = np.round(linkage.scores.field_weights[ks, f].astype(np.float64), 3)
-        per_field.append((comp.field, lt.tolist(), rt.tolist(), labels.tolist(), w.tolist()))
+        lt = [quote(t) for t in _joined([left[c][li] for c in comp.columns])]
+        rt = [quote(t) for t in _joined([right[c][ri] for c in comp.columns])]
+        names = np.array([quote(x) for x in ("missing", *comp.levels)], dtype=object)
+        labels = names[linkage.levels[ks, f].astype(np.int64) + 1].tolist()
+        w = _json_numbers(np.round(linkage.scores.field_weights[ks, f].astype(np.float64), 3))
+        head = quote(comp.field) + ': {"left": '
+        per_field.append([f"{head}{a}, \"right\": {b}, \"level\": {c}, \"weight\": {d}}}"
+                          for a, b, c, d in zip(lt, rt, labels, w)])
     # the pair's own prior (its stratum's, when the model has strata)
-    prior = np.round(linkage.scores.prior_weights(ks), 3).tolist()
-    one = (np.round(linkage.scores.one_person[ks], 3).tolist() if linkage.scores.one_person is not None
-           else [0.0] * ks.size)
-    tfa = np.round(linkage.scores.tf_adjust[ks].astype(np.float64), 3).tolist()
-    tf_names = list(TF_FIELDS)
-    rows = []
+    prior = _json_numbers(np.round(linkage.scores.prior_weights(ks), 3))
+    one = (np.round(linkage.scores.one_person[ks], 3) if linkage.scores.one_person is not None
+           else np.zeros(ks.size))
+    one_text = _json_numbers(one)
+    one = one.tolist()
+    tfa = np.round(linkage.scores.tf_adjust[ks].astype(np.float64), 3)
+    tf_text = [_json_numbers(tfa[:, t]) for t in range(tfa.shape[1])]
+    tfa = tfa.tolist()
+    tf_names = [quote(f) for f in TF_FIELDS]
+    fields = [", ".join(parts) for parts in zip(*per_field)] if per_field else [""] * ks.size
+    out = []
     for n in range(ks.size):
-        row = {
-            "prior": prior[n],
-            "fields": {name: {"left": lt[n], "right": rt[n], "level": lab[n], "weight": w[n]}
-                       for name, lt, rt, lab, w in per_field},
-            "tf": {fld: v for fld, v in zip(tf_names, tfa[n]) if v},
-        }
-        if one[n]:
-            row["one_person"] = one[n]
-        rows.append(row)
-    return [json.dumps(r, ensure_ascii=False) for r in rows]
+        tf = ", ".join(f"{name}: {tf_text[t][n]}" for t, (name, v) in enumerate(zip(tf_names, tfa[n])) if v)
+        tail = f', "one_person": {one_text[n]}' if one[n] else ""
+        out.append(f'{{"prior": {prior[n]}, "fields": {{{fields[n]}}}, "tf": {{{tf}}}{tail}}}')
+    return out
 
 
 def levels_missing_share(levels: np.ndarray) -> np.ndarray:

@@ -104,6 +104,9 @@ def load_side(name: str, path: str | Path, options: Mapping[str, Any]) -> Side:
     loaded = read_registry(path, **options)
     std = standardise(loaded.frame)
     std = mark_shared_ids(add_keys(fill_unit_hukou(std.reset_index(drop=True))))
+    # the loader's fields are all in std now: keep their line numbers only (the report's
+    # `records.line`), which the loading worker then sends back without the rest
+    loaded.frame = loaded.frame[["line"]] if "line" in loaded.frame else loaded.frame.iloc[:, :0]
     return Side(name=name, loaded=loaded, std=std, sha256=file_sha256(Path(path)))
 
 
@@ -378,9 +381,9 @@ def assemble(origin: Side, dest: Side, cross: Linkage, within: dict[str, Linkage
 
     origin_area = set(origin.std["hukou_region"][origin.std["hukou_region"] != ""].unique())
     if not origin_area:
-        origin_area = set(origin.std["id_region"].map(_current_code)[origin.std["id_region"] != ""].unique())
+        origin_area = set(_current_codes(origin.std["id_region"])[origin.std["id_region"].to_numpy(object) != ""].tolist())
     d_region = dest.std["hukou_region"].to_numpy(object)
-    d_region_eff = np.where(d_region != "", d_region, dest.std["id_region"].map(_current_code).to_numpy(object))
+    d_region_eff = np.where(d_region != "", d_region, _current_codes(dest.std["id_region"]))
     in_area = np.array([r in origin_area for r in d_region_eff], bool) if nD else np.zeros(0, bool)
     unr_idx = np.nonzero(in_area & ~d_matched)[0]
     bi, bpd = best_o_for_d
@@ -674,6 +677,12 @@ def _current_code(code: str) -> str:
     from reconcile.divisions import current_code
 
     return current_code(code) if code else ""
+
+
+def _current_codes(codes: pd.Series) -> np.ndarray:
+    """_current_code of every row, computed once per distinct code (a county has a few)."""
+    idx, uniq = pd.factorize(codes.to_numpy(object), sort=False, use_na_sentinel=False)
+    return np.array([_current_code(str(c)) for c in uniq], dtype=object).take(idx)
 
 
 def _arrays(std: pd.DataFrame, comps: Sequence[Comparator]) -> dict[str, np.ndarray]:

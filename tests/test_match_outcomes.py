@@ -175,9 +175,15 @@ def test_batch_evidence_equals_per_pair_evidence():
     comps = default_comparators()
     lk = link(o.std, d.std, comps, tf=TermFrequencies.build(o.std, d.std))
     la, da = column_arrays(o.std, comps), column_arrays(d.std, comps)
-    ks = np.arange(min(60, lk.li.size))
+    ks = np.arange(lk.li.size)
+    assert ks.size > 100
     batch = evidence_jsons(ks, lk, comps, la, da)
-    assert [json.loads(b) for b in batch] == [json.loads(evidence_json(int(k), lk, comps, la, da)) for k in ks]
+    single = [json.loads(evidence_json(int(k), lk, comps, la, da)) for k in ks]
+    assert [json.loads(b) for b in batch] == single
+    # the very text json.dumps writes (the batch is put together from pieces)
+    assert batch == [json.dumps(e, ensure_ascii=False) for e in single]
+    assert any('"level": "missing"' in b for b in batch)
+    assert any(" / " in b for b in batch)
 
 
 def test_raw_row_kept_as_read(tiny_report):
