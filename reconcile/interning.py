@@ -9,6 +9,8 @@ object per value changes no value, only the memory.
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 import pandas as pd
 
@@ -27,3 +29,10 @@ def take_shared(uniques, codes: np.ndarray) -> np.ndarray:
     where two distinct inputs gave one result (the surname 张 of every name 张...)."""
     per_distinct = shared_values(uniques)
     return per_distinct.take(codes) if len(codes) else per_distinct
+
+
+def per_distinct_value(values, fn: Callable[[str], str]) -> np.ndarray:
+    """``fn`` of every row's value (as str), computed once per distinct value; equal results are
+    one object."""
+    codes, uniques = pd.factorize(np.asarray(values, dtype=object), sort=False, use_na_sentinel=False)
+    return take_shared([fn(str(u)) for u in uniques], codes)

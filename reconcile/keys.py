@@ -9,7 +9,7 @@ import pandas as pd
 
 from reconcile.divisions import address_detail
 from reconcile.fields import USABLE_ID_STATUSES
-from reconcile.interning import shared_values, take_shared
+from reconcile.interning import per_distinct_value, shared_values
 
 # house, group and flat numbers with their unit words: what differs between neighbours
 _NUMBERED = re.compile(r"[0-9]+[号组栋幢室楼单元弄巷户排]*")
@@ -26,12 +26,6 @@ def _per_distinct(a: pd.Series, b: pd.Series, fn: Callable[[Any, Any], str]) -> 
     rep[combo[::-1]] = np.arange(len(combo))[::-1]     # the first row with each pair
     values = shared_values([fn(x, y) for x, y in zip(av[rep].tolist(), bv[rep].tolist())])
     return pd.Series(values.take(combo) if len(combo) else values, index=a.index, dtype=object)
-
-
-def _per_value(values: np.ndarray, fn: Callable[[str], str]) -> np.ndarray:
-    """``fn`` of every row's value, computed once per distinct value; equal results are one object."""
-    codes, uniques = pd.factorize(np.asarray(values, dtype=object), sort=False, use_na_sentinel=False)
-    return take_shared([fn(str(u)) for u in uniques], codes)
 
 
 def _first_syllables(pinyin: pd.Series, n: pd.Series) -> pd.Series:
@@ -105,12 +99,12 @@ def add_keys(std: pd.DataFrame) -> pd.DataFrame:
     new["k_birth"] = np.where(prec == "day", bd, idb)
     either = np.where(bd != "", bd, idb)
     # per distinct value, each result one object (reconcile.interning)
-    new["k_year"] = _per_value(either, lambda d: d[:4])
+    new["k_year"] = per_distinct_value(either, lambda d: d[:4])
     month_src = np.where((prec == "day") | (prec == "month"), bd, idb)
-    new["k_month"] = _per_value(month_src, lambda d: d[:7] if len(d) >= 7 else "")
+    new["k_month"] = per_distinct_value(month_src, lambda d: d[:7] if len(d) >= 7 else "")
     new["k_sex"] = np.where(std["sex"] != "", std["sex"], std["id_sex"])
     py = std["name_pinyin"].astype(str)
-    k_py = pd.Series(_per_value(py.to_numpy(object), lambda p: p.replace(" ", "")), index=idx)
+    k_py = pd.Series(per_distinct_value(py.to_numpy(object), lambda p: p.replace(" ", "")), index=idx)
     new["k_py"] = k_py
     uniq = pd.unique(py)
     sorted_map = {p: "".join(sorted(p.split())) for p in uniq}

@@ -673,16 +673,12 @@ def _close_triangles(mine: np.ndarray, other: np.ndarray, decision: np.ndarray, 
     return uf.labels(), promoted
 
 
-def _current_code(code: str) -> str:
-    from reconcile.divisions import current_code
-
-    return current_code(code) if code else ""
-
-
 def _current_codes(codes: pd.Series) -> np.ndarray:
-    """_current_code of every row, computed once per distinct code (a county has a few)."""
-    idx, uniq = pd.factorize(codes.to_numpy(object), sort=False, use_na_sentinel=False)
-    return np.array([_current_code(str(c)) for c in uniq], dtype=object).take(idx)
+    """The current region code of every row's code ('' stays ''), once per distinct code."""
+    from reconcile.divisions import current_code
+    from reconcile.interning import per_distinct_value
+
+    return per_distinct_value(codes.to_numpy(object), lambda c: current_code(c) if c else "")
 
 
 def _arrays(std: pd.DataFrame, comps: Sequence[Comparator]) -> dict[str, np.ndarray]:

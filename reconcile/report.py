@@ -248,9 +248,9 @@ WRITE_CACHE_KIB = 200_000   # SQLite page cache while a run is written (see writ
 
 class _DeferredIndexes:
     """The indexes of the tables a run writes into while they are empty (a new report: every
-    one), built once their rows are in instead of kept up to date row by row: at 300,000 persons
-    the report's indexes cost 5 s of its 22 s inserted into, about 1 s built afterwards. Inside
-    the run's transaction: a crash leaves the indexes as they were."""
+    one), built once their rows are in instead of kept up to date row by row: at 1,000,000
+    persons the report stage took 92.7 s with them kept up to date, 82.8 s built afterwards.
+    Inside the run's transaction: a crash leaves the indexes as they were."""
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.with_rows: set[str] = set()
