@@ -115,7 +115,7 @@ WHOLE_NAME_PASSES = tuple(replace(p, only_unsure_id=False) for p in MATCH_PASSES
 
 def test_birth_date_passes_train_but_pair_nothing_in_match(tmp_path):
     """birth_sex and birth_county pair nothing in `match` (seventh session: their pairs grew with
-    the square of a county and held no match another pass missed); they stay listed, with no
+    the square of a county and held almost no match another pass missed); they stay listed, with no
     pairs, and birth_sex's EM session still trains on its whole key."""
     from reconcile.linkage import link
     from reconcile.match import default_comparators
