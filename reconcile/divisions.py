@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
@@ -31,6 +32,7 @@ __all__ = [
     "address_detail",
     "split_at_first_digit",
     "divisions",
+    "remembered_scans",
 ]
 
 # Place-holder entries of the code table that are not places anyone writes in an address.
@@ -423,11 +425,48 @@ _NOT_WORD = re.compile(r"[\W_]+")
 
 
 # Shared by resolve_address (standardise: the hukou county) and address_detail (keys: the rest),
-# which read the same addresses: one scan each, not two. A 300,000-person destination has 208,405
-# distinct hukou addresses without a digit, so the size grows with the registries.
-@lru_cache(maxsize=1 << 19)
+# which read the same addresses: one scan each, not two. Inside ``remembered_scans`` (a registry's
+# load) every scan is kept until the load ends: a 1,000,000-person destination has 674,096
+# distinct hukou addresses without a digit, more than any fixed cache holds, and a least-recently-
+# used cache smaller than a sequential re-read misses every time. Outside it, a small cache.
+_SCANS: dict[str, tuple[str, int, str]] | None = None
+
+
+@contextmanager
+def remembered_scans():
+    """Within the block, each distinct address text is scanned once, however many there are;
+    on leaving the outermost block the scans and the per-address caches are let go (at a million
+    records they hold a few hundred MB the rest of a run has no use for)."""
+    global _SCANS
+    outer = _SCANS
+    if outer is None:
+        _SCANS = {}
+    try:
+        yield
+    finally:
+        if outer is None:
+            _SCANS = None
+            resolve_address.cache_clear()
+            _detail_of.cache_clear()
+
+
 def _resolve_span(text: str) -> tuple[str, int, str]:
     """(code, end of the last division name used, the normalised text) of resolve_address."""
+    scans = _SCANS
+    if scans is None:
+        return _scan_cached(text)
+    got = scans.get(text)
+    if got is None:
+        got = scans[text] = _scan(text)
+    return got
+
+
+@lru_cache(maxsize=1 << 16)
+def _scan_cached(text: str) -> tuple[str, int, str]:
+    return _scan(text)
+
+
+def _scan(text: str) -> tuple[str, int, str]:
     if not text:
         return ("", -1, "")
     if not text.isascii() or " " in text:

@@ -98,12 +98,14 @@ def file_sha256(path: Path) -> str:
 
 def load_side(name: str, path: str | Path, options: Mapping[str, Any]) -> Side:
     """Load and standardise one registry."""
+    from reconcile.divisions import remembered_scans
     from reconcile.loading import read_registry
     from reconcile.standardise import standardise
 
     loaded = read_registry(path, **options)
-    std = standardise(loaded.frame)
-    std = mark_shared_ids(add_keys(fill_unit_hukou(std.reset_index(drop=True))))
+    with remembered_scans():   # standardise and add_keys read the same addresses: scan each once
+        std = standardise(loaded.frame)
+        std = mark_shared_ids(add_keys(fill_unit_hukou(std.reset_index(drop=True))))
     # the loader's fields are all in std now: keep their line numbers only (the report's
     # `records.line`), which the loading worker then sends back without the rest
     loaded.frame = loaded.frame[["line"]] if "line" in loaded.frame else loaded.frame.iloc[:, :0]

@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 
 from reconcile.divisions import (
+    address_detail,
     city_code,
     current_code,
     divisions,
@@ -150,3 +151,27 @@ def test_old_prefecture_in_the_address() -> None:
     assert resolve_address("安徽省阜阳地区涡阳县城关镇") == ("341621", "安徽省亳州市涡阳县")
     # but a short county name is only read inside the named prefecture
     assert resolve_address("安徽省阜阳涡阳") == ("341200", "安徽省阜阳市")
+
+
+def test_a_load_scans_each_address_once_and_forgets_its_scans_after(monkeypatch) -> None:
+    from reconcile import divisions
+
+    scanned: list[str] = []
+    real = divisions._scan
+    monkeypatch.setattr(divisions, "_scan", lambda text: scanned.append(text) or real(text))
+    resolve_address.cache_clear()
+    divisions._detail_of.cache_clear()
+    # more distinct villages than the small outside cache holds: each is still scanned once,
+    # by the county resolution (standardise) and the detail (keys) together
+    # (no digits: the whole text is what both read)
+    villages = [f"湖南郴州安仁县永乐江镇{chr(0x4E00 + i // 300)}{chr(0x4E00 + i % 300)}村" for i in range(70_000)]
+    with divisions.remembered_scans():
+        counties = {resolve_address(v)[0] for v in villages}
+        details = {address_detail(v) for v in villages[:3]}
+    assert counties == {"431028"}
+    assert details == {"永乐江镇一一村", "永乐江镇一丁村", "永乐江镇一丂村"}
+    assert len(scanned) == len(villages)
+    assert divisions._SCANS is None
+    assert resolve_address.cache_info().currsize == 0 and divisions._detail_of.cache_info().currsize == 0
+    # outside a load: the ordinary small cache
+    assert address_detail("湖南省郴州市安仁县永乐江镇江林村3组") == "永乐江镇江林村3组"
