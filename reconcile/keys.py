@@ -149,11 +149,12 @@ def add_keys(std: pd.DataFrame) -> pd.DataFrame:
         new[key] = detail.take(codes) if len(codes) else np.array([], dtype=object)
         new[key + "_stem"] = stem.take(codes) if len(codes) else np.array([], dtype=object)
     arrays = {k: (v.to_numpy() if isinstance(v, pd.Series) else v) for k, v in new.items()}
-    df = pd.concat([std, pd.DataFrame({k: v for k, v in arrays.items() if k not in std.columns}, index=idx)],
-                   axis=1)
-    for k in (k for k in arrays if k in std.columns):   # keyed again: the columns keep their places
-        df[k] = arrays[k]
-    return df
+    # one frame of std's columns (a key computed again keeps its place) and the new ones, none copied:
+    # pd.concat copied and consolidated them all (6 s for the 1M destination). The result shares
+    # std's arrays; nothing writes into them (mark_shared_ids replaces its columns whole).
+    cols = {c: (arrays[c] if c in arrays else std[c].to_numpy()) for c in std.columns}
+    cols.update((k, v) for k, v in arrays.items() if k not in cols)
+    return pd.DataFrame(cols, index=idx, copy=False)
 
 
 # Key columns only blocking reads (reconcile.blocking's passes and EM sessions): `match` drops
@@ -189,9 +190,14 @@ def mark_shared_ids(df: pd.DataFrame) -> pd.DataFrame:
     if len(shared_ids) == 0:
         return df
     mask = usable & df["id_clean"].isin(shared_ids).to_numpy()
-    df.loc[mask, "k_id_shared"] = SHARED
+    # whole columns replaced, not written into: add_keys' frame shares arrays with its input
+    shared = df["k_id_shared"].to_numpy(object).copy()
+    shared[mask] = SHARED
+    df["k_id_shared"] = shared
     if "k_id_unsure" in df:
-        df.loc[mask, "k_id_unsure"] = True
+        unsure = df["k_id_unsure"].to_numpy(bool).copy()
+        unsure[mask] = True
+        df["k_id_unsure"] = unsure
     return df
 
 
@@ -201,8 +207,11 @@ def fill_unit_hukou(std: pd.DataFrame, dominance: float = 0.9, min_resolved: int
     county. Only when >= ``dominance`` of the unit's resolved addresses (at least ``min_resolved``)
     name one county; the filled county is marked in ``hukou_region_source``.
     """
-    df = std.copy()
-    df["hukou_region_source"] = np.array(["", "address"], dtype=object)[(df["hukou_region"] != "").to_numpy(np.int8)]
+    # a shallow copy: the changed columns are replaced whole, never written into (``std`` stays
+    # as it was without copying every column)
+    df = std.copy(deep=False)
+    source = np.array(["", "address"], dtype=object)[(df["hukou_region"] != "").to_numpy(np.int8)]
+    df["hukou_region_source"] = source
     if "unit" not in df or not (df["unit"] != "").any():
         return df
     resolved = df[(df["hukou_region"] != "") & (df["unit"] != "")]
@@ -214,8 +223,14 @@ def fill_unit_hukou(std: pd.DataFrame, dominance: float = 0.9, min_resolved: int
     best = counts[(counts["share"] >= dominance) & (totals >= min_resolved)].drop_duplicates("unit")
     fill = dict(zip(best["unit"], best["hukou_region"]))
     names = dict(zip(resolved["hukou_region"], resolved["hukou_region_name"]))
-    todo = (df["hukou_region"] == "") & df["unit"].isin(list(fill))
-    df.loc[todo, "hukou_region"] = df.loc[todo, "unit"].map(fill)
-    df.loc[todo, "hukou_region_name"] = df.loc[todo, "hukou_region"].map(names).fillna("")
-    df.loc[todo, "hukou_region_source"] = "unit"
+    todo = ((df["hukou_region"] == "") & df["unit"].isin(list(fill))).to_numpy()
+    if not todo.any():
+        return df
+    region = df["hukou_region"].to_numpy(object).copy()
+    region[todo] = pd.Series(df["unit"].to_numpy(object)[todo]).map(fill).to_numpy(object)
+    region_name = df["hukou_region_name"].to_numpy(object).copy()
+    region_name[todo] = pd.Series(region[todo]).map(names).fillna("").to_numpy(object)
+    source = source.copy()
+    source[todo] = "unit"
+    df["hukou_region"], df["hukou_region_name"], df["hukou_region_source"] = region, region_name, source
     return df

@@ -735,13 +735,14 @@ def _finish(grid: _Grid, *, path: Path, file: str, encoding: str, delimiter: str
     else:
         keys = np.array([str(i + 1) for i in accepted], dtype=object)  # stable: rejected rows count too
 
-    raw = pd.DataFrame({h: col[h][accepted] for h in names}, columns=names)
+    # copy=False: every column is a new array already (pandas would copy them into one block)
+    raw = pd.DataFrame({h: col[h][accepted] for h in names}, columns=names, copy=False)
     by_field = {f: h for h, f in columns.items()}
     m = len(accepted)
     data: dict[str, Any] = {"record_key": keys, "line": grid.lines[accepted]}
     for f in INPUT_FIELDS:
         data[f] = col[by_field[f]][accepted] if f in by_field else np.full(m, "", dtype=object)
-    frame = pd.DataFrame(data)
+    frame = pd.DataFrame(data, copy=False)
 
     reg = LoadedRegistry(path=path, encoding=encoding, delimiter=delimiter, sheet=sheet, columns=columns,
                          key_column=key_column, frame=frame, raw=raw, rejected=rejected, rows_read=n,

@@ -105,7 +105,8 @@ def load_side(name: str, path: str | Path, options: Mapping[str, Any]) -> Side:
     loaded = read_registry(path, **options)
     with remembered_scans():   # standardise and add_keys read the same addresses: scan each once
         std = standardise(loaded.frame)
-        std = mark_shared_ids(add_keys(fill_unit_hukou(std.reset_index(drop=True))))
+        std.index = pd.RangeIndex(len(std))   # positional; the frame is new (reset_index copied it)
+        std = mark_shared_ids(add_keys(fill_unit_hukou(std)))
     # the loader's fields are all in std now: keep their line numbers only (the report's
     # `records.line`), which the loading worker then sends back without the rest
     loaded.frame = loaded.frame[["line"]] if "line" in loaded.frame else loaded.frame.iloc[:, :0]
