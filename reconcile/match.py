@@ -28,7 +28,7 @@ from reconcile.blocking import MATCH_PASSES, WITHIN_PASSES
 from reconcile.keys import add_keys, drop_blocking_keys, fill_unit_hukou, mark_shared_ids
 from reconcile.linkage import Linkage, Progress, evidence_json, evidence_jsons, link, _noop
 from reconcile.model import Model
-from reconcile.report import ChunkedFrame, RunOutput, now_iso, open_report, write_run
+from reconcile.report import ChunkedFrame, CopiedRows, RunOutput, now_iso, open_report, write_copied_rows, write_run
 from reconcile.scoring import PRIOR_STRATA, TermFrequencies, strata_values
 
 
@@ -67,6 +67,8 @@ class Side:
     std: pd.DataFrame            # standardised + k_ columns, positional index 0..n-1
     sha256: str
     _fingerprints: np.ndarray | None = field(default=None, repr=False, compare=False)
+    # the `records` rows built beforehand (by the loading worker, reconcile.parallel), or None
+    prepared_records: CopiedRows | None = field(default=None, repr=False, compare=False)
 
     @property
     def keys(self) -> np.ndarray:
@@ -129,6 +131,16 @@ def run_match(
     comparators: Sequence[Comparator] | None = None,
 ) -> MatchResult:
     """The whole `match` command as a library call; returns the run id and the summary."""
+    cleanup: list[Callable[[], None]] = []
+    try:
+        return _run_match(origin_path, dest_path, out, options, progress, comparators, cleanup)
+    finally:   # scratch files hold personal data: gone whether the run succeeds, fails or is stopped
+        for fn in cleanup:
+            fn()
+
+
+def _run_match(origin_path, dest_path, out, options, progress, comparators,
+               cleanup: list[Callable[[], None]]) -> MatchResult:
     opts = options or MatchOptions()
     opts.validate()
     comps = list(comparators or default_comparators())
@@ -146,7 +158,9 @@ def run_match(
 
         t0 = time.perf_counter()
         sides = load_sides(origin_path, dest_path, opts.origin, opts.dest,
-                           within=(comps, WITHIN_PASSES, opts.within_block_cap) if opts.within_file else None)
+                           within=(comps, WITHIN_PASSES, opts.within_block_cap) if opts.within_file else None,
+                           scratch_dir=out_path.resolve().parent)
+        cleanup.append(sides.remove_files)
         with sides:   # a worker may still be comparing one registry with itself: ended on any error
             origin, dest = sides.origin, sides.dest
             timings["load+standardise"] = time.perf_counter() - t0
@@ -176,6 +190,8 @@ def run_match(
                                                  u_sample=min(opts.u_sample, 100_000),
                                                  blocked=sides.blocked(side.name))
             timings["within_file"] = time.perf_counter() - t0
+            for side in (origin, dest):   # the worker's side's records, built there meanwhile
+                side.prepared_records = sides.prepared_records(side.name)
             timings.update(sides.timings)
             for side in (origin, dest):   # every blocking is done: its keys go before the peak
                 side.std = drop_blocking_keys(side.std)
@@ -451,8 +467,7 @@ def assemble(origin: Side, dest: Side, cross: Linkage, within: dict[str, Linkage
     links = pd.concat(wl, ignore_index=True)
 
     # built and written chunk by chunk: whole, with its raw JSON, it is the run's largest table
-    records = ChunkedFrame([partial(_record_rows, side, lo, min(lo + RECORD_CHUNK, len(side.std)))
-                            for side in (origin, dest) for lo in range(0, len(side.std), RECORD_CHUNK)])
+    records = ChunkedFrame([part for side in (origin, dest) for part in _record_parts(side)])
     rejected = pd.concat([_rejected_rows(origin), _rejected_rows(dest)], ignore_index=True)
     blocking = pd.DataFrame([
         {"pass_name": s.name, "rule": s.description, "pairs": s.pairs, "new_pairs": s.new_pairs,
@@ -804,6 +819,23 @@ def _duplicate_rows(side: Side, labels: np.ndarray) -> pd.DataFrame:
 
 # records per chunk of the `records` table (reconcile.report.ChunkedFrame)
 RECORD_CHUNK = 100_000
+
+
+def _record_parts(side: Side) -> list:
+    """The side's `records` rows for reconcile.report.ChunkedFrame: built beforehand, or builders
+    of RECORD_CHUNK rows each."""
+    if side.prepared_records is not None:
+        return [side.prepared_records]
+    n = len(side.std)
+    return [partial(_record_rows, side, lo, min(lo + RECORD_CHUNK, n)) for lo in range(0, n, RECORD_CHUNK)]
+
+
+def write_side_records(side: Side, path: Path) -> CopiedRows:
+    """The side's `records` rows built into a scratch SQLite file at ``path`` (the loading worker
+    does this for its registry while this process links: reconcile.parallel)."""
+    n = len(side.std)
+    return write_copied_rows(path, "records", (_record_rows(side, lo, min(lo + RECORD_CHUNK, n))
+                                               for lo in range(0, n, RECORD_CHUNK)))
 
 
 def _record_rows(side: Side, lo: int = 0, hi: int | None = None) -> pd.DataFrame:

@@ -47,30 +47,73 @@ class Sides:
     """Both loaded registries, and each one's within-file blocking and comparison where it was
     done beforehand (``blocked(name)``). The larger registry is loaded in a second process, which
     then blocks and compares it with itself while this process goes on (the cross-registry
-    linkage); ``blocked`` waits for that result. ``close()`` (or ``with``) ends the worker."""
+    linkage; ``blocked`` waits for that result), and then builds its side's `records` rows into a
+    scratch SQLite file for the report to copy (``prepared_records``). ``close()`` (or ``with``)
+    ends the worker; ``remove_files()`` deletes the scratch file once the report is written."""
 
-    def __init__(self, origin, dest, worker: subprocess.Popen | None = None, worker_side: str | None = None) -> None:
+    def __init__(self, origin, dest, worker: subprocess.Popen | None = None, worker_side: str | None = None,
+                 steps: Sequence[str] = (), reload: tuple[str, Mapping[str, Any]] | None = None,
+                 scratch: Path | None = None) -> None:
         self.origin, self.dest = origin, dest
         self._blocked: dict = {}
         self._worker, self._worker_side = worker, worker_side
+        self._steps = list(steps)     # what the worker sends after the side, in order: "within", "records"
+        self._got: dict[str, Any] = {}
+        self._reload = reload         # (path, options) of the worker's file
+        self._scratch = scratch
         self.timings: dict[str, float] = {}
+
+    def _take(self, step: str):
+        """The worker's result of ``step``, reading its results in the order it sends them; None
+        when it was not asked, or the worker failed (then it is ended)."""
+        while step not in self._got and self._steps and self._worker is not None:
+            got = _read(self._worker)
+            self._got[self._steps.pop(0)] = got
+            if got is None:   # failed: nothing more comes
+                self.close()
+        if not self._steps:
+            self.close()
+        return self._got.get(step)
 
     def blocked(self, name: str):
         """The Blocked of side ``name`` with itself, or None (then link() does it here). For the
         worker's side this waits for the worker, and is None when it failed in any way."""
-        if name == self._worker_side and self._worker is not None:
+        if name == self._worker_side and name not in self._blocked and "within" in self._steps:
             t0 = time.perf_counter()
-            got = _read(self._worker)
-            self.close()
+            got = self._take("within")
             self.timings[f"waited_for_{name}_within"] = time.perf_counter() - t0
             if got is not None:
                 blocked, fingerprints = got
                 self._blocked[name] = blocked
                 self.timings[f"within_{name}_in_worker"] = sum(blocked.timings.values())
-                side = self.origin if name == "origin" else self.dest
+                side = self._side(name)
                 if side is not None and side._fingerprints is None and len(fingerprints) == len(side.std):
                     side._fingerprints = fingerprints
         return self._blocked.get(name)
+
+    def prepared_records(self, name: str):
+        """Side ``name``'s `records` rows as reconcile.report.CopiedRows when the worker built
+        them, else None; then the side's raw rows, which the worker kept, are read here again."""
+        if name != self._worker_side:
+            return None
+        if "records" in self._steps:
+            t0 = time.perf_counter()
+            self._take("records")
+            self.timings[f"waited_for_{name}_records"] = time.perf_counter() - t0
+        got = self._got.get("records")
+        if got is not None:
+            copied, seconds = got
+            self.timings[f"records_{name}_in_worker"] = seconds
+            return copied
+        side = self._side(name)
+        if side is not None and side.loaded.raw is None and self._reload is not None:
+            from reconcile.loading import read_registry
+
+            side.loaded.raw = read_registry(self._reload[0], **self._reload[1]).raw
+        return None
+
+    def _side(self, name: str):
+        return self.origin if name == "origin" else self.dest
 
     def close(self) -> None:
         """End the worker (if any) and let go of its pipe."""
@@ -82,6 +125,11 @@ class Sides:
         if proc.stdout is not None:
             proc.stdout.close()
         proc.wait()
+
+    def remove_files(self) -> None:
+        """Delete the worker's scratch file (personal data: never left behind on purpose)."""
+        if self._scratch is not None:
+            self._scratch.unlink(missing_ok=True)
 
     def __enter__(self) -> "Sides":
         return self
@@ -102,12 +150,16 @@ def _block(side, within: tuple | None):
 
 def load_sides(origin_path: str | Path, dest_path: str | Path, origin_opts: Mapping[str, Any],
                dest_opts: Mapping[str, Any], min_bytes: int | None = None,
-               within: tuple[Sequence[Any], Sequence[Any], int] | None = None) -> Sides:
+               within: tuple[Sequence[Any], Sequence[Any], int] | None = None,
+               scratch_dir: str | Path | None = None) -> Sides:
     """Both sides as reconcile.match.load_side makes them. When both files are large, the larger
     one loads in a second process while this one loads the smaller; with ``within`` =
     (comparators, passes, block cap) each process then blocks and compares its side with itself
     (reconcile.linkage.block_and_compare, for ``link(blocked=)``): this one at once, the worker
-    after it has handed its side over, while this process links the two registries.
+    after it has handed its side over, while this process links the two registries. With
+    ``scratch_dir`` the worker then builds its side's `records` rows into a scratch SQLite file
+    there (``Sides.prepared_records``; the caller calls ``remove_files()`` when done with it), and
+    keeps the raw rows those need instead of sending them.
 
     Whatever goes wrong in the second process (a bad file, a worker that cannot start, a
     comparator that cannot be sent) is done again here, so the error a user sees is the one the
@@ -124,9 +176,13 @@ def load_sides(origin_path: str | Path, dest_path: str | Path, origin_opts: Mapp
     # (the larger too) then runs beside this process's cross-registry linkage
     big = "dest" if Path(dest_path).stat().st_size >= Path(origin_path).stat().st_size else "origin"
     small = "origin" if big == "dest" else "dest"
+    scratch = _scratch_file(scratch_dir) if scratch_dir is not None else None
+    steps = (["within"] if within is not None else []) + (["records"] if scratch is not None else [])
     # the worker starts afresh: it speaks the language this run speaks (rejected rows' reasons)
-    worker = _start_worker((get_lang(), big, str(paths[big]), dict(opts[big]), within))
-    sides = Sides(None, None, worker=worker, worker_side=big)
+    worker = _start_worker((get_lang(), big, str(paths[big]), dict(opts[big]), within,
+                            None if scratch is None else str(scratch)))
+    sides = Sides(None, None, worker=worker, worker_side=big, steps=steps,
+                  reload=(str(paths[big]), dict(opts[big])), scratch=scratch)
     try:
         mine = load_side(small, paths[small], opts[small])
         t0 = time.perf_counter()
@@ -139,13 +195,26 @@ def load_sides(origin_path: str | Path, dest_path: str | Path, origin_opts: Mapp
         if theirs is None:   # redone in this process, which raises a bad file's error properly
             sides.close()
             theirs = load_side(big, paths[big], opts[big])
-        elif within is None or len(theirs.std) < 2:
-            sides.close()
     except BaseException:
         sides.close()
+        sides.remove_files()
         raise
     sides.origin, sides.dest = (mine, theirs) if small == "origin" else (theirs, mine)
+    if not steps:
+        sides.close()
     return sides
+
+
+def _scratch_file(directory: str | Path) -> Path | None:
+    """A new empty file in ``directory`` for the worker's records (None when none can be made)."""
+    import tempfile
+
+    try:
+        fd, name = tempfile.mkstemp(prefix=".reconcile-", suffix=".records.tmp", dir=str(directory))
+    except OSError:
+        return None
+    os.close(fd)
+    return Path(name)
 
 
 def _start_worker(job: tuple) -> subprocess.Popen | None:
@@ -195,26 +264,75 @@ def _worker_main() -> None:
     try:
         from reconcile.match import load_side
 
-        lang, name, path, options, within = pickle.load(sys.stdin.buffer)
+        lang, name, path, options, within, scratch = pickle.load(sys.stdin.buffer)
         set_lang(lang)
         side = load_side(name, path, options)
     except BaseException:   # noqa: BLE001 - the caller redoes the job and reports the error
         send((False, None))
         return
+    raw = side.loaded.raw
+    if scratch is not None:
+        side.loaded.raw = None   # only the records need it, and those are built here
     send((True, side))
+    side.loaded.raw = raw
+    try:
+        if within is None:
+            sending = None
+        else:   # sent while the records are built: the caller reads it only when it needs it
+            sending = _send_in_background(out, pickle.dumps(_within_result(side, within),
+                                                            protocol=pickle.HIGHEST_PROTOCOL))
+        if scratch is not None:
+            records = _records_result(side, scratch)
+            if sending is not None:
+                sending.join()
+            send(records)
+        elif sending is not None:
+            sending.join()
+    except BrokenPipeError:   # the caller went on without it
+        pass
+
+
+def _send_in_background(out, data: bytes):
+    """Write ``data`` to ``out`` in a thread (the write waits for the reader, without the GIL)."""
+    import threading
+
+    def write() -> None:
+        try:
+            out.write(data)
+            out.flush()
+        except (BrokenPipeError, ValueError):   # the caller went on without it
+            pass
+
+    thread = threading.Thread(target=write, daemon=True)
+    thread.start()
+    return thread
+
+
+def _within_result(side, within: tuple) -> tuple[bool, Any]:
+    """(True, (Blocked, fingerprints)) of the side with itself, (True, None) when there is
+    nothing to compare, (False, None) when it failed (the caller does it itself)."""
     try:
         blocked = _block(side, within)
         if blocked is None:
-            return
+            return (True, None)
         blocked.arrays = None   # the frame's own columns, which the caller has: not sent back
         # and the report's record fingerprints, while the caller is still linking the registries
-        result = (True, (blocked, side.fingerprints))
-    except BaseException:   # noqa: BLE001 - the caller does it itself
-        result = (False, None)
+        return (True, (blocked, side.fingerprints))
+    except BaseException:   # noqa: BLE001
+        return (False, None)
+
+
+def _records_result(side, scratch: str) -> tuple[bool, Any]:
+    """(True, (CopiedRows, seconds taken)) of the side's `records` rows built into ``scratch``,
+    or (False, None)."""
     try:
-        send(result)
-    except BrokenPipeError:   # the caller went on without it
-        pass
+        from reconcile.match import write_side_records
+
+        t0 = time.perf_counter()
+        copied = write_side_records(side, Path(scratch))
+        return (True, (copied, time.perf_counter() - t0))
+    except BaseException:   # noqa: BLE001 - the caller builds them itself
+        return (False, None)
 
 
 if __name__ == "__main__":

@@ -181,17 +181,53 @@ def now_iso() -> str:
     return datetime.now(timezone.utc).astimezone().isoformat(timespec="seconds")
 
 
+@dataclass(frozen=True)
+class CopiedRows:
+    """Rows of a report table that were built beforehand into a SQLite file of their own (by
+    ``write_copied_rows``, run_id NULL): ``write_run`` copies them inside SQLite instead of
+    inserting them from Python row by row (1,856,076 `records` rows: 3.7 s against 15.6 s)."""
+
+    path: Path
+
+    def frame(self, table: str) -> pd.DataFrame:
+        """The rows as a DataFrame (for readers that need them in Python, e.g. Parquet output)."""
+        with sqlite3.connect(self.path) as conn:
+            return pd.read_sql(f"SELECT * FROM [{table}] ORDER BY rowid", conn).drop(columns=["run_id"])
+
+
+def write_copied_rows(path: str | Path, table: str, chunks: Iterable[pd.DataFrame]) -> CopiedRows:
+    """``chunks`` (DataFrames with the column names of TABLES[table]) written into a new SQLite
+    file at ``path`` for ``write_run`` to copy. A scratch file: no journal, no fsync (a crash
+    loses a file the run would have deleted anyway)."""
+    cols = [c for c, _ in TABLES[table]]
+    conn = sqlite3.connect(str(path))
+    try:
+        conn.execute("PRAGMA page_size = 16384")
+        conn.execute("PRAGMA journal_mode = OFF")
+        conn.execute("PRAGMA synchronous = OFF")
+        conn.execute(f"DROP TABLE IF EXISTS [{table}]")
+        conn.execute(f"CREATE TABLE [{table}] (" + ", ".join(f"[{c}] {t}" for c, t in TABLES[table]) + ")")
+        insert = _insert_sql(table, cols)
+        with conn:
+            for chunk in chunks:
+                conn.executemany(insert, _rows(chunk, cols, None))
+    finally:
+        conn.close()
+    return CopiedRows(Path(path))
+
+
 class ChunkedFrame:
     """A table built and written one chunk at a time (the `records` of a million-record run would
     otherwise be held whole, raw JSON and all, next to everything else). ``parts``: functions that
-    each build one chunk as a DataFrame, in order."""
+    each build one chunk as a DataFrame, in order, or CopiedRows built beforehand."""
 
-    def __init__(self, parts: Sequence[Callable[[], pd.DataFrame]]) -> None:
+    def __init__(self, parts: Sequence[Callable[[], pd.DataFrame] | CopiedRows], table: str = "records") -> None:
         self.parts = list(parts)
+        self.table = table
 
     def chunks(self) -> Iterator[pd.DataFrame]:
-        for build in self.parts:
-            yield build()
+        for part in self.parts:
+            yield part.frame(self.table) if isinstance(part, CopiedRows) else part()
 
     def to_frame(self) -> pd.DataFrame:
         """The whole table (for readers that need it at once, e.g. Parquet output)."""
@@ -234,7 +270,12 @@ def _column_values(s: pd.Series) -> list:
     return vals
 
 
-def _rows(df: pd.DataFrame, cols: list[str], run_id: int) -> Iterable[tuple]:
+def _insert_sql(table: str, cols: Sequence[str]) -> str:
+    return (f"INSERT INTO [{table}] (" + ", ".join(f"[{c}]" for c in cols) + ") VALUES ("
+            + ", ".join("?" for _ in cols) + ")")
+
+
+def _rows(df: pd.DataFrame, cols: list[str], run_id: int | None) -> Iterable[tuple]:
     """Row tuples (run_id first when ``cols`` starts with it) in the order of ``cols``; a column
     the frame lacks is NULL."""
     n = len(df)
@@ -292,17 +333,34 @@ def write_run(db: sqlite_utils.Database, out: RunOutput, extra_writer=None) -> i
     # inserting `records` took 64.6 s with it, 34.4 s with this (an upper bound: pages are
     # allocated as used, a small run uses little).
     conn.execute(f"PRAGMA cache_size = -{WRITE_CACHE_KIB}")
-    with db.atomic():
-        deferred = db._deferred_indexes = _DeferredIndexes(conn)   # type: ignore[attr-defined]
-        try:
-            run_id = _write_rows(db, out, extra_writer)
-            deferred.build(conn)
-        finally:
-            del db._deferred_indexes   # type: ignore[attr-defined]
+    attached: list[str] = []   # CopiedRows files, attached inside the transaction, detached after it
+    try:
+        with db.atomic():
+            deferred = db._deferred_indexes = _DeferredIndexes(conn)   # type: ignore[attr-defined]
+            try:
+                run_id = _write_rows(db, out, extra_writer, attached)
+                deferred.build(conn)
+            finally:
+                del db._deferred_indexes   # type: ignore[attr-defined]
+    finally:
+        for alias in attached:   # (SQLite refuses to detach while the transaction holds the file)
+            conn.execute(f"DETACH DATABASE [{alias}]")
     return run_id
 
 
-def _write_rows(db: sqlite_utils.Database, out: RunOutput, extra_writer) -> int:
+def _copy_rows(conn: sqlite3.Connection, table: str, cols: list[str], part: CopiedRows, run_id: int,
+               attached: list[str]) -> None:
+    """Copy ``part``'s rows into ``table`` in SQLite, in their order, with this run's id."""
+    alias = f"copied_{len(attached)}"
+    conn.execute(f"ATTACH DATABASE ? AS [{alias}]", (str(part.path),))
+    attached.append(alias)
+    names = ", ".join(f"[{c}]" for c in cols)
+    rest = ", ".join("?" if c == "run_id" else f"[{c}]" for c in cols)
+    conn.execute(f"INSERT INTO main.[{table}] ({names}) SELECT {rest} FROM [{alias}].[{table}] ORDER BY rowid",
+                 (run_id,) if "run_id" in cols else ())
+
+
+def _write_rows(db: sqlite_utils.Database, out: RunOutput, extra_writer, attached: list[str]) -> int:
     """write_run's inserts (inside its transaction)."""
     conn = db.conn
     info = dict(out.run_info)
@@ -315,12 +373,12 @@ def _write_rows(db: sqlite_utils.Database, out: RunOutput, extra_writer) -> int:
         if table not in TABLES:
             raise ValueError(f"unknown report table {table}")
         cols = [c for c, _ in TABLES[table]]
-        placeholders = ", ".join("?" for _ in cols)
-        for chunk in (df.chunks() if isinstance(df, ChunkedFrame) else (df,)):
-            conn.executemany(
-                f"INSERT INTO [{table}] (" + ", ".join(f"[{c}]" for c in cols) + f") VALUES ({placeholders})",
-                _rows(chunk, cols, run_id),
-            )
+        insert = _insert_sql(table, cols)
+        for part in (df.parts if isinstance(df, ChunkedFrame) else (df,)):
+            if isinstance(part, CopiedRows):
+                _copy_rows(conn, table, cols, part, run_id, attached)
+            else:
+                conn.executemany(insert, _rows(part if isinstance(part, pd.DataFrame) else part(), cols, run_id))
     if extra_writer is not None:
         extra_writer(db, run_id)
     sets = {k: (json.dumps(v, ensure_ascii=False) if isinstance(v, (dict, list)) else v) for k, v in info.items()}

@@ -106,6 +106,8 @@ def test_match_with_the_second_core_writes_the_same_report(tmp_path, two_cores, 
     side_by_side = run_match(origin, dest, tmp_path / "two.db", MatchOptions(**opts))
     assert "within_origin_beside_load" in side_by_side.timings     # done here while the worker loaded
     assert "within_dest_in_worker" in side_by_side.timings         # the worker's half came back
+    assert "records_dest_in_worker" in side_by_side.timings        # and its records, built there
+    assert not list(tmp_path.glob(".reconcile-*"))                 # its scratch file is gone
     monkeypatch.setenv("RECONCILE_WORKERS", "1")
     alone = run_match(origin, dest, tmp_path / "one.db", MatchOptions(**opts))
     assert "within_dest_in_worker" not in alone.timings
@@ -144,6 +146,8 @@ def test_a_worker_that_fails_after_loading_is_done_without(tmp_path, two_cores, 
     assert "within_origin_beside_load" in broken.timings            # the side-by-side path was taken
     assert "waited_for_dest_within" in broken.timings              # the worker handed its side over
     assert "within_dest_in_worker" not in broken.timings            # but its half failed there
+    assert "records_dest_in_worker" not in broken.timings           # so did its records: built here
+    assert not list(tmp_path.glob(".reconcile-*"))
     monkeypatch.setenv("RECONCILE_WORKERS", "1")
     alone = run_match(origin, dest, tmp_path / "one.db", MatchOptions(**opts), comparators=comps)
     assert broken.summary == alone.summary
@@ -173,3 +177,20 @@ def test_a_script_without_a_main_guard_runs_once(tmp_path):
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["306", "546"]
     assert runs.read_text().splitlines() == ["run"]
+
+
+def test_records_the_worker_did_not_build_are_built_here_from_its_file(tmp_path, two_cores):
+    """With a scratch directory the worker keeps its side's raw rows (it builds the records);
+    when it cannot deliver them, the raw rows are read here again, the same as a load gives."""
+    origin, dest = _origin_with_bad_rows(tmp_path), SAMPLES / "dest_utf8bom.csv"
+    sides = par.load_sides(origin, dest, KEYS[0], KEYS[1], min_bytes=0, scratch_dir=tmp_path)
+    try:
+        assert sides.dest.loaded.raw is None           # not sent: the worker builds the records
+        assert list(tmp_path.glob(".reconcile-*.records.tmp"))
+        sides.close()                                  # the worker ends before it delivers them
+        assert sides.prepared_records("dest") is None
+        assert sides.prepared_records("origin") is None
+        pd.testing.assert_frame_equal(sides.dest.loaded.raw, load_side("dest", dest, KEYS[1]).loaded.raw)
+    finally:
+        sides.remove_files()
+    assert not list(tmp_path.glob(".reconcile-*"))

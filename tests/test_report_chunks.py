@@ -99,3 +99,45 @@ def test_a_failed_write_leaves_the_indexes_it_dropped(tmp_path):
     assert con.execute("SELECT count(*) FROM records").fetchone()[0] == 0
     assert con.execute("SELECT count(*) FROM runs").fetchone()[0] == 0
     con.close()
+
+
+def _databases(db) -> list[str]:
+    return [r[1] for r in db.conn.execute("PRAGMA database_list")]
+
+
+def test_rows_built_beforehand_are_copied_with_the_run_id_in_order(tmp_path):
+    """CopiedRows (the loading worker's records, reconcile.parallel): write_run copies them
+    inside SQLite, after the chunks before them, with this run's id; the scratch file is
+    detached afterwards, and a failed write copies nothing."""
+    import pytest
+
+    from reconcile.report import CopiedRows, RunOutput, open_report, write_copied_rows, write_run
+
+    first = pd.DataFrame({"source": ["origin"] * 2, "record_key": ["0001", "0002"], "name": ["张伟", "欧阳·娜"]})
+    later = pd.DataFrame({"source": ["dest"] * 3, "record_key": ["A1", "A2", "A3"], "name": ["張偉", "李娜", "王芳"],
+                          "line": [2, 3, 5], "name_minority": [0, 1, 0]})
+    copied = write_copied_rows(tmp_path / "scratch.tmp", "records", [later.iloc[:2], later.iloc[2:]])
+    assert isinstance(copied, CopiedRows)
+    pd.testing.assert_frame_equal(copied.frame("records")[list(later.columns)], later)
+
+    db = open_report(tmp_path / "r.db")
+    tables = {"records": ChunkedFrame([lambda: first, copied])}
+    write_run(db, RunOutput(command="match", started_at="now", tables=tables))
+    run2 = write_run(db, RunOutput(command="match", started_at="now", tables=tables))
+    assert _databases(db) == ["main"]
+    got = pd.read_sql("SELECT run_id, source, record_key, name, line, name_minority FROM records WHERE run_id = ? "
+                      "ORDER BY rowid", db.conn, params=(run2,))
+    assert got["run_id"].tolist() == [run2] * 5
+    assert got["record_key"].tolist() == ["0001", "0002", "A1", "A2", "A3"]
+    assert got["name"].tolist() == ["张伟", "欧阳·娜", "張偉", "李娜", "王芳"]
+    assert got["line"].tolist()[2:] == [2, 3, 5] and got["name_minority"].tolist()[2:] == [0, 1, 0]
+
+    def boom(db, run_id):
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError, match="disk full"):
+        write_run(db, RunOutput(command="match", started_at="now", tables=tables), extra_writer=boom)
+    assert _databases(db) == ["main"]
+    assert db.conn.execute("SELECT count(*) FROM records").fetchone()[0] == 10
+    assert db.conn.execute("SELECT count(*) FROM runs").fetchone()[0] == 2
+    db.close()
