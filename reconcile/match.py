@@ -190,7 +190,8 @@ def _run_match(origin_path, dest_path, out, options, progress, comparators,
                                                  u_sample=min(opts.u_sample, 100_000),
                                                  blocked=sides.blocked(side.name))
             timings["within_file"] = time.perf_counter() - t0
-            for side in (origin, dest):   # the worker's side's records, built there meanwhile
+            # the records built beforehand: the worker's side's there, meanwhile this one's here
+            for side in sorted((origin, dest), key=lambda s: s.name == sides.worker_side):
                 side.prepared_records = sides.prepared_records(side.name)
             timings.update(sides.timings)
             for side in (origin, dest):   # every blocking is done: its keys go before the peak

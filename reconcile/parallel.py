@@ -48,8 +48,9 @@ class Sides:
     done beforehand (``blocked(name)``). The larger registry is loaded in a second process, which
     then blocks and compares it with itself while this process goes on (the cross-registry
     linkage; ``blocked`` waits for that result), and then builds its side's `records` rows into a
-    scratch SQLite file for the report to copy (``prepared_records``). ``close()`` (or ``with``)
-    ends the worker; ``remove_files()`` deletes the scratch file once the report is written."""
+    scratch SQLite file for the report to copy (``prepared_records``; this process builds its own
+    side's meanwhile instead of waiting). ``close()`` (or ``with``) ends the worker;
+    ``remove_files()`` deletes the scratch files once the report is written."""
 
     def __init__(self, origin, dest, worker: subprocess.Popen | None = None, worker_side: str | None = None,
                  steps: Sequence[str] = (), reload: tuple[str, Mapping[str, Any]] | None = None,
@@ -60,7 +61,7 @@ class Sides:
         self._steps = list(steps)     # what the worker sends after the side, in order: "within", "records"
         self._got: dict[str, Any] = {}
         self._reload = reload         # (path, options) of the worker's file
-        self._scratch = scratch
+        self._scratch = [scratch] if scratch is not None else []
         self.timings: dict[str, float] = {}
 
     def _take(self, step: str):
@@ -92,10 +93,23 @@ class Sides:
         return self._blocked.get(name)
 
     def prepared_records(self, name: str):
-        """Side ``name``'s `records` rows as reconcile.report.CopiedRows when the worker built
-        them, else None; then the side's raw rows, which the worker kept, are read here again."""
+        """Side ``name``'s `records` rows as reconcile.report.CopiedRows, built beforehand, or None.
+        The worker's side: when the worker built them (else its raw rows, which the worker kept,
+        are read here again). This process's side: built here into a scratch file of its own when
+        the worker builds its side's (the time this process would otherwise wait for them)."""
         if name != self._worker_side:
-            return None
+            if self._worker_side is None or not self._scratch:
+                return None
+            from reconcile.match import write_side_records
+
+            mine = _scratch_file(self._scratch[0].parent)
+            if mine is None:
+                return None
+            self._scratch.append(mine)
+            t0 = time.perf_counter()
+            copied = write_side_records(self._side(name), mine)
+            self.timings[f"records_{name}_beside_worker"] = time.perf_counter() - t0
+            return copied
         if "records" in self._steps:
             t0 = time.perf_counter()
             self._take("records")
@@ -112,6 +126,11 @@ class Sides:
             side.loaded.raw = read_registry(self._reload[0], **self._reload[1]).raw
         return None
 
+    @property
+    def worker_side(self) -> str | None:
+        """The side the worker loaded ('origin' | 'dest'), None without a worker."""
+        return self._worker_side
+
     def _side(self, name: str):
         return self.origin if name == "origin" else self.dest
 
@@ -127,9 +146,9 @@ class Sides:
         proc.wait()
 
     def remove_files(self) -> None:
-        """Delete the worker's scratch file (personal data: never left behind on purpose)."""
-        if self._scratch is not None:
-            self._scratch.unlink(missing_ok=True)
+        """Delete the scratch files (personal data: never left behind on purpose)."""
+        for path in self._scratch:
+            path.unlink(missing_ok=True)
 
     def __enter__(self) -> "Sides":
         return self

@@ -107,6 +107,7 @@ def test_match_with_the_second_core_writes_the_same_report(tmp_path, two_cores, 
     assert "within_origin_beside_load" in side_by_side.timings     # done here while the worker loaded
     assert "within_dest_in_worker" in side_by_side.timings         # the worker's half came back
     assert "records_dest_in_worker" in side_by_side.timings        # and its records, built there
+    assert "records_origin_beside_worker" in side_by_side.timings  # the origin's here meanwhile
     assert not list(tmp_path.glob(".reconcile-*"))                 # its scratch file is gone
     monkeypatch.setenv("RECONCILE_WORKERS", "1")
     alone = run_match(origin, dest, tmp_path / "one.db", MatchOptions(**opts))
@@ -189,8 +190,10 @@ def test_records_the_worker_did_not_build_are_built_here_from_its_file(tmp_path,
         assert list(tmp_path.glob(".reconcile-*.records.tmp"))
         sides.close()                                  # the worker ends before it delivers them
         assert sides.prepared_records("dest") is None
-        assert sides.prepared_records("origin") is None
         pd.testing.assert_frame_equal(sides.dest.loaded.raw, load_side("dest", dest, KEYS[1]).loaded.raw)
+        # this process's side: built here into a scratch file of its own
+        here = sides.prepared_records("origin")
+        assert len(here.frame("records")) == 306 and len(list(tmp_path.glob(".reconcile-*.records.tmp"))) == 2
     finally:
         sides.remove_files()
     assert not list(tmp_path.glob(".reconcile-*"))
