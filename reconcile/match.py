@@ -434,38 +434,18 @@ def assemble(origin: Side, dest: Side, cross: Linkage, within: dict[str, Linkage
     # links: cross pairs at or above review + within-file pairs at or above review
     larr = _arrays(origin.std, comps)
     darr = _arrays(dest.std, comps)
+    # built and written chunk by chunk too: their evidence JSON (about 2 KB a pair in memory) was
+    # the outcomes' largest allocation (1,000,000 persons: 377,000 links)
     keep = np.nonzero(decision >= REVIEW)[0]
-    links = pd.DataFrame({
-        "source_pair": "origin-dest",
-        "origin_key": o_keys[li[keep]],
-        "dest_key": d_keys[ri[keep]],
-        "match_probability": prob[keep],
-        "match_weight": cross.scores.weight[keep],
-        "decision": [DECISION_NAMES[int(x)] for x in decision[keep]],
-        "decided_by": decided_by[keep],
-        "stale": stale[keep],
-        "evidence_json": [stale_evidence.get(int(k)) or ev for k, ev in zip(keep.tolist(), evidence_jsons(keep, cross, comps, larr, darr))],
-    })
-    wl = [links]
+    link_parts = _link_parts("origin-dest", o_keys, d_keys, cross, keep, (decision, decided_by, stale), comps,
+                             larr, darr, stale_evidence)
     for side, lk, arr in ((origin, within["origin"], larr), (dest, within["dest"], darr)):
         if lk is None or lk.li.size == 0:
             continue
-        p = lk.scores.probability
-        wd, wby, wst = wdec[side.name]
-        kk = np.nonzero(wd >= REVIEW)[0]
-        keys = side.keys
-        wl.append(pd.DataFrame({
-            "source_pair": f"{side.name}-{side.name}",
-            "origin_key": keys[lk.li[kk]],
-            "dest_key": keys[lk.ri[kk]],
-            "match_probability": p[kk],
-            "match_weight": lk.scores.weight[kk],
-            "decision": [DECISION_NAMES[int(x)] for x in wd[kk]],
-            "decided_by": wby[kk],
-            "stale": wst[kk],
-            "evidence_json": evidence_jsons(kk, lk, comps, arr, arr),
-        }))
-    links = pd.concat(wl, ignore_index=True)
+        wd = wdec[side.name][0]
+        link_parts += _link_parts(f"{side.name}-{side.name}", side.keys, side.keys, lk, np.nonzero(wd >= REVIEW)[0],
+                                  wdec[side.name], comps, arr, arr)
+    links = ChunkedFrame(link_parts, table="links")
 
     # built and written chunk by chunk: whole, with its raw JSON, it is the run's largest table
     records = ChunkedFrame([part for side in (origin, dest) for part in _record_parts(side)])
@@ -818,8 +798,35 @@ def _duplicate_rows(side: Side, labels: np.ndarray) -> pd.DataFrame:
     }, columns=cols)
 
 
-# records per chunk of the `records` table (reconcile.report.ChunkedFrame)
+# records per chunk of the `records` table, pairs per chunk of `links` (reconcile.report.ChunkedFrame)
 RECORD_CHUNK = 100_000
+LINK_CHUNK = 50_000
+
+
+def _link_parts(source_pair: str, left_keys: np.ndarray, right_keys: np.ndarray, lk: Linkage, kk: np.ndarray,
+                decided: tuple[np.ndarray, np.ndarray, np.ndarray], comps: Sequence[Comparator],
+                larr: dict[str, np.ndarray], rarr: dict[str, np.ndarray],
+                stale_evidence: Mapping[int, str] | None = None) -> list:
+    """Builders of the `links` rows of linkage ``lk``'s pairs ``kk``, LINK_CHUNK pairs each;
+    ``decided``: (decision, decided_by, stale) per pair of the linkage."""
+    def rows(ks: np.ndarray) -> pd.DataFrame:
+        decision, decided_by, stale = decided
+        evidence = evidence_jsons(ks, lk, comps, larr, rarr)
+        if stale_evidence:
+            evidence = [stale_evidence.get(k) or ev for k, ev in zip(ks.tolist(), evidence)]
+        return pd.DataFrame({
+            "source_pair": source_pair,
+            "origin_key": left_keys[lk.li[ks]],
+            "dest_key": right_keys[lk.ri[ks]],
+            "match_probability": lk.scores.probability[ks],
+            "match_weight": lk.scores.weight[ks],
+            "decision": [DECISION_NAMES[int(x)] for x in decision[ks]],
+            "decided_by": decided_by[ks],
+            "stale": stale[ks],
+            "evidence_json": evidence,
+        })
+
+    return [partial(rows, kk[lo:lo + LINK_CHUNK]) for lo in range(0, len(kk), LINK_CHUNK)]
 
 
 def _record_parts(side: Side) -> list:
