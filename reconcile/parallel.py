@@ -79,7 +79,8 @@ class Sides:
     def blocked(self, name: str):
         """The Blocked of side ``name`` with itself, or None (then link() does it here). For the
         worker's side this waits for the worker, and is None when it failed in any way."""
-        if name == self._worker_side and name not in self._blocked and "within" in self._steps:
+        asked = "within" in self._steps or "within" in self._got
+        if name == self._worker_side and name not in self._blocked and asked:
             t0 = time.perf_counter()
             got = self._take("within")
             self.timings[f"waited_for_{name}_within"] = time.perf_counter() - t0
@@ -146,9 +147,14 @@ class Sides:
         proc.wait()
 
     def remove_files(self) -> None:
-        """Delete the scratch files (personal data: never left behind on purpose)."""
+        """Delete the scratch files (personal data: never left behind on purpose). By then the
+        worker has ended and the report has detached them; an error here (a file another program
+        holds open, on Windows) must not hide the run's own error, so it is not raised."""
         for path in self._scratch:
-            path.unlink(missing_ok=True)
+            try:
+                path.unlink(missing_ok=True)
+            except OSError:
+                pass
 
     def __enter__(self) -> "Sides":
         return self

@@ -37,6 +37,26 @@ def test_records_are_the_same_in_chunks_of_three(tmp_path, monkeypatch):
     assert [json.loads(r)["编号"] for r in origin["raw_json"]] == origin["record_key"].tolist()
 
 
+def test_links_are_the_same_in_chunks_of_two(tmp_path, monkeypatch):
+    """`links` (their evidence JSON with them) are built chunk by chunk as well."""
+    whole, chunked = tmp_path / "whole.db", tmp_path / "chunked.db"
+    run_match(SAMPLES / "origin_gb18030.csv", SAMPLES / "dest_utf8bom.csv", whole,
+              MatchOptions(origin={"key": "编号"}, dest={"key": "序号"}))
+    monkeypatch.setattr(match_mod, "LINK_CHUNK", 2)
+    run_match(SAMPLES / "origin_gb18030.csv", SAMPLES / "dest_utf8bom.csv", chunked,
+              MatchOptions(origin={"key": "编号"}, dest={"key": "序号"}))
+    con_a, con_b = sqlite3.connect(whole), sqlite3.connect(chunked)
+    try:
+        a = pd.read_sql("SELECT * FROM links ORDER BY rowid", con_a)
+        b = pd.read_sql("SELECT * FROM links ORDER BY rowid", con_b)
+    finally:
+        con_a.close()
+        con_b.close()
+    assert len(a) > 10 and set(a["source_pair"]) == {"origin-dest", "origin-origin", "dest-dest"}
+    pd.testing.assert_frame_equal(a, b)
+    assert all(json.loads(e)["fields"]["name"]["level"] for e in b["evidence_json"])
+
+
 def test_chunked_frame_to_frame_concatenates_in_order():
     parts = [lambda: pd.DataFrame({"x": [1, 2]}), lambda: pd.DataFrame({"x": [3]})]
     assert ChunkedFrame(parts).to_frame()["x"].tolist() == [1, 2, 3]
