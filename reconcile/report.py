@@ -191,8 +191,11 @@ class CopiedRows:
 
     def frame(self, table: str) -> pd.DataFrame:
         """The rows as a DataFrame (for readers that need them in Python, e.g. Parquet output)."""
-        with sqlite3.connect(self.path) as conn:
+        conn = sqlite3.connect(self.path)
+        try:
             return pd.read_sql(f"SELECT * FROM [{table}] ORDER BY rowid", conn).drop(columns=["run_id"])
+        finally:
+            conn.close()
 
 
 def write_copied_rows(path: str | Path, table: str, chunks: Iterable[pd.DataFrame]) -> CopiedRows:
@@ -344,7 +347,10 @@ def write_run(db: sqlite_utils.Database, out: RunOutput, extra_writer=None) -> i
                 del db._deferred_indexes   # type: ignore[attr-defined]
     finally:
         for alias in attached:   # (SQLite refuses to detach while the transaction holds the file)
-            conn.execute(f"DETACH DATABASE [{alias}]")
+            try:
+                conn.execute(f"DETACH DATABASE [{alias}]")
+            except sqlite3.Error:   # must not hide the write's own error; closing the report detaches it
+                pass
     return run_id
 
 
