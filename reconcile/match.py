@@ -829,21 +829,21 @@ def _link_parts(source_pair: str, left_keys: np.ndarray, right_keys: np.ndarray,
     return [partial(rows, kk[lo:lo + LINK_CHUNK]) for lo in range(0, len(kk), LINK_CHUNK)]
 
 
-def _record_parts(side: Side) -> list:
-    """The side's `records` rows for reconcile.report.ChunkedFrame: built beforehand, or builders
-    of RECORD_CHUNK rows each."""
-    if side.prepared_records is not None:
-        return [side.prepared_records]
+def _record_builders(side: Side) -> list:
+    """Builders of the side's `records` rows, RECORD_CHUNK rows each."""
     n = len(side.std)
     return [partial(_record_rows, side, lo, min(lo + RECORD_CHUNK, n)) for lo in range(0, n, RECORD_CHUNK)]
+
+
+def _record_parts(side: Side) -> list:
+    """The side's `records` rows for reconcile.report.ChunkedFrame: built beforehand, or builders."""
+    return [side.prepared_records] if side.prepared_records is not None else _record_builders(side)
 
 
 def write_side_records(side: Side, path: Path) -> CopiedRows:
     """The side's `records` rows built into a scratch SQLite file at ``path`` (the loading worker
     does this for its registry while this process links: reconcile.parallel)."""
-    n = len(side.std)
-    return write_copied_rows(path, "records", (_record_rows(side, lo, min(lo + RECORD_CHUNK, n))
-                                               for lo in range(0, n, RECORD_CHUNK)))
+    return write_copied_rows(path, "records", (build() for build in _record_builders(side)))
 
 
 def _record_rows(side: Side, lo: int = 0, hi: int | None = None) -> pd.DataFrame:

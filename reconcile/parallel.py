@@ -301,18 +301,15 @@ def _worker_main() -> None:
     send((True, side))
     side.loaded.raw = raw
     try:
-        if within is None:
-            sending = None
-        else:   # sent while the records are built: the caller reads it only when it needs it
-            sending = _send_in_background(out, pickle.dumps(_within_result(side, within),
-                                                            protocol=pickle.HIGHEST_PROTOCOL))
-        if scratch is not None:
-            records = _records_result(side, scratch)
-            if sending is not None:
-                sending.join()
-            send(records)
-        elif sending is not None:
+        # the within result is sent while the records are built: the caller reads it only when it
+        # needs it, and the write waits for that
+        sending = None if within is None else _send_in_background(
+            out, pickle.dumps(_within_result(side, within), protocol=pickle.HIGHEST_PROTOCOL))
+        records = None if scratch is None else _records_result(side, scratch)
+        if sending is not None:
             sending.join()
+        if records is not None:
+            send(records)
     except BrokenPipeError:   # the caller went on without it
         pass
 
