@@ -428,7 +428,8 @@ _NOT_WORD = re.compile(r"[\W_]+")
 # which read the same addresses: one scan each, not two. Inside ``remembered_scans`` (a registry's
 # load) every scan is kept until the load ends: a 1,000,000-person destination has 674,096
 # distinct hukou addresses without a digit, more than any fixed cache holds, and a least-recently-
-# used cache smaller than a sequential re-read misses every time. Outside it, a small cache.
+# used cache smaller than a sequential re-read misses every time. Outside it (dedupe, profile,
+# the review), the cache it had before: 2^19 scans.
 _SCANS: dict[str, tuple[str, int, str]] | None = None
 
 
@@ -461,7 +462,7 @@ def _resolve_span(text: str) -> tuple[str, int, str]:
     return got
 
 
-@lru_cache(maxsize=1 << 16)
+@lru_cache(maxsize=1 << 19)
 def _scan_cached(text: str) -> tuple[str, int, str]:
     return _scan(text)
 

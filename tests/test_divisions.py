@@ -161,9 +161,10 @@ def test_a_load_scans_each_address_once_and_forgets_its_scans_after(monkeypatch)
     monkeypatch.setattr(divisions, "_scan", lambda text: scanned.append(text) or real(text))
     resolve_address.cache_clear()
     divisions._detail_of.cache_clear()
-    # more distinct villages than the small outside cache holds: each is still scanned once,
-    # by the county resolution (standardise) and the detail (keys) together
+    # each village scanned once, by the county resolution (standardise) and the detail (keys)
+    # together, and not kept in the outside cache, which holds its 2^19 scans for the whole run
     # (no digits: the whole text is what both read)
+    monkeypatch.setattr(divisions, "_scan_cached", lambda text: pytest.fail("the outside cache was used"))
     villages = [f"湖南郴州安仁县永乐江镇{chr(0x4E00 + i // 300)}{chr(0x4E00 + i % 300)}村" for i in range(70_000)]
     with divisions.remembered_scans():
         counties = {resolve_address(v)[0] for v in villages}
@@ -173,5 +174,6 @@ def test_a_load_scans_each_address_once_and_forgets_its_scans_after(monkeypatch)
     assert len(scanned) == len(villages)
     assert divisions._SCANS is None
     assert resolve_address.cache_info().currsize == 0 and divisions._detail_of.cache_info().currsize == 0
-    # outside a load: the ordinary small cache
+    # outside a load: the ordinary cache
+    monkeypatch.undo()
     assert address_detail("湖南省郴州市安仁县永乐江镇江林村3组") == "永乐江镇江林村3组"
