@@ -38,7 +38,8 @@ import numpy as np
 import pandas as pd
 
 from matchers.base import Comparator
-from reconcile.blocking import DEFAULT_PASSES, MATCH_PASSES, WITHIN_PASSES, BlockingPass, Candidates, PassStats, _note_skips
+from reconcile.blocking import (DEFAULT_PASSES, MATCH_PASSES, WINDOW, WITHIN_PASSES, BlockingPass, Candidates, PassStats,
+                                _note_skips)
 from reconcile.engines import require_spark
 from reconcile.errors import ConfigError
 from reconcile.fields import INPUT_FIELDS, USABLE_ID_STATUSES
@@ -344,20 +345,57 @@ def _key_rows(keyed, specs: Sequence[_Spec]):
             present = cond if present is None else (present & cond)
         key = F.when(present, F.concat_ws(SEP, *cols))
         flag = F.col(s.p.flag_column).cast("boolean") if s.p.flag_column else F.lit(False)
-        entries.append(F.struct(F.lit(s.v).alias("v"), key.alias("key"), flag.alias("sparse")))
+        # the window order (reconcile.blocking._order_ranks): the first non-empty column; Spark
+        # orders strings by code point, as numpy sorts the distinct values there
+        order = F.lit("")
+        for c in reversed(s.p.window_by):
+            col = F.col(c).cast("string")
+            order = F.when(col.isNotNull() & (col != ""), col).otherwise(order)
+        entries.append(F.struct(F.lit(s.v).alias("v"), key.alias("key"), flag.alias("sparse"), order.alias("order")))
     return (keyed.select("_side", "_pos", F.explode(F.array(*entries)).alias("e"))
             .select("_side", "_pos", F.col("e.sparse").alias("sparse"), F.col("e.v").alias("v"),
-                    F.col("e.key").alias("key"))
+                    F.col("e.key").alias("key"), F.col("e.order").alias("order"))
             .filter(F.col("key").isNotNull()))
+
+
+def _window_pairs(flagged, others, width: int):
+    """reconcile.blocking._window in Spark: each ``flagged`` row (v, key, order, _pos) with the
+    ``width`` rows of ``others`` of its block nearest to it in (order, _pos). Returns (f, o) positions.
+
+    The other side's rows are numbered within their block; a flagged row's place among them is
+    the middle of the rows sharing its order (counted by a window over the union of both), and
+    its ``width`` partners are a range of those numbers, exploded and joined back: linear in the
+    output, never a whole block's cartesian product."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    blk = ["v", "key"]
+    numbered = others.withColumn(
+        "idx", F.row_number().over(Window.partitionBy(*blk).orderBy("order", "_pos")) - 1)
+    sizes = others.groupBy(*blk).agg(F.count(F.lit(1)).alias("n"))
+    both = (flagged.select(*blk, "order", "_pos", F.lit(0).alias("is_o"))
+            .unionByName(others.select(*blk, "order", "_pos", F.lit(1).alias("is_o"))))
+    upto = Window.partitionBy(*blk).orderBy("order").rangeBetween(Window.unboundedPreceding, Window.currentRow)
+    le = F.sum("is_o").over(upto)                          # others ordered up to this row's order
+    eq = F.sum("is_o").over(Window.partitionBy(*blk, "order"))   # ... and exactly at it
+    at = F.floor((2 * le - eq) / 2).cast("long")           # (before + up to) // 2, as searchsorted there
+    f = both.withColumn("at", at).filter(F.col("is_o") == 0).join(sizes, blk)
+    lo = F.least(F.greatest(F.col("at") - width // 2, F.lit(0)), F.greatest(F.col("n") - width, F.lit(0)))
+    f = f.withColumn("lo", lo).withColumn("hi", F.least(F.col("lo") + width, F.col("n")))
+    f = f.filter(F.col("hi") > F.col("lo")).withColumn("idx", F.explode(F.sequence(F.col("lo"), F.col("hi") - 1)))
+    return (f.select(*blk, "idx", F.col("_pos").alias("f"))
+            .join(numbered.select(*blk, "idx", F.col("_pos").alias("o")), [*blk, "idx"])
+            .select("v", "f", "o"))
 
 
 def spark_candidates(spark, keyed, left: pd.DataFrame, right: pd.DataFrame | None,
                      passes: Sequence[BlockingPass] = DEFAULT_PASSES, block_cap: int = 20_000,
                      linkages: Sequence[int] = (CROSS, WITHIN_ORIGIN, WITHIN_DEST),
                      within_block_cap: int | None = None,
-                     within_passes: Sequence[BlockingPass] | None = None):
+                     within_passes: Sequence[BlockingPass] | None = None, window: int = WINDOW):
     """Candidate pairs of the requested linkages as a Spark DataFrame (lk, i, j, mask) and the
-    per-linkage PassStats, equal to reconcile.blocking.candidate_pairs for each linkage.
+    per-linkage PassStats, equal to reconcile.blocking.candidate_pairs for each linkage (its
+    sorted windows included: ``window``).
 
     ``left``/``right``: the driver's standardised frames (origin, dest), used only to order the
     skipped-block warnings as the embedded engine does (by first appearance of the key).
@@ -369,10 +407,11 @@ def spark_candidates(spark, keyed, left: pd.DataFrame, right: pd.DataFrame | Non
     specs = _specs(passes, block_cap, within_passes)
     rows = _key_rows(keyed, specs)
     part = F.element_at(F.array(*[F.lit(s.part) for s in specs]), F.col("v") + 1)
+    windowed = [s for s in specs if s.p.flag_column and s.p.window_by and window > 0]
     lparts, rparts = [], []
     for lk in linkages:
         ls, rs = LINKAGE_SIDES[lk]
-        mine = F.col("v").isin([s.v for s in specs if _serves(s, lk)])
+        mine = F.col("v").isin([s.v for s in specs if _serves(s, lk) and s not in windowed])
         lparts.append(rows.filter((F.col("_side") == ls) & mine & ((part != 1) | F.col("sparse")))
                       .select(F.lit(lk).alias("lk"), "v", "key", F.col("_pos").alias("i")))
         rparts.append(rows.filter((F.col("_side") == rs) & mine & ((part != 2) | F.col("sparse")))
@@ -405,9 +444,29 @@ def spark_candidates(spark, keyed, left: pd.DataFrame, right: pd.DataFrame | Non
     lok = L.join(sk, ["lk", "v", "key"], "left_anti")
     rok = R.join(sk, ["lk", "v", "key"], "left_anti")
     bit = F.element_at(F.array(*[F.lit(1 << s.bit) for s in specs]), F.col("v") + 1)
-    pairs = (lok.join(rok, ["lk", "v", "key"])
-             .filter((F.col("lk") == CROSS) | (F.col("i") < F.col("j")))
-             .select("lk", "i", "j", bit.alias("m"))
+    joined = (lok.join(rok, ["lk", "v", "key"])
+              .filter((F.col("lk") == CROSS) | (F.col("i") < F.col("j")))
+              .select("lk", "v", "i", "j"))
+    for lk in linkages:   # the windowed passes (reconcile.blocking._window_join), all in one go
+        ls, rs = LINKAGE_SIDES[lk]
+        first = [s.v for s in windowed if _serves(s, lk) and s.part == 1]    # one spec per pass
+        second = [s.v for s in windowed if _serves(s, lk) and s.part == 2]
+        if not first:
+            continue
+        if ls == rs:   # one file: its flagged records against the whole file, themselves left out
+            mine = rows.filter((F.col("_side") == ls) & F.col("v").isin(first))
+            w = _window_pairs(mine.filter(F.col("sparse")), mine, window + 1).filter(F.col("f") != F.col("o"))
+            w = w.select("v", F.least("f", "o").alias("i"), F.greatest("f", "o").alias("j"))
+        else:
+            w = None
+            for vs, fs, os_ in ((first, ls, rs), (second, rs, ls)):
+                side = rows.filter(F.col("v").isin(vs))
+                got = _window_pairs(side.filter((F.col("_side") == fs) & F.col("sparse")),
+                                    side.filter(F.col("_side") == os_), window)
+                got = got.select("v", F.col("f" if fs == ls else "o").alias("i"), F.col("o" if fs == ls else "f").alias("j"))
+                w = got if w is None else w.unionByName(got)
+        joined = joined.unionByName(w.select(F.lit(lk).alias("lk"), "v", "i", "j"))
+    pairs = (joined.select("lk", "i", "j", bit.alias("m"))
              .groupBy("lk", "i", "j").agg(F.bit_or("m").cast("int").alias("mask"))).persist()
     stats = _pass_stats(pairs, passes, specs, warned, counted, left, right, linkages)
     return pairs, stats, (L, R, skipped)
