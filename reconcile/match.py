@@ -195,7 +195,7 @@ def _run_match(origin_path, dest_path, out, options, progress, comparators,
                 side.prepared_records = sides.prepared_records(side.name)
             timings.update(sides.timings)
             for side in (origin, dest):   # every blocking is done: its keys go before the peak
-                side.std = drop_blocking_keys(side.std)
+                side.std = slim_std(side, comps) if side.prepared_records is not None else drop_blocking_keys(side.std)
         progress("within", {k: (0 if v is None else int(v.li.size)) for k, v in within.items()})
 
     t0 = time.perf_counter()
@@ -231,6 +231,32 @@ def _run_match(origin_path, dest_path, out, options, progress, comparators,
     timings["report"] = time.perf_counter() - t0
     progress("report", {"run_id": run_id, "path": str(out_path)})
     return MatchResult(run_id=run_id, out=out_path, summary=result["summary"], timings=timings)
+
+
+# What assemble and the report still read of a registry once its `records` rows are built and its
+# fingerprints computed: the comparators' columns (the links' evidence, reviewers' pairs) and these.
+ASSEMBLE_COLUMNS: tuple[str, ...] = ("record_key", "id_number", "id_status", "flow_status", "hukou_region",
+                                     "id_region", "unit", "birth_conflict", "sex_conflict", "registered_at", "line")
+# the fields a duplicate cluster's most complete record is chosen by (_duplicate_rows)
+_COMPLETENESS = ("name", "sex", "birth_date", "id_clean", "hukou_address", "residence")
+
+
+def slim_std(side: Side, comps: Sequence[Comparator]) -> pd.DataFrame:
+    """``side.std`` with only the columns assemble reads (ASSEMBLE_COLUMNS, the comparators'), plus
+    ``k_filled`` (how many completeness fields a record fills). For a side whose `records` rows are
+    built already: its texts read by nothing else (addresses, raw names and numbers, blocking keys)
+    were about a third of its memory, held to the end of the run. Fingerprints are computed first."""
+    side.fingerprints
+    std = side.std
+    keep = set(ASSEMBLE_COLUMNS).union(*(c.columns for c in comps))
+    filled = np.zeros(len(std), dtype=np.int8)
+    for c in _COMPLETENESS:
+        if c in std:
+            filled += (std[c].to_numpy(object) != "")
+    # the selection is a new frame; deep=False only drops pandas' "copy of a slice" flag
+    out = std[[c for c in std.columns if c in keep]].copy(deep=False)
+    out["k_filled"] = filled
+    return out
 
 
 def _load_info(side: Side) -> dict[str, Any]:
@@ -758,9 +784,12 @@ def _duplicate_rows(side: Side, labels: np.ndarray) -> pd.DataFrame:
         return pd.DataFrame(columns=cols)
     lab = labels[idx]
     usable = s["id_status"].isin(USABLE_ID_STATUSES).to_numpy()[idx]
-    filled = np.zeros(idx.size, np.int64)
-    for c in ("name", "sex", "birth_date", "id_clean", "hukou_address", "residence"):
-        filled += (s[c].to_numpy(object)[idx] != "")
+    if "k_filled" in s:   # counted before the addresses were let go (slim_std)
+        filled = s["k_filled"].to_numpy(np.int64)[idx]
+    else:
+        filled = np.zeros(idx.size, np.int64)
+        for c in _COMPLETENESS:
+            filled += (s[c].to_numpy(object)[idx] != "")
     if "registered_at" in s:
         recent = pd.factorize(s["registered_at"].astype(str).to_numpy(object)[idx], sort=True)[0]
     else:

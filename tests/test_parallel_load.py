@@ -119,6 +119,29 @@ def test_match_with_the_second_core_writes_the_same_report(tmp_path, two_cores, 
         pd.testing.assert_frame_equal(a[table], b[table], obj=table)
 
 
+def test_a_side_with_its_records_built_keeps_only_what_assemble_reads():
+    """slim_std: the addresses, raw names and numbers and blocking keys go (the records hold them);
+    the fingerprints are those of the whole record, and k_filled counts the completeness fields
+    the duplicates' survivor is chosen by."""
+    from reconcile.match import ASSEMBLE_COLUMNS, default_comparators, slim_std
+    from reconcile.fingerprint import record_fingerprints
+
+    side = load_side("origin", SAMPLES / "origin_gb18030.csv", KEYS[0])
+    full = side.std
+    want_fp = record_fingerprints(full).to_numpy(object)
+    comps = default_comparators()
+    slim = slim_std(side, comps)
+    assert (side.fingerprints == want_fp).all()
+    needed = set(ASSEMBLE_COLUMNS).union(*(c.columns for c in comps)) | {"k_filled"}
+    assert set(slim.columns) <= needed and "residence" not in slim and "hukou_address" not in slim
+    assert "k_py" not in slim and "name_raw" not in slim and "id_raw" not in slim
+    for c in slim.columns.drop("k_filled"):
+        assert slim[c].equals(full[c])
+    filled = sum((full[c] != "").astype(int) for c in ("name", "sex", "birth_date", "id_clean", "hukou_address", "residence"))
+    assert (slim["k_filled"].to_numpy() == filled.to_numpy()).all() and filled.nunique() > 1
+    assert "residence" in full   # the side's own frame is not written into
+
+
 def _fails_in_a_worker(fn, left, right):
     """A comparator function that works in the test's own process and raises in any other."""
     import os
