@@ -299,10 +299,8 @@ def _order_ranks(left: pd.DataFrame, right: pd.DataFrame, cols: tuple[str, ...],
         return cache[key]
     frames = (left,) if right is left else (left, right)
     vals = None
-    for c in cols:
-        col = np.concatenate([f[c].to_numpy(object) for f in frames]) if c in left else None
-        if col is None:
-            continue
+    for c in (c for c in cols if c in left):
+        col = np.concatenate([f[c].to_numpy(object) for f in frames])
         vals = col if vals is None else np.where(vals == "", col, vals)
     if vals is None:
         vals = np.full(sum(len(f) for f in frames), "", dtype=object)
