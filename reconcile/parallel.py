@@ -54,7 +54,7 @@ class Sides:
 
     def __init__(self, origin, dest, worker: subprocess.Popen | None = None, worker_side: str | None = None,
                  steps: Sequence[str] = (), reload: tuple[str, Mapping[str, Any]] | None = None,
-                 scratch: Path | None = None) -> None:
+                 scratch: Path | None = None, scratch_dir: str | Path | None = None) -> None:
         self.origin, self.dest = origin, dest
         self._blocked: dict = {}
         self._worker, self._worker_side = worker, worker_side
@@ -62,7 +62,18 @@ class Sides:
         self._got: dict[str, Any] = {}
         self._reload = reload         # (path, options) of the worker's file
         self._scratch = [scratch] if scratch is not None else []
+        self._scratch_dir = scratch.parent if scratch is not None else scratch_dir
         self.timings: dict[str, float] = {}
+
+    def new_scratch(self) -> Path | None:
+        """A new scratch file for `records` rows built in this process (deleted by
+        ``remove_files``); None without a scratch directory or when none can be made."""
+        if self._scratch_dir is None:
+            return None
+        path = _scratch_file(self._scratch_dir)
+        if path is not None:
+            self._scratch.append(path)
+        return path
 
     def _take(self, step: str):
         """The worker's result of ``step``, reading its results in the order it sends them; None
@@ -103,10 +114,9 @@ class Sides:
                 return None
             from reconcile.match import write_side_records
 
-            mine = _scratch_file(self._scratch[0].parent)
+            mine = self.new_scratch()
             if mine is None:
                 return None
-            self._scratch.append(mine)
             t0 = time.perf_counter()
             copied = write_side_records(self._side(name), mine)
             self.timings[f"records_{name}_beside_worker"] = time.perf_counter() - t0
@@ -194,7 +204,8 @@ def load_sides(origin_path: str | Path, dest_path: str | Path, origin_opts: Mapp
     paths = {"origin": origin_path, "dest": dest_path}
     opts = {"origin": origin_opts, "dest": dest_opts}
     if not use_second_core(origin_path, dest_path, min_bytes=min_bytes):
-        return Sides(load_side("origin", origin_path, origin_opts), load_side("dest", dest_path, dest_opts))
+        return Sides(load_side("origin", origin_path, origin_opts), load_side("dest", dest_path, dest_opts),
+                     scratch_dir=scratch_dir)
     from reconcile.i18n import get_lang
 
     # the worker takes the larger file: its load is the longer, and its within-file comparison

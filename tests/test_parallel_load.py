@@ -119,6 +119,29 @@ def test_match_with_the_second_core_writes_the_same_report(tmp_path, two_cores, 
         pd.testing.assert_frame_equal(a[table], b[table], obj=table)
 
 
+def test_one_process_builds_a_large_registrys_records_ahead_and_writes_the_same_report(tmp_path, monkeypatch):
+    """Without a worker, a registry of RECORDS_AHEAD_MIN records or more gets its `records` rows
+    built before the outcomes (then slimmed, its raw rows let go): the same report, no scratch
+    file left behind."""
+    import reconcile.match as rm
+
+    origin, dest = _origin_with_bad_rows(tmp_path), SAMPLES / "dest_utf8bom.csv"
+    opts = dict(origin=dict(KEYS[0]), dest=dict(KEYS[1]))
+    monkeypatch.setenv("RECONCILE_WORKERS", "1")
+    monkeypatch.setattr(rm, "RECORDS_AHEAD_MIN", 0)
+    ahead = rm.run_match(origin, dest, tmp_path / "ahead.db", rm.MatchOptions(**opts))
+    assert {"records_origin_ahead", "records_dest_ahead"} <= set(ahead.timings)
+    assert not list(tmp_path.glob(".reconcile-*"))
+    monkeypatch.setattr(rm, "RECORDS_AHEAD_MIN", 10**9)
+    later = rm.run_match(origin, dest, tmp_path / "later.db", rm.MatchOptions(**opts))
+    assert "records_origin_ahead" not in later.timings
+    assert ahead.summary == later.summary
+    a, b = _tables(tmp_path / "ahead.db"), _tables(tmp_path / "later.db")
+    assert len(a["records"]) == 306 + 546 and len(a["duplicates"])
+    for table in a:
+        pd.testing.assert_frame_equal(a[table], b[table], obj=table)
+
+
 def test_a_side_with_its_records_built_keeps_only_what_assemble_reads():
     """slim_std: the addresses, raw names and numbers and blocking keys go (the records hold them);
     the fingerprints are those of the whole record, and k_filled counts the completeness fields
