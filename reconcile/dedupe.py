@@ -32,7 +32,7 @@ from reconcile.blocking import Candidates, PassStats
 from reconcile.cluster import UnionFind, guarded_clusters
 from reconcile.decide import DECISION_NAMES, MATCH, NONE, REVIEW, threshold_decisions
 from reconcile.errors import ConfigError, ReportError
-from reconcile.fields import STANDARD_COLUMNS, USABLE_ID_STATUSES
+from reconcile.fields import COMPLETENESS_FIELDS, STANDARD_COLUMNS, USABLE_ID_STATUSES
 from reconcile.linkage import Linkage, Progress, _noop, evidence_jsons
 from reconcile.model import PROB_FLOOR, FieldParams, Model, initial_m
 from reconcile.privacy import mask_ids_in_text
@@ -41,7 +41,6 @@ from reconcile.scoring import TF_FIELDS, Scores
 
 SOURCE = "origin"                  # every dedupe record is stored as source 'origin'
 SOURCE_PAIR = "origin-origin"      # ... and its pairs as within-file pairs (review ledger binds them)
-COMPLETENESS_FIELDS = ("name", "sex", "birth_date", "id_clean", "hukou_address", "residence")
 # columns every later stage reads, per record (comparator columns are added from the comparators)
 POP_COLUMNS = ("name", "k_birth", "hukou_region", "hukou_region_name", "unit", "id_status", "registered_at",
                "id_birth_date", "id_sex", "id_clean")

@@ -77,3 +77,7 @@ STANDARD_COLUMNS: tuple[str, ...] = (
 
 ID_STATUSES: tuple[str, ...] = ("valid", "upgraded_from_15", "bad_checksum", "excel_damaged", "missing", "malformed")
 USABLE_ID_STATUSES: frozenset[str] = frozenset({"valid", "upgraded_from_15"})
+
+# The fields a duplicate cluster's surviving record is chosen by (the most filled), in `match` and
+# `dedupe` alike.
+COMPLETENESS_FIELDS: tuple[str, ...] = ("name", "sex", "birth_date", "id_clean", "hukou_address", "residence")

@@ -22,7 +22,7 @@ from matchers.base import Comparator
 from reconcile.cluster import UnionFind, guarded_clusters
 from reconcile.decide import DECISION_NAMES, MATCH, NONE, REVIEW, one_person_adjustment, one_to_one, threshold_decisions
 from reconcile.errors import ConfigError, ReportError
-from reconcile.fields import STANDARD_COLUMNS, USABLE_ID_STATUSES
+from reconcile.fields import COMPLETENESS_FIELDS, STANDARD_COLUMNS, USABLE_ID_STATUSES
 from reconcile.fingerprint import record_fingerprints
 from reconcile.blocking import MATCH_PASSES, WITHIN_PASSES
 from reconcile.keys import add_keys, drop_blocking_keys, fill_unit_hukou, mark_shared_ids
@@ -256,8 +256,6 @@ RECORDS_AHEAD_MIN = 500_000
 # fingerprints computed: the comparators' columns (the links' evidence, reviewers' pairs) and these.
 ASSEMBLE_COLUMNS: tuple[str, ...] = ("record_key", "id_number", "id_status", "flow_status", "hukou_region",
                                      "id_region", "unit", "birth_conflict", "sex_conflict", "registered_at", "line")
-# the fields a duplicate cluster's most complete record is chosen by (_duplicate_rows)
-_COMPLETENESS = ("name", "sex", "birth_date", "id_clean", "hukou_address", "residence")
 
 
 def slim_std(side: Side, comps: Sequence[Comparator]) -> pd.DataFrame:
@@ -269,7 +267,7 @@ def slim_std(side: Side, comps: Sequence[Comparator]) -> pd.DataFrame:
     std = side.std
     keep = set(ASSEMBLE_COLUMNS).union(*(c.columns for c in comps))
     filled = np.zeros(len(std), dtype=np.int8)
-    for c in _COMPLETENESS:
+    for c in COMPLETENESS_FIELDS:
         if c in std:
             filled += (std[c].to_numpy(object) != "")
     # the selection is a new frame; deep=False only drops pandas' "copy of a slice" flag
@@ -807,7 +805,7 @@ def _duplicate_rows(side: Side, labels: np.ndarray) -> pd.DataFrame:
         filled = s["k_filled"].to_numpy(np.int64)[idx]
     else:
         filled = np.zeros(idx.size, np.int64)
-        for c in _COMPLETENESS:
+        for c in COMPLETENESS_FIELDS:
             filled += (s[c].to_numpy(object)[idx] != "")
     if "registered_at" in s:
         recent = pd.factorize(s["registered_at"].astype(str).to_numpy(object)[idx], sort=True)[0]
