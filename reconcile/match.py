@@ -190,19 +190,13 @@ def _run_match(origin_path, dest_path, out, options, progress, comparators,
                                                  u_sample=min(opts.u_sample, 100_000),
                                                  blocked=sides.blocked(side.name))
             timings["within_file"] = time.perf_counter() - t0
-            # the records built beforehand: the worker's side's there, meanwhile this one's here
+            # the records built beforehand: the worker's side's there, meanwhile this one's here;
+            # a large registry without a worker's now, so that what only they read can go before
+            # the outcomes (the same rows; copied inside SQLite later)
             for side in sorted((origin, dest), key=lambda s: s.name == sides.worker_side):
-                side.prepared_records = sides.prepared_records(side.name)
+                side.prepared_records = sides.prepared_records(side.name, ahead_min=RECORDS_AHEAD_MIN)
             timings.update(sides.timings)
             for side in (origin, dest):   # every blocking is done: its keys go before the peak
-                if side.prepared_records is None and len(side.std) >= RECORDS_AHEAD_MIN:
-                    # a large registry without a worker: its records now, so that what only they
-                    # read can go before the outcomes (the same rows; copied inside SQLite later)
-                    t0 = time.perf_counter()
-                    path = sides.new_scratch()
-                    if path is not None:
-                        side.prepared_records = write_side_records(side, path)
-                        timings[f"records_{side.name}_ahead"] = time.perf_counter() - t0
                 if side.prepared_records is not None:   # they hold the raw rows and every field now
                     side.std = slim_std(side, comps)
                     side.loaded.raw = None

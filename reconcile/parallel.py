@@ -65,7 +65,7 @@ class Sides:
         self._scratch_dir = scratch.parent if scratch is not None else scratch_dir
         self.timings: dict[str, float] = {}
 
-    def new_scratch(self) -> Path | None:
+    def _new_scratch(self) -> Path | None:
         """A new scratch file for `records` rows built in this process (deleted by
         ``remove_files``); None without a scratch directory or when none can be made."""
         if self._scratch_dir is None:
@@ -104,28 +104,45 @@ class Sides:
                     side._fingerprints = fingerprints
         return self._blocked.get(name)
 
-    def prepared_records(self, name: str):
+    def prepared_records(self, name: str, ahead_min: int | None = None):
         """Side ``name``'s `records` rows as reconcile.report.CopiedRows, built beforehand, or None.
         The worker's side: when the worker built them (else its raw rows, which the worker kept,
         are read here again). This process's side: built here into a scratch file of its own when
-        the worker builds its side's (the time this process would otherwise wait for them)."""
-        if name != self._worker_side:
-            if self._worker_side is None or not self._scratch:
-                return None
-            from reconcile.match import write_side_records
+        the worker builds its side's (the time this process would otherwise wait for them).
+        Without that, a side of ``ahead_min`` records or more gets them built here too ("ahead")."""
+        if name == self._worker_side:
+            copied = self._worker_records(name)
+            if copied is not None:
+                return copied
+        elif self._worker_side is not None and self._scratch:
+            return self._records_here(name, "beside_worker")
+        side = self._side(name)
+        if ahead_min is None or side is None or len(side.std) < ahead_min:
+            return None
+        return self._records_here(name, "ahead")
 
-            mine = self.new_scratch()
-            if mine is None:
-                return None
-            t0 = time.perf_counter()
-            copied = write_side_records(self._side(name), mine)
-            self.timings[f"records_{name}_beside_worker"] = time.perf_counter() - t0
-            return copied
+    def _records_here(self, name: str, label: str):
+        """Side ``name``'s `records` rows built in this process into a new scratch file, or None
+        when none can be made; timed as ``records_<name>_<label>``."""
+        from reconcile.match import write_side_records
+
+        path = self._new_scratch()
+        if path is None:
+            return None
+        t0 = time.perf_counter()
+        copied = write_side_records(self._side(name), path)
+        self.timings[f"records_{name}_{label}"] = time.perf_counter() - t0
+        return copied
+
+    def _worker_records(self, name: str):
+        """The worker's records result for its side ``name``, or None; then the side's raw rows,
+        which the worker kept, are read here again."""
         if "records" in self._steps:
             t0 = time.perf_counter()
-            self._take("records")
+            got = self._take("records")
             self.timings[f"waited_for_{name}_records"] = time.perf_counter() - t0
-        got = self._got.get("records")
+        else:
+            got = self._got.get("records")
         if got is not None:
             copied, seconds = got
             self.timings[f"records_{name}_in_worker"] = seconds
