@@ -190,8 +190,8 @@ def _run_match(origin_path, dest_path, out, options, progress, comparators,
                                                  u_sample=min(opts.u_sample, 100_000),
                                                  blocked=sides.blocked(side.name))
             timings["within_file"] = time.perf_counter() - t0
-            # the records built beforehand: the worker's side's there, meanwhile this one's here;
-            # a large registry without a worker's now, so that what only they read can go before
+            # the records built beforehand: the worker's side's there, this one's here while the
+            # worker was loading; a large registry without a worker's now, so that what only they read can go before
             # the outcomes (the same rows; copied inside SQLite later)
             for side in sorted((origin, dest), key=lambda s: s.name == sides.worker_side):
                 side.prepared_records = sides.prepared_records(side.name, ahead_min=RECORDS_AHEAD_MIN)

@@ -49,7 +49,7 @@ class Sides:
     then blocks and compares it with itself while this process goes on (the cross-registry
     linkage; ``blocked`` waits for that result), and then builds its side's `records` rows into a
     scratch SQLite file for the report to copy (``prepared_records``; this process builds its own
-    side's meanwhile instead of waiting). ``close()`` (or ``with``) ends the worker;
+    side's while the worker is still loading, time it would otherwise spend waiting). ``close()`` (or ``with``) ends the worker;
     ``remove_files()`` deletes the scratch files once the report is written."""
 
     def __init__(self, origin, dest, worker: subprocess.Popen | None = None, worker_side: str | None = None,
@@ -60,6 +60,7 @@ class Sides:
         self._worker, self._worker_side = worker, worker_side
         self._steps = list(steps)     # what the worker sends after the side, in order: "within", "records"
         self._got: dict[str, Any] = {}
+        self._prepared: dict[str, Any] = {}   # records built here while the worker was still loading
         self._reload = reload         # (path, options) of the worker's file
         self._scratch = [scratch] if scratch is not None else []
         self._scratch_dir = scratch.parent if scratch is not None else scratch_dir
@@ -107,30 +108,30 @@ class Sides:
     def prepared_records(self, name: str, ahead_min: int | None = None):
         """Side ``name``'s `records` rows as reconcile.report.CopiedRows, built beforehand, or None.
         The worker's side: when the worker built them (else its raw rows, which the worker kept,
-        are read here again). This process's side: built here into a scratch file of its own when
-        the worker builds its side's (the time this process would otherwise wait for them).
+        are read here again). This process's side: built here into a scratch file of its own while
+        the worker was loading, when the worker builds its side's (load_sides).
         Without that, a side of ``ahead_min`` records or more gets them built here too ("ahead")."""
         if name == self._worker_side:
             copied = self._worker_records(name)
             if copied is not None:
                 return copied
-        elif self._worker_side is not None and self._scratch:
-            return self._records_here(name, "beside_worker")
+        elif name in self._prepared:
+            return self._prepared.pop(name)
         side = self._side(name)
         if ahead_min is None or side is None or len(side.std) < ahead_min:
             return None
         return self._records_here(name, "ahead")
 
-    def _records_here(self, name: str, label: str):
-        """Side ``name``'s `records` rows built in this process into a new scratch file, or None
-        when none can be made; timed as ``records_<name>_<label>``."""
+    def _records_here(self, name: str, label: str, side=None):
+        """Side ``name``'s (or ``side``'s) `records` rows built in this process into a new scratch
+        file, or None when none can be made; timed as ``records_<name>_<label>``."""
         from reconcile.match import write_side_records
 
         path = self._new_scratch()
         if path is None:
             return None
         t0 = time.perf_counter()
-        copied = write_side_records(self._side(name), path)
+        copied = write_side_records(side if side is not None else self._side(name), path)
         self.timings[f"records_{name}_{label}"] = time.perf_counter() - t0
         return copied
 
@@ -211,7 +212,8 @@ def load_sides(origin_path: str | Path, dest_path: str | Path, origin_opts: Mapp
     after it has handed its side over, while this process links the two registries. With
     ``scratch_dir`` the worker then builds its side's `records` rows into a scratch SQLite file
     there (``Sides.prepared_records``; the caller calls ``remove_files()`` when done with it), and
-    keeps the raw rows those need instead of sending them.
+    keeps the raw rows those need instead of sending them; this process builds its own side's
+    while it waits for the larger file.
 
     Whatever goes wrong in the second process (a bad file, a worker that cannot start, a
     comparator that cannot be sent) is done again here, so the error a user sees is the one the
@@ -244,7 +246,14 @@ def load_sides(origin_path: str | Path, dest_path: str | Path, origin_opts: Mapp
             sides._blocked[small] = mine_blocked
             sides.timings[f"within_{small}_beside_load"] = time.perf_counter() - t0
         mine.fingerprints   # (the report's; computed now, while the larger file is still loading)
+        if scratch is not None:   # and this side's `records` rows, which the worker builds for its side
+            copied = sides._records_here(small, "beside_load", side=mine)
+            if copied is not None:
+                sides._prepared[small] = copied
+                mine.loaded.raw = None   # only the records read it
+        t0 = time.perf_counter()
         theirs = _read(worker)
+        sides.timings[f"waited_for_{big}_load"] = time.perf_counter() - t0
         if theirs is None:   # redone in this process, which raises a bad file's error properly
             sides.close()
             theirs = load_side(big, paths[big], opts[big])

@@ -107,7 +107,8 @@ def test_match_with_the_second_core_writes_the_same_report(tmp_path, two_cores, 
     assert "within_origin_beside_load" in side_by_side.timings     # done here while the worker loaded
     assert "within_dest_in_worker" in side_by_side.timings         # the worker's half came back
     assert "records_dest_in_worker" in side_by_side.timings        # and its records, built there
-    assert "records_origin_beside_worker" in side_by_side.timings  # the origin's here meanwhile
+    assert "records_origin_beside_load" in side_by_side.timings    # the origin's here while it loaded
+    assert "waited_for_dest_load" in side_by_side.timings
     assert not list(tmp_path.glob(".reconcile-*"))                 # its scratch file is gone
     monkeypatch.setenv("RECONCILE_WORKERS", "1")
     alone = run_match(origin, dest, tmp_path / "one.db", MatchOptions(**opts))
