@@ -78,16 +78,23 @@ def _exact_agreement_shares(left: pd.DataFrame, right: pd.DataFrame | None, tota
     for field, col in EXACT_EQUALITY_COLUMNS:
         if col not in left.columns:
             continue
-        lc = left[col][left[col] != ""].value_counts()
+        lv = left[col].to_numpy(object)
+        lv = lv[lv != ""]
         if right is None:
-            agree = float((lc * (lc - 1) / 2).sum())
+            counts = np.bincount(pd.factorize(lv)[0]).astype(np.float64)
+            agree = float((counts * (counts - 1) / 2).sum())
+            present = len(lv) * (len(lv) - 1) / 2
         else:
-            rc = right[col][right[col] != ""].value_counts()
-            common = lc.index.intersection(rc.index)
-            agree = float((lc[common].astype(float) * rc[common].astype(float)).sum())
-        nl = float((left[col] != "").sum())
-        nr = float(((right if right is not None else left)[col] != "").sum())
-        present = nl * nr if right is not None else nl * (nl - 1) / 2
+            rv = right[col].to_numpy(object)
+            rv = rv[rv != ""]
+            # one factorisation of both sides' values (value_counts per side and an index
+            # intersection hashed each value three times: 8 s of a 1M x 1.9M run)
+            codes = pd.factorize(np.concatenate([lv, rv]))[0]
+            k = int(codes.max()) + 1 if codes.size else 0
+            lc = np.bincount(codes[: len(lv)], minlength=k).astype(np.float64)
+            rc = np.bincount(codes[len(lv):], minlength=k).astype(np.float64)
+            agree = float(lc @ rc)   # sums of integer products: exact in float64
+            present = float(len(lv)) * float(len(rv))
         out[field] = agree / present if present else 0.0
     return out
 
