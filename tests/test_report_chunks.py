@@ -161,3 +161,37 @@ def test_rows_built_beforehand_are_copied_with_the_run_id_in_order(tmp_path):
     assert db.conn.execute("SELECT count(*) FROM records").fetchone()[0] == 10
     assert db.conn.execute("SELECT count(*) FROM runs").fetchone()[0] == 2
     db.close()
+
+
+def test_rows_still_being_built_elsewhere_are_written_last(tmp_path):
+    """A pending CopiedRows (the loading worker still building its records): write_run writes
+    every other table and the extra writer first, then waits for the file (``ready``, called
+    once) and copies it, in the same transaction, in the order of its table's parts."""
+    from reconcile.report import CopiedRows, RunOutput, open_report, write_copied_rows, write_run
+
+    calls: list[str] = []
+    first = pd.DataFrame({"source": ["origin"], "record_key": ["0001"], "name": ["张伟"]})
+    later = pd.DataFrame({"source": ["dest"] * 2, "record_key": ["A1", "A2"], "name": ["張偉", "买买提·艾力"]})
+    path = tmp_path / "scratch.tmp"
+
+    def ready() -> None:   # the worker delivers its file only now
+        calls.append("ready")
+        write_copied_rows(path, "records", [later])
+
+    pending = CopiedRows(path, ready=ready)
+    assert pending.pending and not path.exists()
+    links = pd.DataFrame({"source_pair": ["origin-dest"], "origin_key": ["0001"], "dest_key": ["A1"]})
+
+    def extra(db, run_id) -> None:
+        calls.append("extra")
+
+    db = open_report(tmp_path / "r.db")
+    tables = {"records": ChunkedFrame([lambda: calls.append("first") or first, pending]), "links": links}
+    run = write_run(db, RunOutput(command="match", started_at="now", tables=tables), extra_writer=extra)
+    assert calls == ["extra", "first", "ready"]
+    assert not pending.pending
+    got = pd.read_sql("SELECT run_id, record_key, name FROM records ORDER BY rowid", db.conn)
+    assert got["record_key"].tolist() == ["0001", "A1", "A2"] and set(got["run_id"]) == {run}
+    assert got["name"].tolist()[2] == "买买提·艾力"
+    assert db.conn.execute("SELECT count(*) FROM links").fetchone()[0] == 1
+    db.close()
