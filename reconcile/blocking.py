@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+from typing import Sequence
+
 import numpy as np
 import pandas as pd
 
@@ -45,6 +47,16 @@ class BlockingPass:
         if self.only_unsure_id:
             return "k_id_unsure"
         return None
+
+
+def pass_columns(passes: Sequence[BlockingPass]) -> set[str]:
+    """Every standardised column ``passes`` read: their keys, window orders and flags."""
+    out: set[str] = set()
+    for p in passes:
+        out.update(p.columns, p.window_by)
+        if p.flag_column is not None:
+            out.add(p.flag_column)
+    return out
 
 
 DEFAULT_PASSES: tuple[BlockingPass, ...] = (

@@ -24,12 +24,12 @@ from reconcile.decide import DECISION_NAMES, MATCH, NONE, REVIEW, one_person_adj
 from reconcile.errors import ConfigError, ReportError
 from reconcile.fields import COMPLETENESS_FIELDS, STANDARD_COLUMNS, USABLE_ID_STATUSES
 from reconcile.fingerprint import record_fingerprints
-from reconcile.blocking import MATCH_PASSES, WITHIN_PASSES
+from reconcile.blocking import MATCH_PASSES, WITHIN_PASSES, pass_columns
 from reconcile.keys import add_keys, drop_blocking_keys, fill_unit_hukou, mark_shared_ids
 from reconcile.linkage import Linkage, Progress, evidence_json, evidence_jsons, link, _noop
 from reconcile.model import Model
 from reconcile.report import ChunkedFrame, CopiedRows, RunOutput, now_iso, open_report, write_copied_rows, write_run
-from reconcile.scoring import PRIOR_STRATA, TermFrequencies, strata_values
+from reconcile.scoring import PRIOR_STRATA, TF_FIELDS, TermFrequencies, strata_values
 
 
 @dataclass
@@ -69,6 +69,9 @@ class Side:
     _fingerprints: np.ndarray | None = field(default=None, repr=False, compare=False)
     # the `records` rows built beforehand (by the loading worker, reconcile.parallel), or None
     prepared_records: CopiedRows | None = field(default=None, repr=False, compare=False)
+    # std holds only linking_columns (+ k_filled): the loading worker kept the rest, which only
+    # the records and the fingerprints read, and built those there
+    linking_only: bool = field(default=False, repr=False, compare=False)
 
     @property
     def keys(self) -> np.ndarray:
@@ -78,6 +81,8 @@ class Side:
     def fingerprints(self) -> np.ndarray:
         """record_fingerprints of every record (object array), computed once per side."""
         if self._fingerprints is None:
+            if self.linking_only:   # they would be of a part of each record
+                raise RuntimeError(f"{self.name}: fingerprints of a registry sent without all its fields")
             self._fingerprints = record_fingerprints(self.std).to_numpy(object)
         return self._fingerprints
 
@@ -159,49 +164,51 @@ def _run_match(origin_path, dest_path, out, options, progress, comparators,
         t0 = time.perf_counter()
         sides = load_sides(origin_path, dest_path, opts.origin, opts.dest,
                            within=(comps, WITHIN_PASSES, opts.within_block_cap) if opts.within_file else None,
-                           scratch_dir=out_path.resolve().parent)
-        cleanup.append(sides.remove_files)
-        with sides:   # a worker may still be comparing one registry with itself: ended on any error
-            origin, dest = sides.origin, sides.dest
-            timings["load+standardise"] = time.perf_counter() - t0
-            timings.update(sides.timings)
-            progress("load", {"origin": _load_info(origin), "dest": _load_info(dest)})
+                           scratch_dir=out_path.resolve().parent, send_only=linking_columns(comps))
+        # a worker may still be comparing one registry with itself, or building its records for
+        # the report: ended once the report is written, or on any error; then its files go
+        cleanup += [sides.close, sides.remove_files]
+        origin, dest = sides.origin, sides.dest
+        timings["load+standardise"] = time.perf_counter() - t0
+        timings.update(sides.timings)
+        progress("load", {"origin": _load_info(origin), "dest": _load_info(dest)})
 
-            model = None
-            if opts.model_from_run is not None:
-                model = _model_from_run(db, opts.model_from_run, comps)
+        model = None
+        if opts.model_from_run is not None:
+            model = _model_from_run(db, opts.model_from_run, comps)
 
-            tf = TermFrequencies.build(origin.std, dest.std)
-            cross = link(origin.std, dest.std, comps, passes=MATCH_PASSES, block_cap=opts.block_cap, model=model,
-                         tf=tf, u_sample=opts.u_sample, progress=progress, strata=PRIOR_STRATA)
-            for k, v in cross.timings.items():
-                timings[k] = timings.get(k, 0.0) + v
-            if opts.learn_from_reviews and model is None:
-                learned = learn_from_reviews(db, origin, dest, cross, comps, tf)
-                progress("learn", {"decided_pairs": learned})
+        tf = TermFrequencies.build(origin.std, dest.std)
+        cross = link(origin.std, dest.std, comps, passes=MATCH_PASSES, block_cap=opts.block_cap, model=model,
+                     tf=tf, u_sample=opts.u_sample, progress=progress, strata=PRIOR_STRATA)
+        for k, v in cross.timings.items():
+            timings[k] = timings.get(k, 0.0) + v
+        if opts.learn_from_reviews and model is None:
+            learned = learn_from_reviews(db, origin, dest, cross, comps, tf)
+            progress("learn", {"decided_pairs": learned})
 
-            t0 = time.perf_counter()
-            within: dict[str, Linkage | None] = {"origin": None, "dest": None}
-            if opts.within_file:
-                for side in (origin, dest):
-                    if len(side.std) > 1:
-                        within[side.name] = link(side.std, None, comps, passes=WITHIN_PASSES,
-                                                 block_cap=opts.within_block_cap, m_from=cross.model, tf=tf,
-                                                 u_sample=min(opts.u_sample, 100_000),
-                                                 blocked=sides.blocked(side.name))
-            timings["within_file"] = time.perf_counter() - t0
-            # the records built beforehand: the worker's side's there, this one's here while the
-            # worker was loading; a large registry without a worker's now, so that what only they read can go before
-            # the outcomes (the same rows; copied inside SQLite later)
-            for side in sorted((origin, dest), key=lambda s: s.name == sides.worker_side):
-                side.prepared_records = sides.prepared_records(side.name, ahead_min=RECORDS_AHEAD_MIN)
-            timings.update(sides.timings)
-            for side in (origin, dest):   # every blocking is done: its keys go before the peak
-                if side.prepared_records is not None:   # they hold the raw rows and every field now
-                    side.std = slim_std(side, comps)
-                    side.loaded.raw = None
-                else:
-                    side.std = drop_blocking_keys(side.std)
+        t0 = time.perf_counter()
+        within: dict[str, Linkage | None] = {"origin": None, "dest": None}
+        if opts.within_file:
+            for side in (origin, dest):
+                if len(side.std) > 1:
+                    within[side.name] = link(side.std, None, comps, passes=WITHIN_PASSES,
+                                             block_cap=opts.within_block_cap, m_from=cross.model, tf=tf,
+                                             u_sample=min(opts.u_sample, 100_000),
+                                             blocked=sides.blocked(side.name))
+        timings["within_file"] = time.perf_counter() - t0
+        # the records built beforehand: this side's here while the worker was loading, the
+        # worker's there (the report waits for those when it copies them, last); a large
+        # registry without a worker's now, so that what only they read can go before the
+        # outcomes (the same rows; copied inside SQLite later)
+        for side in sorted((origin, dest), key=lambda s: s.name == sides.worker_side):
+            side.prepared_records = sides.prepared_records(side.name, ahead_min=RECORDS_AHEAD_MIN)
+        timings.update(sides.timings)
+        for side in (origin, dest):   # every blocking is done: its keys go before the peak
+            if side.prepared_records is not None:   # they hold the raw rows and every field now
+                side.std = slim_std(side, comps)
+                side.loaded.raw = None
+            else:
+                side.std = drop_blocking_keys(side.std)
         progress("within", {k: (0 if v is None else int(v.li.size)) for k, v in within.items()})
 
     t0 = time.perf_counter()
@@ -235,6 +242,8 @@ def _run_match(origin_path, dest_path, out, options, progress, comparators,
         write_parquet(result["tables"], opts.out_parquet, run_id, opts.master)
     db.close()
     timings["report"] = time.perf_counter() - t0
+    if opts.engine != "spark":   # the worker's records, waited for while the report was written
+        timings.update((k, v) for k, v in sides.timings.items() if k not in timings)
     progress("report", {"run_id": run_id, "path": str(out_path)})
     return MatchResult(run_id=run_id, out=out_path, summary=result["summary"], timings=timings)
 
@@ -252,6 +261,26 @@ ASSEMBLE_COLUMNS: tuple[str, ...] = ("record_key", "id_number", "id_status", "fl
                                      "id_region", "unit", "birth_conflict", "sex_conflict", "registered_at", "line")
 
 
+def linking_columns(comps: Sequence[Comparator]) -> frozenset[str]:
+    """The columns of a registry `match` reads before its `records` rows are written: the
+    blocking passes', the comparators', term frequencies', the prior's strata and assemble's
+    (ASSEMBLE_COLUMNS). The loading worker sends its side with only these (and ``k_filled``)."""
+    return frozenset(set(ASSEMBLE_COLUMNS).union(*(c.columns for c in comps), TF_FIELDS.values(),
+                                                  pass_columns(MATCH_PASSES + WITHIN_PASSES), {PRIOR_STRATA}))
+
+
+def filled_counts(std: pd.DataFrame) -> np.ndarray:
+    """How many COMPLETENESS_FIELDS each record fills (``k_filled``; where a side was sent
+    without some of them, the count made before)."""
+    if "k_filled" in std:
+        return std["k_filled"].to_numpy()
+    filled = np.zeros(len(std), dtype=np.int8)
+    for c in COMPLETENESS_FIELDS:
+        if c in std:
+            filled += (std[c].to_numpy(object) != "")
+    return filled
+
+
 def slim_std(side: Side, comps: Sequence[Comparator]) -> pd.DataFrame:
     """``side.std`` with only the columns assemble reads (ASSEMBLE_COLUMNS, the comparators'), plus
     ``k_filled`` (how many completeness fields a record fills). For a side whose `records` rows are
@@ -260,14 +289,23 @@ def slim_std(side: Side, comps: Sequence[Comparator]) -> pd.DataFrame:
     side.fingerprints
     std = side.std
     keep = set(ASSEMBLE_COLUMNS).union(*(c.columns for c in comps))
-    filled = np.zeros(len(std), dtype=np.int8)
-    for c in COMPLETENESS_FIELDS:
-        if c in std:
-            filled += (std[c].to_numpy(object) != "")
-    # the selection is a new frame; deep=False only drops pandas' "copy of a slice" flag
-    out = std[[c for c in std.columns if c in keep]].copy(deep=False)
+    filled = filled_counts(std)
+    out = column_view(std, [c for c in std.columns if c in keep])
     out["k_filled"] = filled
     return out
+
+
+def column_view(std: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+    """A new frame of ``columns`` of ``std`` that shares their arrays (``std[columns]`` copies
+    them: at 1,856,076 records 41 columns of pointers, 0.6 GB). A column that is a view into a
+    larger block is copied, so that the block can go with ``std``."""
+    arrays = {}
+    for c in columns:
+        a = root = std[c].to_numpy()
+        while isinstance(root.base, np.ndarray):
+            root = root.base
+        arrays[c] = a.copy() if root.size > a.size else a
+    return pd.DataFrame(arrays, index=std.index, copy=False)
 
 
 def _load_info(side: Side) -> dict[str, Any]:
@@ -545,7 +583,7 @@ def learn_from_reviews(db, origin: Side, dest: Side, cross: Linkage, comps: Sequ
     and rescore the candidate pairs. Returns how many decided matches were used."""
     from reconcile.compare import column_arrays, compare_pairs
     from reconcile.review.ledger import decided_pairs, ensure_ledger
-    from reconcile.scoring import TF_FIELDS, score, strata_values
+    from reconcile.scoring import score
 
     ensure_ledger(db)
     dec = decided_pairs(db)

@@ -17,8 +17,9 @@ import pickle
 import subprocess
 import sys
 import time
+from functools import partial
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Collection, Mapping, Sequence
 
 # both files at least this large (bytes) before the origin loads in a second process
 PARALLEL_LOAD_MIN_BYTES = 16 << 20
@@ -48,9 +49,10 @@ class Sides:
     done beforehand (``blocked(name)``). The larger registry is loaded in a second process, which
     then blocks and compares it with itself while this process goes on (the cross-registry
     linkage; ``blocked`` waits for that result), and then builds its side's `records` rows into a
-    scratch SQLite file for the report to copy (``prepared_records``; this process builds its own
-    side's while the worker is still loading, time it would otherwise spend waiting). ``close()`` (or ``with``) ends the worker;
-    ``remove_files()`` deletes the scratch files once the report is written."""
+    scratch SQLite file for the report to copy (``prepared_records``, which the report may wait
+    for while it writes the rest; this process builds its own side's while the worker is still
+    loading, time it would otherwise spend waiting). ``close()`` (or ``with``) ends the worker,
+    once the report is written; ``remove_files()`` then deletes the scratch files."""
 
     def __init__(self, origin, dest, worker: subprocess.Popen | None = None, worker_side: str | None = None,
                  steps: Sequence[str] = (), reload: tuple[str, Mapping[str, Any]] | None = None,
@@ -112,6 +114,12 @@ class Sides:
         the worker was loading, when the worker builds its side's (load_sides).
         Without that, a side of ``ahead_min`` records or more gets them built here too ("ahead")."""
         if name == self._worker_side:
+            side = self._side(name)
+            if "records" in self._steps and self._worker is not None and side is not None \
+                    and side._fingerprints is not None:
+                # still being built there: the report waits for them when it copies them (last);
+                # the fingerprints came with the within-file comparison
+                return _copied_rows(self._scratch[0], ready=partial(self._await_records, name))
             copied = self._worker_records(name)
             if copied is not None:
                 return copied
@@ -135,21 +143,53 @@ class Sides:
         self.timings[f"records_{name}_{label}"] = time.perf_counter() - t0
         return copied
 
-    def _worker_records(self, name: str):
-        """The worker's records result for its side ``name``, or None; then the side's raw rows,
-        which the worker kept, are read here again."""
+    def _await_records(self, name: str) -> None:
+        """Wait for the worker's records of side ``name`` (into its scratch file); when it cannot
+        deliver them, build them into that file here, from the whole registry loaded again."""
+        if self._take_records(name) is not None:
+            return
+        from reconcile.match import load_side, write_side_records
+
+        t0 = time.perf_counter()
+        side, full = self._side(name), load_side(name, *self._reload)
+        full._fingerprints = side._fingerprints if side is not None else None
+        self._scratch[0].unlink(missing_ok=True)   # what the worker left of it (no journal): anew
+        write_side_records(full, self._scratch[0])
+        self.timings[f"records_{name}_after_worker"] = time.perf_counter() - t0
+
+    def _take_records(self, name: str):
+        """The worker's records result for side ``name`` (CopiedRows), waited for; or None."""
         if "records" in self._steps:
             t0 = time.perf_counter()
             got = self._take("records")
             self.timings[f"waited_for_{name}_records"] = time.perf_counter() - t0
         else:
             got = self._got.get("records")
-        if got is not None:
-            copied, seconds = got
-            self.timings[f"records_{name}_in_worker"] = seconds
+        if got is None:
+            return None
+        copied, seconds, fingerprints = got
+        self.timings[f"records_{name}_in_worker"] = seconds
+        side = self._side(name)
+        if side is not None and side._fingerprints is None and len(fingerprints) == len(side.std):
+            side._fingerprints = fingerprints
+        return copied
+
+    def _worker_records(self, name: str):
+        """The worker's records result for its side ``name``, or None; then the side's raw rows,
+        which the worker kept, are read here again (the whole registry, when it was sent with
+        only the linkage's columns)."""
+        copied = self._take_records(name)
+        if copied is not None:
             return copied
         side = self._side(name)
-        if side is not None and side.loaded.raw is None and self._reload is not None:
+        if side is not None and self._reload is not None and side.linking_only:
+            from reconcile.match import load_side
+
+            # sent without the fields only the records read: the whole registry again (its rows
+            # in the same order, so what was linked on the part stays right)
+            full = load_side(name, *self._reload)
+            side.std, side.loaded, side.linking_only = full.std, full.loaded, False
+        elif side is not None and side.loaded.raw is None and self._reload is not None:
             from reconcile.loading import read_registry
 
             side.loaded.raw = read_registry(self._reload[0], **self._reload[1]).raw
@@ -191,6 +231,12 @@ class Sides:
         self.close()
 
 
+def _copied_rows(path: Path, ready):
+    from reconcile.report import CopiedRows
+
+    return CopiedRows(path, ready=ready)
+
+
 def _block(side, within: tuple | None):
     """``side`` blocked and compared with itself (reconcile.linkage.block_and_compare), or None."""
     from reconcile.linkage import block_and_compare
@@ -204,7 +250,7 @@ def _block(side, within: tuple | None):
 def load_sides(origin_path: str | Path, dest_path: str | Path, origin_opts: Mapping[str, Any],
                dest_opts: Mapping[str, Any], min_bytes: int | None = None,
                within: tuple[Sequence[Any], Sequence[Any], int] | None = None,
-               scratch_dir: str | Path | None = None) -> Sides:
+               scratch_dir: str | Path | None = None, send_only: Collection[str] | None = None) -> Sides:
     """Both sides as reconcile.match.load_side makes them. When both files are large, the larger
     one loads in a second process while this one loads the smaller; with ``within`` =
     (comparators, passes, block cap) each process then blocks and compares its side with itself
@@ -213,7 +259,12 @@ def load_sides(origin_path: str | Path, dest_path: str | Path, origin_opts: Mapp
     ``scratch_dir`` the worker then builds its side's `records` rows into a scratch SQLite file
     there (``Sides.prepared_records``; the caller calls ``remove_files()`` when done with it), and
     keeps the raw rows those need instead of sending them; this process builds its own side's
-    while it waits for the larger file.
+    while it waits for the larger file. With ``send_only`` (column names: reconcile.match's
+    linking_columns) as well, the worker sends its side with only those columns and ``k_filled``
+    (a ``linking_only`` Side): what only the records read stays there (at 1,000,000 persons about
+    0.4 GB not held twice); the fingerprints, of whole records, come from there too (with the
+    within-file comparison and with the records). The worker's records can then be copied into
+    the report last, while they are still being built (a pending CopiedRows).
 
     Whatever goes wrong in the second process (a bad file, a worker that cannot start, a
     comparator that cannot be sent) is done again here, so the error a user sees is the one the
@@ -235,7 +286,8 @@ def load_sides(origin_path: str | Path, dest_path: str | Path, origin_opts: Mapp
     steps = (["within"] if within is not None else []) + (["records"] if scratch is not None else [])
     # the worker starts afresh: it speaks the language this run speaks (rejected rows' reasons)
     worker = _start_worker((get_lang(), big, str(paths[big]), dict(opts[big]), within,
-                            None if scratch is None else str(scratch)))
+                            None if scratch is None else str(scratch),
+                            None if scratch is None or send_only is None else frozenset(send_only)))
     sides = Sides(None, None, worker=worker, worker_side=big, steps=steps,
                   reload=(str(paths[big]), dict(opts[big])), scratch=scratch)
     try:
@@ -313,7 +365,8 @@ def _read(proc: subprocess.Popen | None):
 
 def _worker_main() -> None:
     """``python -m reconcile.parallel``: one job from stdin; to stdout (pickled) the loaded side,
-    then, when the job asks for it, that side blocked and compared with itself."""
+    then, when the job asks for them, that side blocked and compared with itself and its
+    `records` rows built into a scratch file."""
     from reconcile.i18n import set_lang
 
     out = sys.stdout.buffer
@@ -326,7 +379,7 @@ def _worker_main() -> None:
     try:
         from reconcile.match import load_side
 
-        lang, name, path, options, within, scratch = pickle.load(sys.stdin.buffer)
+        lang, name, path, options, within, scratch, send_only = pickle.load(sys.stdin.buffer)
         set_lang(lang)
         side = load_side(name, path, options)
     except BaseException:   # noqa: BLE001 - the caller redoes the job and reports the error
@@ -335,13 +388,21 @@ def _worker_main() -> None:
     raw = side.loaded.raw
     if scratch is not None:
         side.loaded.raw = None   # only the records need it, and those are built here
-    send((True, side))
+    send((True, side if send_only is None else _linking_side(side, send_only)))
     side.loaded.raw = raw
     try:
         # the within result is sent while the records are built: the caller reads it only when it
         # needs it, and the write waits for that
         sending = None if within is None else _send_in_background(
             out, pickle.dumps(_within_result(side, within), protocol=pickle.HIGHEST_PROTOCOL))
+        if scratch is not None and side._fingerprints is not None:
+            # the records read the standardised fields, the fingerprints (computed) and the raw
+            # rows: the blocking keys go first (at 1,000,000 persons the worker's peak while the
+            # caller writes the report)
+            from reconcile.fields import STANDARD_COLUMNS
+            from reconcile.match import column_view
+
+            side.std = column_view(side.std, [c for c in side.std.columns if c in STANDARD_COLUMNS])
         records = None if scratch is None else _records_result(side, scratch)
         if sending is not None:
             sending.join()
@@ -349,6 +410,17 @@ def _worker_main() -> None:
             send(records)
     except BrokenPipeError:   # the caller went on without it
         pass
+
+
+def _linking_side(side, columns: Collection[str]):
+    """A copy of ``side`` with only ``columns`` of its std and ``k_filled`` (linking_only)."""
+    from dataclasses import replace
+
+    from reconcile.match import column_view, filled_counts
+
+    std = column_view(side.std, [c for c in side.std.columns if c in columns])
+    std["k_filled"] = filled_counts(side.std)
+    return replace(side, std=std, linking_only=True)
 
 
 def _send_in_background(out, data: bytes):
@@ -382,14 +454,14 @@ def _within_result(side, within: tuple) -> tuple[bool, Any]:
 
 
 def _records_result(side, scratch: str) -> tuple[bool, Any]:
-    """(True, (CopiedRows, seconds taken)) of the side's `records` rows built into ``scratch``,
-    or (False, None)."""
+    """(True, (CopiedRows, seconds taken, the side's fingerprints)) of the side's `records` rows
+    built into ``scratch``, or (False, None)."""
     try:
         from reconcile.match import write_side_records
 
         t0 = time.perf_counter()
         copied = write_side_records(side, Path(scratch))
-        return (True, (copied, time.perf_counter() - t0))
+        return (True, (copied, time.perf_counter() - t0, side.fingerprints))
     except BaseException:   # noqa: BLE001 - the caller builds them itself
         return (False, None)
 

@@ -176,8 +176,9 @@ def _fails_in_a_worker(fn, left, right):
 
 
 def test_a_worker_that_fails_after_loading_is_done_without(tmp_path, two_cores, monkeypatch):
-    """The worker loads its side, then its within-file comparison fails there: the comparison
-    is done here instead, and the report is the same as one process's."""
+    """The worker loads its side, then its within-file comparison fails there: the comparison is
+    done here instead (on the side sent with only the linkage's columns), the records too (from
+    the whole registry loaded again), and the report is the same as one process's."""
     import functools
     import os
     from dataclasses import replace
@@ -244,3 +245,100 @@ def test_records_the_worker_did_not_build_are_built_here_from_its_file(tmp_path,
     finally:
         sides.remove_files()
     assert not list(tmp_path.glob(".reconcile-*"))
+
+
+def test_a_side_sent_for_linking_only_is_loaded_whole_again_when_its_records_fail(tmp_path, two_cores):
+    """With ``send_only`` the worker sends its side with those columns and k_filled alone (the
+    records and fingerprints are built there); when it cannot deliver the records, the whole
+    registry is loaded here again: the same frame, raw rows and fingerprints as a load gives."""
+    from reconcile.fingerprint import record_fingerprints
+    from reconcile.match import default_comparators, filled_counts, linking_columns
+
+    origin, dest = _origin_with_bad_rows(tmp_path), SAMPLES / "dest_utf8bom.csv"
+    cols = linking_columns(default_comparators())
+    whole = load_side("dest", dest, KEYS[1])
+    sides = par.load_sides(origin, dest, KEYS[0], KEYS[1], min_bytes=0, scratch_dir=tmp_path, send_only=cols)
+    try:
+        d = sides.dest
+        assert d.linking_only and d.loaded.raw is None
+        assert set(d.std.columns) == (cols & set(whole.std.columns)) | {"k_filled"}
+        assert "residence" not in d.std and "id_raw" not in d.std and "hukou_address" not in d.std
+        assert (d.std["k_filled"].to_numpy() == filled_counts(whole.std)).all()
+        with pytest.raises(RuntimeError):   # never of a part of each record
+            d.fingerprints
+        sides.close()                                  # the worker ends before it delivers the records
+        assert sides.prepared_records("dest") is None
+        assert not d.linking_only
+        pd.testing.assert_frame_equal(d.std, whole.std)
+        pd.testing.assert_frame_equal(d.loaded.raw, whole.loaded.raw)
+        assert (d.fingerprints == record_fingerprints(whole.std).to_numpy(object)).all()
+    finally:
+        sides.remove_files()
+    assert not list(tmp_path.glob(".reconcile-*"))
+
+
+def test_a_side_sent_for_linking_only_gets_the_fingerprints_with_its_records(tmp_path, two_cores):
+    """The worker's records come back with the fingerprints of the whole records."""
+    from reconcile.fingerprint import record_fingerprints
+    from reconcile.match import default_comparators, linking_columns
+
+    origin, dest = _origin_with_bad_rows(tmp_path), SAMPLES / "dest_utf8bom.csv"
+    sides = par.load_sides(origin, dest, KEYS[0], KEYS[1], min_bytes=0, scratch_dir=tmp_path,
+                           send_only=linking_columns(default_comparators()))
+    try:
+        copied = sides.prepared_records("dest")
+        assert copied is not None and len(copied.frame("records")) == 546
+        want = record_fingerprints(load_side("dest", dest, KEYS[1]).std).to_numpy(object)
+        assert (sides.dest.fingerprints == want).all()
+        assert (copied.frame("records")["fingerprint"].to_numpy(object) == want).all()
+    finally:
+        sides.close()
+        sides.remove_files()
+
+
+def test_records_still_being_built_are_waited_for_or_built_here(tmp_path, two_cores):
+    """After the within-file comparison the worker's records are still pending: prepared_records
+    gives a CopiedRows that waits for them when read. The worker delivers them; or, when it
+    ends first, they are built here into its scratch file from the whole registry loaded again:
+    the same rows either way."""
+    from reconcile.match import WITHIN_PASSES, default_comparators, linking_columns
+
+    origin, dest = _origin_with_bad_rows(tmp_path), SAMPLES / "dest_utf8bom.csv"
+    comps = default_comparators()
+    got = {}
+    for case in ("delivered", "worker ended"):
+        sides = par.load_sides(origin, dest, KEYS[0], KEYS[1], min_bytes=0, within=(comps, WITHIN_PASSES, 2000),
+                               scratch_dir=tmp_path, send_only=linking_columns(comps))
+        try:
+            assert sides.blocked("dest") is not None and sides.dest.linking_only
+            copied = sides.prepared_records("dest")
+            assert copied.pending
+            if case == "worker ended":
+                sides.close()
+            got[case] = copied.frame("records")
+            assert not copied.pending
+            built_here = "records_dest_after_worker" in sides.timings
+            assert built_here == (case == "worker ended")
+        finally:
+            sides.close()
+            sides.remove_files()
+    assert len(got["delivered"]) == 546
+    pd.testing.assert_frame_equal(got["delivered"], got["worker ended"])
+    assert not list(tmp_path.glob(".reconcile-*"))
+
+
+def test_column_view_shares_a_registrys_columns_and_copies_views_into_blocks():
+    """column_view (slim_std, the worker's linking side): the kept columns are the registry's own
+    arrays, not a copy of them; a column inside a larger block is copied (the block can go)."""
+    import numpy as np
+
+    from reconcile.match import column_view
+
+    side = load_side("dest", SAMPLES / "dest_utf8bom.csv", KEYS[1])
+    view = column_view(side.std, ["record_key", "name", "id_clean"])
+    assert list(view.columns) == ["record_key", "name", "id_clean"]
+    for c in view.columns:
+        assert np.shares_memory(view[c].to_numpy(), side.std[c].to_numpy())
+    block = side.std[["name", "surname", "given"]].copy()   # one consolidated block
+    got = column_view(block, ["name"])
+    assert got["name"].equals(block["name"]) and not np.shares_memory(got["name"].to_numpy(), block["name"].to_numpy())
