@@ -7,7 +7,6 @@ integer positions (numpy arrays), never as Python objects.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-
 from typing import Sequence
 
 import numpy as np
