@@ -313,7 +313,7 @@ def write_persons(
     if plan.new_ids:
         first, n = _id_number(plan.new_ids[0]), len(plan.new_ids)
         if plan.new_ids[-1] == format_person_id(first + n - 1):   # consecutive (plan_persons): SQLite counts
-            # them itself (2.5 M new persons: 2.5 s against 5.6 s sent row by row)
+            # them itself (2.5 M new persons: 2.9 s against 6.6 s sent row by row)
             conn.execute(f"WITH RECURSIVE seq(x) AS (SELECT ? UNION ALL SELECT x + 1 FROM seq WHERE x < ?) "
                          f"INSERT INTO persons (person_id, first_run, last_run, status) "
                          f"SELECT printf('P%0{ID_WIDTH}d', x), ?, ?, 'active' FROM seq",

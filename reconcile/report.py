@@ -406,7 +406,7 @@ def _write_rows(db: sqlite_utils.Database, out: RunOutput, extra_writer, attache
     def waits(df) -> bool:   # rows still being built elsewhere: written last
         return isinstance(df, ChunkedFrame) and any(isinstance(p, CopiedRows) and p.pending for p in df.parts)
 
-    later = {t for t, df in out.tables.items() if waits(df)}
+    later = [t for t, df in out.tables.items() if waits(df)]
     for table, df in out.tables.items():
         if table not in TABLES:
             raise ValueError(f"unknown report table {table}")
