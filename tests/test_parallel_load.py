@@ -342,3 +342,38 @@ def test_column_view_shares_a_registrys_columns_and_copies_views_into_blocks():
     block = side.std[["name", "surname", "given"]].copy()   # one consolidated block
     got = column_view(block, ["name"])
     assert got["name"].equals(block["name"]) and not np.shares_memory(got["name"].to_numpy(), block["name"].to_numpy())
+
+
+def test_ctrl_c_while_the_report_waits_for_the_workers_records_keeps_the_report_whole(tmp_path, two_cores,
+                                                                                     monkeypatch):
+    """Ctrl-C while the report waits for the worker's records (written last): nothing of the run
+    is kept (the earlier run is intact), the worker ends and no scratch file is left."""
+    import sqlite3
+
+    from reconcile.match import MatchOptions, run_match
+
+    origin, dest = _origin_with_bad_rows(tmp_path), SAMPLES / "dest_utf8bom.csv"
+    opts = MatchOptions(origin=dict(KEYS[0]), dest=dict(KEYS[1]))
+    monkeypatch.setattr(par, "PARALLEL_LOAD_MIN_BYTES", 0)
+    report = tmp_path / "report.db"
+    first = run_match(origin, dest, report, opts)
+    con = sqlite3.connect(report)
+    before = {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ("runs", "records", "links", "persons")}
+    con.close()
+    workers = []
+
+    def interrupted(self, name):
+        workers.append(self._worker)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(par.Sides, "_await_records", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run_match(origin, dest, report, opts)
+    assert workers and workers[0] is not None and workers[0].poll() is not None   # the worker ended
+    con = sqlite3.connect(report)
+    after = {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ("runs", "records", "links", "persons")}
+    statuses = [r[0] for r in con.execute("SELECT status FROM runs")]
+    con.close()
+    assert after == before and statuses == ["complete"] and before["records"] == 306 + 546
+    assert first.run_id == 1
+    assert not list(tmp_path.glob(".reconcile-*"))
