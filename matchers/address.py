@@ -19,7 +19,7 @@ import numpy as np
 from rapidfuzz import fuzz
 from rapidfuzz.process import cpdist
 
-from matchers._vec import code_matrix, column
+from matchers._vec import column
 from matchers.base import MISSING, Columns, Comparator
 
 LEVELS: tuple[str, ...] = ("exact", "similar", "same_place", "different")
@@ -30,13 +30,13 @@ _WIDTH = 24
 
 
 def _common_prefix_length(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Characters two strings share from their start (up to _WIDTH), per pair, in C."""
-    ca, _ = code_matrix(a, _WIDTH)
-    cb, _ = code_matrix(b, _WIDTH)
-    if ca.dtype != cb.dtype:
-        ca, cb = ca.astype(np.uint32), cb.astype(np.uint32)
+    """Characters two strings share from their start (up to _WIDTH), per pair, in C. ``a`` and
+    ``b`` are numpy unicode arrays (zero-padded code points: their first _WIDTH read in place)."""
+    width = min(_WIDTH, a.dtype.itemsize // 4, b.dtype.itemsize // 4)
+    ca = a.view(np.uint32).reshape(len(a), -1)[:, :width]
+    cb = b.view(np.uint32).reshape(len(b), -1)[:, :width]
     same = (ca == cb) & (ca != 0)
-    return np.where(same.all(axis=1), _WIDTH, np.argmin(same, axis=1))
+    return np.where(same.all(axis=1), width, np.argmin(same, axis=1))
 
 
 def compare_address(left: Columns, right: Columns, key: str = "k_address") -> np.ndarray:
@@ -59,7 +59,7 @@ def compare_address(left: Columns, right: Columns, key: str = "k_address") -> np
         prefix = np.strings.startswith(ra, rb) | np.strings.startswith(rb, ra)
         # ... or the same beginning (township + village, number + street) with another ending
         shorter = np.minimum(np.strings.str_len(ra), np.strings.str_len(rb))
-        common = _common_prefix_length(a[rest], b[rest])
+        common = _common_prefix_length(ra, rb)
         prefix |= (common >= SAME_PLACE_MIN_CHARS) & (common >= SAME_PLACE_SHARE * shorter)
         out[rest[prefix]] = SAME_PLACE
         sim = cpdist(a[rest].tolist(), b[rest].tolist(), scorer=fuzz.ratio, score_cutoff=SIMILAR_CUTOFF, workers=1)

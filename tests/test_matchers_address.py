@@ -58,3 +58,36 @@ def test_residence_compares_the_current_address_the_same_way():
     right = _keyed([""] * 3, ["东莞市松山湖厚街大道48号", "东莞市长安镇银湖路244号", "东莞市长安镇银湖路244号"])
     got = RESIDENCE.compare(left, right).tolist()
     assert got[0] == 0 and RESIDENCE.label(got[1]) == "different" and got[2] == MISSING
+
+
+def test_common_prefix_length_reads_the_unicode_arrays_in_place():
+    """The shared beginning the same_place level reads: characters equal from the start, up to
+    24, for Chinese, Latin and mixed addresses of any lengths (numpy's own fixed-width code
+    points, no second conversion)."""
+    import numpy as np
+
+    from matchers.address import _WIDTH, _common_prefix_length
+
+    pairs = [
+        ("永乐江镇江林村3组", "永乐江镇江林村5组"),          # 7 shared, then another group
+        ("永乐江镇江林村", "永乐江镇江林村3组"),              # one is the start of the other
+        ("金龙路326号", "银龙路326号"),                        # differ at once
+        ("101elkingtonstreet", "101elkingtonst"),
+        ("a", "b"),
+        ("长沙市开福区伍家岭街道新河三角洲小区十二栋三单元1203室", "长沙市开福区伍家岭街道新河三角洲小区十二栋三单元1204室"),
+        ("x" * 30, "x" * 30),
+        ("短", "长地址" * 10),
+    ]
+    a = np.array([p[0] for p in pairs])
+    b = np.array([p[1] for p in pairs])
+
+    def shared(x: str, y: str) -> int:
+        k = 0
+        while k < min(len(x), len(y), _WIDTH) and x[k] == y[k]:
+            k += 1
+        return k
+
+    assert _common_prefix_length(a, b).tolist() == [shared(x, y) for x, y in pairs]
+    assert _common_prefix_length(a, b).tolist()[:3] == [7, 7, 0]
+    short_a, short_b = np.array(["ab", "abc"]), np.array(["ab", "abd"])   # narrower than the width
+    assert _common_prefix_length(short_a, short_b).tolist() == [2, 2]
