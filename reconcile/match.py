@@ -12,7 +12,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Collection, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -287,11 +287,14 @@ def slim_std(side: Side, comps: Sequence[Comparator]) -> pd.DataFrame:
     built already: its texts read by nothing else (addresses, raw names and numbers, blocking keys)
     were about a third of its memory, held to the end of the run. Fingerprints are computed first."""
     side.fingerprints
-    std = side.std
-    keep = set(ASSEMBLE_COLUMNS).union(*(c.columns for c in comps))
-    filled = filled_counts(std)
-    out = column_view(std, [c for c in std.columns if c in keep])
-    out["k_filled"] = filled
+    return with_filled(side.std, set(ASSEMBLE_COLUMNS).union(*(c.columns for c in comps)))
+
+
+def with_filled(std: pd.DataFrame, columns: Collection[str]) -> pd.DataFrame:
+    """``std``'s columns among ``columns`` (in std's order, not copied: column_view), plus
+    ``k_filled`` counted on the whole of ``std`` (slim_std; the worker's linking side)."""
+    out = column_view(std, [c for c in std.columns if c in columns])
+    out["k_filled"] = filled_counts(std)
     return out
 
 

@@ -416,11 +416,9 @@ def _linking_side(side, columns: Collection[str]):
     """A copy of ``side`` with only ``columns`` of its std and ``k_filled`` (linking_only)."""
     from dataclasses import replace
 
-    from reconcile.match import column_view, filled_counts
+    from reconcile.match import with_filled
 
-    std = column_view(side.std, [c for c in side.std.columns if c in columns])
-    std["k_filled"] = filled_counts(side.std)
-    return replace(side, std=std, linking_only=True)
+    return replace(side, std=with_filled(side.std, columns), linking_only=True)
 
 
 def _send_in_background(out, data: bytes):
