@@ -170,7 +170,8 @@ class Sides:
         copied, seconds, fingerprints = got
         self.timings[f"records_{name}_in_worker"] = seconds
         side = self._side(name)
-        if side is not None and side._fingerprints is None and len(fingerprints) == len(side.std):
+        if side is not None and side._fingerprints is None and fingerprints is not None \
+                and len(fingerprints) == len(side.std):
             side._fingerprints = fingerprints
         return copied
 
@@ -393,8 +394,13 @@ def _worker_main() -> None:
     try:
         # the within result is sent while the records are built: the caller reads it only when it
         # needs it, and the write waits for that
-        sending = None if within is None else _send_in_background(
-            out, pickle.dumps(_within_result(side, within), protocol=pickle.HIGHEST_PROTOCOL))
+        within_result = None if within is None else _within_result(side, within)
+        # the fingerprints go once: with the within-file result when it carries them, else with
+        # the records (see below)
+        fingerprints_sent = within_result is not None and within_result[1] is not None
+        sending = None if within_result is None else _send_in_background(
+            out, pickle.dumps(within_result, protocol=pickle.HIGHEST_PROTOCOL))
+        del within_result   # (sent as bytes)
         if scratch is not None and side._fingerprints is not None:
             # the records read the standardised fields, the fingerprints (computed) and the raw
             # rows: the blocking keys go first (at 1,000,000 persons the worker's peak while the
@@ -403,7 +409,11 @@ def _worker_main() -> None:
             from reconcile.match import column_view
 
             side.std = column_view(side.std, [c for c in side.std.columns if c in STANDARD_COLUMNS])
-        records = None if scratch is None else _records_result(side, scratch)
+        records = None if scratch is None else _records_result(side, scratch, fingerprints=not fingerprints_sent)
+        # what is left to send is small enough for the pipe's buffer: this process ends as soon as
+        # it is written instead of holding the registry (3.2 GB at 1,000,000 persons) until the
+        # caller reads it, once its report is written
+        del side, raw
         if sending is not None:
             sending.join()
         if records is not None:
@@ -451,15 +461,15 @@ def _within_result(side, within: tuple) -> tuple[bool, Any]:
         return (False, None)
 
 
-def _records_result(side, scratch: str) -> tuple[bool, Any]:
-    """(True, (CopiedRows, seconds taken, the side's fingerprints)) of the side's `records` rows
-    built into ``scratch``, or (False, None)."""
+def _records_result(side, scratch: str, fingerprints: bool = True) -> tuple[bool, Any]:
+    """(True, (CopiedRows, seconds taken, the side's fingerprints or None when not asked)) of the
+    side's `records` rows built into ``scratch``, or (False, None)."""
     try:
         from reconcile.match import write_side_records
 
         t0 = time.perf_counter()
         copied = write_side_records(side, Path(scratch))
-        return (True, (copied, time.perf_counter() - t0, side.fingerprints))
+        return (True, (copied, time.perf_counter() - t0, side.fingerprints if fingerprints else None))
     except BaseException:   # noqa: BLE001 - the caller builds them itself
         return (False, None)
 

@@ -377,3 +377,35 @@ def test_ctrl_c_while_the_report_waits_for_the_workers_records_keeps_the_report_
     assert after == before and statuses == ["complete"] and before["records"] == 306 + 546
     assert first.run_id == 1
     assert not list(tmp_path.glob(".reconcile-*"))
+
+
+def test_the_worker_ends_once_its_records_are_built_not_when_they_are_read(tmp_path, two_cores):
+    """Its last result is small enough for the pipe (the fingerprints came with the within-file
+    result): the worker ends as soon as it has built its records, instead of holding its registry
+    until the caller, which reads them when it writes the report, takes them. 11,150 records:
+    their fingerprints alone would fill the pipe's buffer several times."""
+    from fixtures import generate as g
+    from reconcile.fingerprint import record_fingerprints
+    from reconcile.match import WITHIN_PASSES, default_comparators, linking_columns
+
+    paths = g.write(g.generate(6000, seed=5), tmp_path / "gen")
+    comps = default_comparators()
+    sides = par.load_sides(paths["origin"], paths["dest"], {}, {}, min_bytes=0,
+                           within=(comps, WITHIN_PASSES, 2000), scratch_dir=tmp_path,
+                           send_only=linking_columns(comps))
+    try:
+        assert sides.worker_side == "dest" and len(sides.dest.std) == 11_150
+        assert sides.blocked("dest") is not None   # the within-file result, with the fingerprints
+        worker = sides._worker
+        assert worker is not None
+        worker.wait(timeout=120)                   # ends without anything more being read
+        copied = sides.prepared_records("dest")
+        rows = copied.frame("records")
+        assert "records_dest_in_worker" in sides.timings and "records_dest_after_worker" not in sides.timings
+        want = record_fingerprints(load_side("dest", paths["dest"], {}).std).to_numpy(object)
+        assert len(rows) == 11_150 and (rows["fingerprint"].to_numpy(object) == want).all()
+        assert (sides.dest.fingerprints == want).all()
+    finally:
+        sides.close()
+        sides.remove_files()
+    assert not list(tmp_path.glob(".reconcile-*"))
