@@ -87,7 +87,7 @@ def compare_id(left: Columns, right: Columns) -> np.ndarray:
     # numbers share region + birth date; that pair stays same_region_birth
     twin_typed = (out == SAME_REGION_BIRTH) & (_shared(left) | _shared(right))
     out[both_valid & ~twin_typed & ((out == SAME_REGION_BIRTH) | (out == DIFFERENT))] = DIFFERENT_VALID
-    out[excel_prefix(a, b, ~equal & ~missing)] = EXCEL_PREFIX
+    out[excel_prefix(a, b, ~equal & ~missing, (excel_flags(left, a), excel_flags(right, b)))] = EXCEL_PREFIX
     out[missing] = MISSING
     return out
 
@@ -100,10 +100,26 @@ def excel_shaped(ids: np.ndarray) -> np.ndarray:
     return (n == EXCEL_DIGITS) | ((n == ID_LENGTH) & np.strings.endswith(s, "000"))
 
 
-def excel_prefix(a: np.ndarray, b: np.ndarray, todo: np.ndarray | None = None) -> np.ndarray:
+def excel_flags(side: Columns, ids: np.ndarray) -> np.ndarray:
+    """Per record of ``side``: its number is shaped like Excel's damaged copy of one
+    (``excel_shaped``), read from ``k_id_excel`` (reconcile.keys, once per record) when the side
+    has it, else from ``ids`` (its ``id_clean``)."""
+    if "k_id_excel" in side:
+        return column(side, "k_id_excel") != ""
+    return excel_shaped(ids)
+
+
+def excel_prefix(a: np.ndarray, b: np.ndarray, todo: np.ndarray | None = None,
+                 shaped: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """Per pair: one number is an Excel-damaged form of the other (see EXCEL_PREFIX): it is the
-    15 surviving digits, or 18 digits ending in 000, and the other number starts with its first 15."""
+    15 surviving digits, or 18 digits ending in 000, and the other number starts with its first 15.
+    ``shaped``: ``excel_flags`` of both sides' records, when known: only the pairs with such a
+    number are read (at 1,000,000 persons, a few among millions; every pair's numbers were
+    converted and measured, twice per pair in three comparators)."""
     out = np.zeros(len(a), dtype=bool)
+    if shaped is not None:
+        maybe = shaped[0] | shaped[1]
+        todo = maybe if todo is None else (todo & maybe)
     rows = np.flatnonzero(todo) if todo is not None else np.arange(len(a))
     if not len(rows):
         return out
@@ -136,11 +152,16 @@ def id_counts_agreement(left: Columns, right: Columns, part: str, only: np.ndarr
     rows = np.flatnonzero(out)
     rows = rows[ia[rows] != ib[rows]]                # equal numbers: counted, nothing to check
     if len(rows):
-        sa, sb = ia[rows].astype(str), ib[rows].astype(str)
         both_valid = _usable(column(left, "id_status")[rows]) & _usable(column(right, "id_status")[rows])
-        # garbled numbers agreeing on region + birth date (same_region_birth, or a typo after them)
-        same = ~both_valid & (np.strings.slice(sa, 0, REGION_BIRTH_CHARS) == np.strings.slice(sb, 0, REGION_BIRTH_CHARS))
-        same |= excel_prefix(ia[rows], ib[rows])
+        # garbled numbers agreeing on region + birth date (same_region_birth, or a typo after them);
+        # only those pairs' numbers are read as strings (two valid numbers: most pairs)
+        same = np.zeros(len(rows), dtype=bool)
+        garbled = np.flatnonzero(~both_valid)
+        if len(garbled):
+            sa, sb = ia[rows[garbled]].astype(str), ib[rows[garbled]].astype(str)
+            same[garbled] = (np.strings.slice(sa, 0, REGION_BIRTH_CHARS)
+                             == np.strings.slice(sb, 0, REGION_BIRTH_CHARS))
+        same |= excel_prefix(ia[rows], ib[rows], shaped=(excel_flags(left, ia)[rows], excel_flags(right, ib)[rows]))
         out[rows[~same]] = False
     return out
 
@@ -239,4 +260,5 @@ def _levels_fixed(ca: np.ndarray, cb: np.ndarray, overflow: np.ndarray) -> np.nd
 
 
 ID_NUMBER = Comparator(field="id_number", levels=LEVELS,
-                       columns=("id_clean", "id_status", "birth_date", "id_birth_date", "k_id_shared"), fn=compare_id)
+                       columns=("id_clean", "id_status", "birth_date", "id_birth_date", "k_id_shared", "k_id_excel"),
+                       fn=compare_id)

@@ -28,4 +28,5 @@ def compare_sex(left: Columns, right: Columns) -> np.ndarray:
     return out
 
 
-SEX = Comparator(field="sex", levels=LEVELS, columns=("sex", "id_sex", "id_clean", "id_status"), fn=compare_sex)
+SEX = Comparator(field="sex", levels=LEVELS, columns=("sex", "id_sex", "id_clean", "id_status", "k_id_excel"),
+                 fn=compare_sex)

@@ -136,8 +136,10 @@ def add_keys(std: pd.DataFrame) -> pd.DataFrame:
         agrees = birth_agrees_with_id({"birth_date": bd.to_numpy(object), "id_birth_date": idb.to_numpy(object)})
     else:
         agrees = np.ones(len(std), dtype=bool)
-    new["k_id_unsure"] = (new["k_unidentified"] | ~agrees | excel_shaped(idc.to_numpy(object))
-                          | (status == "upgraded_from_15").to_numpy())
+    excel = excel_shaped(idc.to_numpy(object))
+    new["k_id_unsure"] = new["k_unidentified"] | ~agrees | excel | (status == "upgraded_from_15").to_numpy()
+    # for the ID comparators (matchers.id_number.excel_flags): text, as their columns are read
+    new["k_id_excel"] = np.array(["", "excel"], dtype=object)[excel.astype(np.int8)]
     if "k_id_shared" not in std:
         new["k_id_shared"] = np.full(len(std), "", dtype=object)   # set file-wide by mark_shared_ids
     # the address below the divisions it names, and that without its numbers (same village/street)

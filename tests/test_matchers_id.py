@@ -241,6 +241,38 @@ def test_excel_damaged_number_against_the_full_one():
     assert "excel_prefix" not in [ID_NUMBER.label(x) for x in ID_NUMBER.compare(left, right)]
 
 
+def test_the_excel_flag_of_each_record_gives_the_levels_reading_every_number_gives():
+    """k_id_excel (reconcile.keys: which numbers are shaped like Excel's damaged copies) lets the
+    ID, sex and birth-date comparators read only the pairs with such a number; on the standardised
+    samples, every origin record against every destination record, the levels are those of
+    measuring every pair's numbers, Excel-damaged pairs and garbled numbers among them."""
+    from pathlib import Path
+
+    from matchers.birth_date import BIRTH_DATE
+    from matchers.id_number import excel_shaped
+    from matchers.sex import SEX
+    from reconcile.compare import column_arrays
+    from reconcile.match import load_side
+
+    samples = Path(__file__).resolve().parent.parent / "fixtures" / "samples"
+    origin = load_side("origin", samples / "origin_gb18030.csv", {"key": "编号"}).std
+    dest = load_side("dest", samples / "dest_utf8bom.csv", {"key": "序号"}).std
+    for std in (origin, dest):
+        ids = std["id_clean"].to_numpy(object)
+        assert ((std["k_id_excel"] != "").to_numpy() == excel_shaped(ids)).all() and excel_shaped(ids).any()
+    larr, rarr = (column_arrays(std, [ID_NUMBER, SEX, BIRTH_DATE]) for std in (origin, dest))
+    li, ri = (x.ravel() for x in np.meshgrid(np.arange(len(origin)), np.arange(len(dest)), indexing="ij"))
+    seen = set()
+    for comp in (ID_NUMBER, SEX, BIRTH_DATE):
+        left = {c: larr[c][li] for c in comp.columns}
+        right = {c: rarr[c][ri] for c in comp.columns}
+        with_flag = comp.compare(left, right)
+        without = comp.compare(*({c: v for c, v in side.items() if c != "k_id_excel"} for side in (left, right)))
+        assert (with_flag == without).all(), comp.field
+        seen |= {comp.label(x) for x in with_flag if x >= 0}
+    assert {"excel_prefix", "implied_by_id", "exact_implied_by_id"} <= seen
+
+
 def test_a_number_carried_under_two_names_is_no_evidence_against():
     """重号 within one file: twin B's record carries twin A's number. B's record and B's own record
     in the other registry hold two valid numbers with one region + birth date: different_valid
