@@ -15,7 +15,19 @@ DEFAULT_CHUNK = 500_000
 def column_arrays(df: pd.DataFrame, comparators: Sequence[Comparator]) -> dict[str, np.ndarray]:
     """The columns the comparators read, as numpy object arrays (indexed by position)."""
     cols = sorted({c for comp in comparators for c in comp.columns})
-    return {c: df[c].astype(str).to_numpy(dtype=object) for c in cols}
+    return {c: _text_array(df[c]) for c in cols}
+
+
+def _text_array(s: pd.Series) -> np.ndarray:
+    """One column as an object array of str: the column's own values when they are all str (a
+    standardised frame: checked in C, half the time of converting 1.86 M values, and no copy of
+    its pointers), read-only; else converted."""
+    arr = s.to_numpy()
+    if arr.dtype == object and pd.api.types.infer_dtype(arr, skipna=False) == "string":
+        view = arr.view()
+        view.flags.writeable = False   # the frame's own column: a comparator writing to it fails loudly
+        return view
+    return s.astype(str).to_numpy(dtype=object)
 
 
 def compare_pairs(
@@ -112,6 +124,28 @@ def _codes_of(arr: np.ndarray) -> tuple[np.ndarray, int] | None:
     return res
 
 
+# A column this long is first looked at in a sample of SAMPLE values spread over it
+DISTINCT_SAMPLE_FROM = 200_000
+DISTINCT_SAMPLE = 20_000
+# distinct share in that sample from which the column counts as nearly all distinct: at 1,000,000
+# persons ID numbers show 0.97-0.99 (0.96-0.97 of the whole column), names 0.81 (0.31-0.37)
+NEARLY_ALL = 0.95
+
+
+def _nearly_all_distinct(arr: np.ndarray) -> bool:
+    """Whether a long column's values are nearly all distinct (ID numbers), judged from an even
+    sample: then coding the whole column (0.7 s for 1.86 M numbers) would only show it has too
+    many distinct values. A guess: either answer gives the same levels, only the way differs."""
+    n = len(arr)
+    if n < DISTINCT_SAMPLE_FROM:
+        return False
+    sample = arr[:: n // DISTINCT_SAMPLE]
+    try:
+        return len(pd.unique(sample)) >= NEARLY_ALL * len(sample)
+    except TypeError:   # unhashable values: the full path decides
+        return False
+
+
 def _value_codes(arrs: dict[str, np.ndarray], cols: Sequence[str], limit: float) -> tuple[np.ndarray, int] | None:
     """One integer per record for its tuple of values in ``cols`` (equal tuples, equal codes);
     None as soon as one column alone has more than ``limit`` distinct values (the tuple can only
@@ -119,6 +153,8 @@ def _value_codes(arrs: dict[str, np.ndarray], cols: Sequence[str], limit: float)
     codes: np.ndarray | None = None
     n_codes = 1
     for c in cols:
+        if limit < np.inf and _nearly_all_distinct(arrs[c]):
+            return None
         got = _codes_of(arrs[c])
         if got is None:
             return None
