@@ -28,6 +28,14 @@ class Comparator:
     levels: tuple[str, ...]
     columns: tuple[str, ...]
     fn: CompareFn
+    # columns among ``columns`` that only save work (a flag computed once per record), not shown
+    # as the field's evidence
+    unshown: tuple[str, ...] = ()
+
+    @property
+    def evidence_columns(self) -> tuple[str, ...]:
+        """The columns whose values a link's evidence shows for this field."""
+        return tuple(c for c in self.columns if c not in self.unshown)
 
     def compare(self, left: Columns, right: Columns) -> np.ndarray:
         """Levels for aligned pairs: int8 array, values in [-1, len(levels) - 1]."""

@@ -201,5 +201,5 @@ def compare_birth_date(left: Columns, right: Columns) -> np.ndarray:
 
 BIRTH_DATE = Comparator(
     field="birth_date", levels=LEVELS, columns=("birth_date", "id_birth_date", "id_clean", "id_status", "k_id_excel"),
-    fn=compare_birth_date
+    fn=compare_birth_date, unshown=("k_id_excel",)
 )

@@ -29,4 +29,4 @@ def compare_sex(left: Columns, right: Columns) -> np.ndarray:
 
 
 SEX = Comparator(field="sex", levels=LEVELS, columns=("sex", "id_sex", "id_clean", "id_status", "k_id_excel"),
-                 fn=compare_sex)
+                 fn=compare_sex, unshown=("k_id_excel",))

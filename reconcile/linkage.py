@@ -389,8 +389,8 @@ def evidence_json(
     for f, comp in enumerate(comparators):
         lv = int(linkage.levels[k, f])
         fields[comp.field] = {
-            "left": " / ".join(str(left[c][i]) for c in comp.columns if str(left[c][i])),
-            "right": " / ".join(str(right[c][j]) for c in comp.columns if str(right[c][j])),
+            "left": " / ".join(str(left[c][i]) for c in comp.evidence_columns if str(left[c][i])),
+            "right": " / ".join(str(right[c][j]) for c in comp.evidence_columns if str(right[c][j])),
             "level": comp.label(lv),
             "weight": round(float(linkage.scores.field_weights[k, f]), 3),
         }
@@ -442,8 +442,8 @@ def evidence_jsons(
     li, ri = linkage.li[ks], linkage.ri[ks]
     per_field = []
     for f, comp in enumerate(comparators):
-        lt = [quote(t) for t in _joined([left[c][li] for c in comp.columns])]
-        rt = [quote(t) for t in _joined([right[c][ri] for c in comp.columns])]
+        lt = [quote(t) for t in _joined([left[c][li] for c in comp.evidence_columns])]
+        rt = [quote(t) for t in _joined([right[c][ri] for c in comp.evidence_columns])]
         names = np.array([quote(x) for x in ("missing", *comp.levels)], dtype=object)
         labels = names[linkage.levels[ks, f].astype(np.int64) + 1].tolist()
         w = _json_numbers(np.round(linkage.scores.field_weights[ks, f].astype(np.float64), 3))

@@ -184,6 +184,11 @@ def test_batch_evidence_equals_per_pair_evidence():
     assert batch == [json.dumps(e, ensure_ascii=False) for e in single]
     assert any('"level": "missing"' in b for b in batch)
     assert any(" / " in b for b in batch)
+    # a flag read only to go faster (k_id_excel) is not shown: the ID field shows the numbers
+    # and their status, an Excel-shaped number as it is
+    shown = [t for e in single for f in e["fields"].values() for t in (f["left"], f["right"])]
+    assert not any("excel" in t.split(" / ") for t in shown)
+    assert any(t.split(" / ")[1:2] == ["excel_damaged"] for t in shown)
 
 
 def test_raw_row_kept_as_read(tiny_report):
