@@ -770,6 +770,17 @@ def _best(a: np.ndarray, b: np.ndarray, prob: np.ndarray, n: int) -> tuple[np.nd
     bestp = np.zeros(n)
     if a.size == 0:
         return best, bestp
+    if not np.isnan(prob).any():
+        # each record's highest probability, then its first pair with it (in pair order, as the
+        # stable sort below picks): no sort of every pair (4.4 M at 1,000,000 persons: 1.5 s)
+        top = np.full(n, -np.inf)
+        np.maximum.at(top, a, prob)
+        hit = np.flatnonzero(prob == top[a])
+        rec, first = np.unique(a[hit], return_index=True)
+        sel = hit[first]
+        best[rec] = b[sel]
+        bestp[rec] = prob[sel]
+        return best, bestp
     order = np.lexsort((-prob, a))
     a_s = a[order]
     first = np.ones(a_s.size, bool)

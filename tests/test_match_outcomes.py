@@ -216,3 +216,31 @@ def test_learn_from_reviews_reestimates_m(tmp_path):
     con.close()
     assert m2["trained_on"]["learned_from_reviews"] == len(EXPECTED["pairs"])
     assert m1["fields"] != m2["fields"]
+
+
+def test_best_partner_is_the_highest_probability_then_the_first_pair():
+    """match._best (untraceable / unregistered outcomes: each record's best partner) without a sort
+    of every pair gives what the stable sort gives: the highest probability, on ties the first
+    pair; records without pairs -1; probabilities with NaN take the sort."""
+    import numpy as np
+
+    from reconcile.match import _best
+
+    def by_sort(a, b, prob, n):
+        best, bestp = np.full(n, -1, dtype=np.int64), np.zeros(n)
+        order = np.lexsort((-prob, a))
+        first = np.r_[True, a[order][1:] != a[order][:-1]] if a.size else np.zeros(0, bool)
+        sel = order[first]
+        best[a[sel]], bestp[a[sel]] = b[sel], prob[sel]
+        return best, bestp
+
+    rng = np.random.default_rng(4)
+    for m, n in ((0, 5), (1, 3), (5_000, 800), (60_000, 20_000)):
+        a, b = rng.integers(0, n, m), rng.integers(0, 10 * n + 1, m)
+        prob = np.round(rng.random(m), 2)          # many ties
+        got, want = _best(a, b, prob, n), by_sort(a, b, prob, n)
+        assert (got[0] == want[0]).all() and (got[1] == want[1]).all()
+        assert (got[0] == -1).sum() == n - len(np.unique(a))
+    a, b, prob = np.array([0, 0, 1, 1]), np.array([7, 8, 9, 6]), np.array([np.nan, 0.2, 0.5, 0.5])
+    best, bestp = _best(a, b, prob, 3)
+    assert best.tolist() == [8, 9, -1] and bestp[:2].tolist() == [0.2, 0.5]
