@@ -37,6 +37,31 @@ class UnionFind:
             p = q
 
 
+def component_labels(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The smallest node of each node's connected component over the edges (a[k], b[k]): the
+    labels a UnionFind(n) given those unions returns, without a Python step per edge (at 1,000,000
+    persons the outcomes joined 400,000 pairs of records one by one). Each round gives both ends
+    of every edge the smaller of their labels, then follows labels to their labels until they
+    stand still; it ends when no label changes."""
+    lab = np.arange(n, dtype=np.int64)
+    a, b = np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64)
+    if a.size == 0:
+        return lab
+    while True:
+        low = np.minimum(lab[a], lab[b])
+        new = lab.copy()
+        np.minimum.at(new, a, low)
+        np.minimum.at(new, b, low)
+        while True:
+            jumped = new[new]
+            if np.array_equal(jumped, new):
+                break
+            new = jumped
+        if np.array_equal(new, lab):
+            return lab
+        lab = new
+
+
 @dataclass
 class ClusterResult:
     labels: np.ndarray                       # component root per node

@@ -19,7 +19,7 @@ import pandas as pd
 
 import reconcile
 from matchers.base import Comparator
-from reconcile.cluster import UnionFind, guarded_clusters
+from reconcile.cluster import component_labels, guarded_clusters
 from reconcile.decide import DECISION_NAMES, MATCH, NONE, REVIEW, one_person_adjustment, one_to_one, threshold_decisions
 from reconcile.errors import ConfigError, ReportError
 from reconcile.fields import COMPLETENESS_FIELDS, STANDARD_COLUMNS, USABLE_ID_STATUSES
@@ -494,15 +494,15 @@ def assemble(origin: Side, dest: Side, cross: Linkage, within: dict[str, Linkage
 
     # Persons over both files: within-file clusters + cross matches. Records that share an ID but
     # are not matched (the model says different people, or is unsure) are 重号 to check.
-    uf = UnionFind(nO + nD)
-    for lab_arr, off in ((o_person, 0), (d_person, nO)):
-        for node, lab in enumerate(lab_arr.tolist()):
-            if lab != node:
-                uf.union(node + off, lab + off)
     same_person = decision == MATCH
-    for i, j in zip(li[same_person].tolist(), ri[same_person].tolist()):
-        uf.union(i, nO + j)
-    id_conflicts = _id_conflicts(origin, dest, uf)
+    heads, tails = [li[same_person]], [ri[same_person] + nO]
+    for lab_arr, off in ((o_person, 0), (d_person, nO)):
+        lab_arr = np.asarray(lab_arr, dtype=np.int64)
+        joined = np.flatnonzero(lab_arr != np.arange(len(lab_arr)))
+        heads.append(joined + off)
+        tails.append(lab_arr[joined] + off)
+    person_of = component_labels(nO + nD, np.concatenate(heads), np.concatenate(tails))
+    id_conflicts = _id_conflicts(origin, dest, person_of)
 
     dup_rows = []
     for side, labels in ((origin, o_person), (dest, d_person)):
@@ -571,7 +571,7 @@ def assemble(origin: Side, dest: Side, cross: Linkage, within: dict[str, Linkage
     keyed = pd.DataFrame({"source": [origin.name] * nO + [dest.name] * nD,
                           "record_key": np.concatenate([origin.keys, dest.keys]),
                           "fingerprint": np.concatenate([origin.fingerprints, dest.fingerprints])})
-    writer = person_writer(keyed, uf.labels())
+    writer = person_writer(keyed, person_of)
     return {"summary": summary, "tables": tables, "extra_writer": writer}
 
 
@@ -705,13 +705,10 @@ def _review_level_labels(side: Side, lk: Linkage | None, wdec: np.ndarray, perso
     rv = wdec >= REVIEW
     if not rv.any():
         return person
-    uf = UnionFind(len(person))
-    for node, lab in enumerate(person.tolist()):
-        if lab != node:
-            uf.union(node, lab)
-    for a, b in zip(lk.li[rv].tolist(), lk.ri[rv].tolist()):
-        uf.union(a, b)
-    return uf.labels()
+    person = np.asarray(person, dtype=np.int64)
+    joined = np.flatnonzero(person != np.arange(len(person)))
+    return component_labels(len(person), np.concatenate([joined, lk.li[rv]]),
+                            np.concatenate([person[joined], lk.ri[rv]]))
 
 
 def _close_triangles(mine: np.ndarray, other: np.ndarray, decision: np.ndarray, person: np.ndarray,
@@ -733,11 +730,7 @@ def _close_triangles(mine: np.ndarray, other: np.ndarray, decision: np.ndarray, 
     in_group[[x for g in groups for x in g]] = True
     ks = np.flatnonzero(in_group[lk.li] & in_group[lk.ri])
     pos = {(a, b): k for k, a, b in zip(ks.tolist(), lk.li[ks].tolist(), lk.ri[ks].tolist())}
-    uf = UnionFind(len(person))
-    for node, lab in enumerate(person.tolist()):
-        if lab != node:
-            uf.union(node, lab)
-    promoted = 0
+    joins: list[tuple[int, int]] = []
     for g in groups:
         for x in g:
             for y in g:
@@ -745,9 +738,13 @@ def _close_triangles(mine: np.ndarray, other: np.ndarray, decision: np.ndarray, 
                     k = pos.get((x, y))
                     if k is not None and wdec[k] == REVIEW:
                         wdec[k] = MATCH
-                        promoted += 1
-                        uf.union(x, y)
-    return uf.labels(), promoted
+                        joins.append((x, y))
+    person = np.asarray(person, dtype=np.int64)
+    joined = np.flatnonzero(person != np.arange(len(person)))
+    extra = np.asarray(joins, dtype=np.int64).reshape(-1, 2)
+    labels = component_labels(len(person), np.concatenate([joined, extra[:, 0]]),
+                              np.concatenate([person[joined], extra[:, 1]]))
+    return labels, len(joins)
 
 
 def _current_codes(codes: pd.Series) -> np.ndarray:
@@ -791,8 +788,9 @@ def _best(a: np.ndarray, b: np.ndarray, prob: np.ndarray, n: int) -> tuple[np.nd
     return best, bestp
 
 
-def _id_conflicts(origin: Side, dest: Side, uf: UnionFind) -> pd.DataFrame:
-    """Records sharing a usable ID number that the model places in different persons (重号)."""
+def _id_conflicts(origin: Side, dest: Side, person_of: np.ndarray) -> pd.DataFrame:
+    """Records sharing a usable ID number that the model places in different persons (重号);
+    ``person_of``: a person label per record of both files (origin first)."""
     nO = len(origin.std)
     frames = []
     for side, off in ((origin, 0), (dest, nO)):
@@ -807,7 +805,7 @@ def _id_conflicts(origin: Side, dest: Side, uf: UnionFind) -> pd.DataFrame:
     multi = allr[allr.duplicated("id_number", keep=False)].copy()
     if multi.empty:
         return pd.DataFrame(columns=["id_number", "source", "record_key", "conflict_group"])
-    multi["person"] = [uf.find(int(n)) for n in multi["node"]]
+    multi["person"] = person_of[multi["node"].to_numpy(np.int64)]
     persons = multi.groupby("id_number")["person"].nunique()
     conflict_ids = persons[persons > 1].index
     out = multi[multi["id_number"].isin(conflict_ids)].copy()

@@ -244,3 +244,24 @@ def test_best_partner_is_the_highest_probability_then_the_first_pair():
     a, b, prob = np.array([0, 0, 1, 1]), np.array([7, 8, 9, 6]), np.array([np.nan, 0.2, 0.5, 0.5])
     best, bestp = _best(a, b, prob, 3)
     assert best.tolist() == [8, 9, -1] and bestp[:2].tolist() == [0.2, 0.5]
+
+
+def test_component_labels_are_the_union_finds():
+    """cluster.component_labels (persons over both files, review-level groups) gives every node
+    the smallest node of its component: UnionFind's labels, on random graphs with chains, stars,
+    self-loops and repeated edges."""
+    import numpy as np
+
+    from reconcile.cluster import UnionFind, component_labels
+
+    rng = np.random.default_rng(9)
+    for n, m in ((1, 0), (6, 0), (50, 30), (2_000, 1_500), (20_000, 30_000)):
+        a, b = rng.integers(0, n, m), rng.integers(0, n, m)
+        if m:
+            chain = np.arange(min(n, 300))
+            a = np.concatenate([a, chain[1:], chain[:5]])
+            b = np.concatenate([b, chain[:-1], chain[:5]])     # a long chain, and self-loops
+        uf = UnionFind(n)
+        for x, y in zip(a.tolist(), b.tolist()):
+            uf.union(x, y)
+        assert (component_labels(n, a, b) == uf.labels()).all()
