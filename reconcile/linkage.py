@@ -17,7 +17,7 @@ from matchers.base import MISSING, Comparator
 from reconcile.blocking import DEFAULT_PASSES, BlockingPass, Candidates, candidate_pairs, sample_pass_pairs
 from reconcile.compare import column_arrays, compare_pairs, random_pairs
 from reconcile.model import (FieldParams, Model, estimate_prior, estimate_strata_priors, estimation_levels, level_frequencies, pattern_log2_bf,
-                             train_em, train_sessions)
+                             patterns, train_em, train_sessions)
 from reconcile.scoring import TF_FIELDS, Scores, TermFrequencies, score, strata_values, tf_offsets
 
 Progress = Callable[[str, dict], None]
@@ -195,9 +195,12 @@ def train_model(
     if m_from is not None:
         within_file_weights(fields)
     weights = [f.weights() for f in fields]
-    lbf = pattern_log2_bf(levels, weights)
+    # the prior's EM over the candidates' comparison patterns, each with how many pairs hold it:
+    # a few thousand values for millions of pairs (4.4 M at 1,000,000 persons)
+    pats, pat_counts, pat_of_pair = patterns(levels)
+    lbf = pattern_log2_bf(pats, weights)
     start = min(len(left), n_right) * 0.5 / max(total_pairs, 1.0)
-    prior = estimate_prior(lbf, max(total_pairs, 1.0), start)
+    prior = estimate_prior(lbf, max(total_pairs, 1.0), start, counts=pat_counts)
     # Random pairs include true matches (prior * m of them per level): at these sizes most
     # random pairs sharing an ID number are the same person, which inflated u(exact) and
     # weakened the strongest evidence. Take their share out, keep u at or above the sample's
@@ -225,13 +228,14 @@ def train_model(
         if f.field == "id_number":   # within one file: no correction, but the same prior knowledge
             n_eff = min(n_sample, total_pairs)
             f.u = [float(x) for x in _shrink_id_agreement(np.asarray(f.u, float), f.levels, total_pairs, n_eff)]
-    lbf = pattern_log2_bf(levels, [f.weights() for f in fields])
-    prior = estimate_prior(lbf, max(total_pairs, 1.0), prior)
+    lbf = pattern_log2_bf(pats, [f.weights() for f in fields])
+    prior = estimate_prior(lbf, max(total_pairs, 1.0), prior, counts=pat_counts)
     strata_priors: dict[str, float] = {}
     if strata is not None and m_from is None and right is not None and strata in left.columns:
         labels = left[strata].astype(str).to_numpy(object)
         if len(set(labels.tolist())) > 1:
-            strata_priors = estimate_strata_priors(lbf, labels[cand.left], labels, n_right, prior)
+            strata_priors = estimate_strata_priors(lbf, labels[cand.left], labels, n_right, prior,
+                                                   inverse=pat_of_pair)
     return Model(prior=prior, fields=fields,
                  trained_on={"pairs": int(levels.shape[0]), "u_sample": u_sample, "sessions": info,
                              "total_pairs": total_pairs},

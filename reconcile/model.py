@@ -336,31 +336,42 @@ STRATUM_PSEUDO_RECORDS = 100.0
 
 
 def estimate_strata_priors(lbf: np.ndarray, pair_labels: np.ndarray, left_labels: np.ndarray, n_right: int,
-                           global_prior: float) -> dict[str, float]:
+                           global_prior: float, inverse: np.ndarray | None = None) -> dict[str, float]:
     """P(match) for a random pair whose left record is in each stratum: ``estimate_prior`` over
     that stratum's pairs (its left records times ``n_right``), shrunk towards ``global_prior`` by
-    STRATUM_PSEUDO_RECORDS left records' worth of pairs."""
+    STRATUM_PSEUDO_RECORDS left records' worth of pairs. With ``inverse`` (each pair's pattern,
+    ``patterns``), ``lbf`` holds one value per pattern."""
     pl = pd.Series(pair_labels, dtype=object).fillna("").astype(str).to_numpy(object)
     counts = pd.Series(left_labels, dtype=object).fillna("").astype(str).value_counts()
     n_right = max(n_right, 1)
-    return {str(label): estimate_prior(lbf[pl == label], float(n_left) * n_right, global_prior,
+
+    def of(label: str) -> dict[str, Any]:
+        if inverse is None:
+            return {"lbf": lbf[pl == label]}
+        return {"lbf": lbf, "counts": np.bincount(inverse[pl == label], minlength=len(lbf))}
+
+    return {str(label): estimate_prior(**of(label), total_pairs=float(n_left) * n_right, start=global_prior,
                                        pseudo_pairs=STRATUM_PSEUDO_RECORDS * n_right, pseudo_prior=global_prior)
             for label, n_left in counts.items()}
 
 
 def estimate_prior(lbf: np.ndarray, total_pairs: float, start: float, max_iter: int = 200,
-                   pseudo_pairs: float = 0.0, pseudo_prior: float = 0.0) -> float:
+                   pseudo_pairs: float = 0.0, pseudo_prior: float = 0.0,
+                   counts: np.ndarray | None = None) -> float:
     """P(match) for a random record pair, by EM over the whole pair space.
 
     ``lbf``: log2 Bayes factors (sum of field weights, no prior) of the candidate pairs; pairs
     outside the candidates are taken to be non-matches. Iterates lambda = sum(posterior) / total,
     with ``pseudo_pairs`` pairs at ``pseudo_prior`` added to both (a prior on lambda).
+    ``counts``: ``lbf`` is one value per comparison pattern, held by this many pairs each (the same
+    sums over a few thousand values instead of millions of pairs, each iteration).
     """
     lam = min(max(start, 1e-15), 0.5)
     for _ in range(max_iter):
         logit = lbf + math.log2(lam / (1 - lam))
         p = 1.0 / (1.0 + np.exp2(-np.clip(logit, -200, 200)))
-        new = (float(p.sum()) + pseudo_pairs * pseudo_prior) / (total_pairs + pseudo_pairs)
+        mass = float(p.sum()) if counts is None else float(p @ counts)
+        new = (mass + pseudo_pairs * pseudo_prior) / (total_pairs + pseudo_pairs)
         new = min(max(new, 1e-15), 0.5)
         if abs(new - lam) <= 1e-9 * lam:
             lam = new

@@ -66,3 +66,27 @@ def test_prior_over_the_whole_pair_space():
     lbf = np.concatenate([rng.normal(25, 2, 400), rng.normal(-10, 3, 4600)])
     prior = estimate_prior(lbf, total_pairs=1e6, start=1e-4)
     assert abs(prior * 1e6 - 400) < 20
+
+
+def test_prior_over_patterns_with_their_counts_is_the_prior_over_pairs():
+    """train_model estimates the prior over the distinct comparison patterns, each weighted by
+    how many pairs hold it: the same estimate as over every pair (to rounding), overall and per
+    stratum."""
+    from reconcile.model import estimate_strata_priors, patterns
+
+    levels, is_match = simulate(300_000, prior=0.02, seed=5)
+    weights = [np.log2(m / u) for m, u in zip(TRUE_M, TRUE_U)]
+    per_pair = pattern_log2_bf(levels, weights)
+    pats, counts, inverse = patterns(levels)
+    assert len(pats) < 1_000 and counts.sum() == len(levels)
+    total = 3e7
+    by_pair = estimate_prior(per_pair, total_pairs=total, start=1e-4)
+    by_pattern = estimate_prior(pattern_log2_bf(pats, weights), total_pairs=total, start=1e-4, counts=counts)
+    assert 0.5 * is_match.sum() < by_pair * total < 1.5 * is_match.sum()
+    assert by_pattern == np.float64(by_pair) or abs(by_pattern - by_pair) < 1e-9 * by_pair
+    rng = np.random.default_rng(6)
+    left_labels = rng.choice(np.array(["out", "resident", ""], dtype=object), 10_000, p=[0.6, 0.35, 0.05])
+    pair_labels = left_labels[rng.integers(0, 10_000, len(levels))]
+    a = estimate_strata_priors(per_pair, pair_labels, left_labels, 3_000, by_pair)
+    b = estimate_strata_priors(pattern_log2_bf(pats, weights), pair_labels, left_labels, 3_000, by_pair, inverse=inverse)
+    assert a.keys() == b.keys() and all(abs(a[k] - b[k]) < 1e-9 * a[k] for k in a)
