@@ -407,8 +407,12 @@ def evidence_json(
 
 
 def _texts(values: np.ndarray) -> list[str]:
-    out = np.asarray(values, dtype=object).tolist()
-    return out if all(type(v) is str for v in out) else [v if isinstance(v, str) else str(v) for v in out]
+    arr = np.asarray(values, dtype=object)
+    out = arr.tolist()
+    # (all str, as column_arrays gives them: checked in C, not by a generator per value)
+    if pd.api.types.infer_dtype(arr, skipna=False) in ("string", "empty"):
+        return out
+    return [v if isinstance(v, str) else str(v) for v in out]
 
 
 def _joined(cols: list[np.ndarray]) -> list[str]:
