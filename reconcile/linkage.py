@@ -197,7 +197,7 @@ def train_model(
     weights = [f.weights() for f in fields]
     # the prior's EM over the candidates' comparison patterns, each with how many pairs hold it:
     # a few thousand values for millions of pairs (4.4 M at 1,000,000 persons)
-    pats, pat_counts, pat_of_pair = patterns(levels)
+    pats, pat_counts, pat_of_pair = patterns(levels, ordered=False)
     lbf = pattern_log2_bf(pats, weights)
     start = min(len(left), n_right) * 0.5 / max(total_pairs, 1.0)
     prior = estimate_prior(lbf, max(total_pairs, 1.0), start, counts=pat_counts)

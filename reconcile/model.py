@@ -188,8 +188,10 @@ def initial_m(comparators: Sequence[Comparator]) -> list[list[float]]:
     return out
 
 
-def patterns(levels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Distinct rows of the level matrix: (patterns, counts, inverse index per pair)."""
+def patterns(levels: np.ndarray, ordered: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Distinct rows of the level matrix: (patterns, counts, inverse index per pair); in the
+    packed rows' sorted order, or with ``ordered=False`` in order of first appearance (hashed, not
+    sorted: 4.4 M pairs in a fraction of the time)."""
     if levels.shape[0] == 0:
         return levels, np.empty(0, np.int64), np.empty(0, np.int64)
     # Shift -1..k to 0..k+1 and pack each row into one int64 key for a fast unique.
@@ -198,6 +200,11 @@ def patterns(levels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     key = np.zeros(levels.shape[0], np.int64)
     for f in range(levels.shape[1]):
         key = key * base + shifted[:, f]
+    if not ordered:
+        inverse, uniq = pd.factorize(key, sort=False)
+        first = np.empty(len(uniq), dtype=np.int64)
+        first[inverse[::-1]] = np.arange(len(inverse) - 1, -1, -1)   # (any pair of a pattern would do)
+        return levels[first], np.bincount(inverse, minlength=len(uniq)), inverse.astype(np.int64)
     uniq, first, inverse, counts = np.unique(key, return_index=True, return_inverse=True, return_counts=True)
     return levels[first], counts, inverse
 

@@ -77,8 +77,11 @@ def test_prior_over_patterns_with_their_counts_is_the_prior_over_pairs():
     levels, is_match = simulate(300_000, prior=0.02, seed=5)
     weights = [np.log2(m / u) for m, u in zip(TRUE_M, TRUE_U)]
     per_pair = pattern_log2_bf(levels, weights)
-    pats, counts, inverse = patterns(levels)
-    assert len(pats) < 1_000 and counts.sum() == len(levels)
+    pats, counts, inverse = patterns(levels, ordered=False)
+    assert len(pats) < 1_000 and counts.sum() == len(levels) and (pats[inverse] == levels).all()
+    sorted_pats, sorted_counts, _ = patterns(levels)    # the same patterns and counts, in another order
+    assert sorted(zip(map(tuple, pats.tolist()), counts.tolist())) == list(zip(map(tuple, sorted_pats.tolist()),
+                                                                              sorted_counts.tolist()))
     total = 3e7
     by_pair = estimate_prior(per_pair, total_pairs=total, start=1e-4)
     by_pattern = estimate_prior(pattern_log2_bf(pats, weights), total_pairs=total, start=1e-4, counts=counts)
