@@ -332,7 +332,7 @@ def link(
     block_cap: int = 20_000,
     model: Model | None = None,
     m_from: Model | None = None,
-    tf: TermFrequencies | None = None,
+    tf: TermFrequencies | Callable[[], TermFrequencies] | None = None,
     u_sample: int = 300_000,
     progress: Progress = _noop,
     strata: str | None = None,
@@ -343,10 +343,13 @@ def link(
     ``model``: use as is (no training). ``m_from``: take m and prior from that model but estimate u
     on these frames (within-file linkage reuses the cross-registry m). ``strata``: a column of
     ``left`` whose values get a prior each (see ``Model.strata``). ``blocked``: the result of
-    ``block_and_compare`` on the same frames, passes and cap, computed beforehand.
+    ``block_and_compare`` on the same frames, passes and cap, computed beforehand. ``tf`` may be a
+    function giving the term frequencies, called once the pairs are compared.
     """
     if blocked is None:
         blocked = block_and_compare(left, right, comparators, passes=passes, block_cap=block_cap, progress=progress)
+    if callable(tf):
+        tf = tf()
     cand, levels = blocked.candidates, blocked.levels
     timings: dict[str, float] = dict(blocked.timings)
     if blocked.arrays is not None:

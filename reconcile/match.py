@@ -10,7 +10,7 @@ import hashlib
 import json
 import time
 from dataclasses import asdict, dataclass, field
-from functools import partial
+from functools import cache, partial
 from pathlib import Path
 from typing import Any, Callable, Collection, Mapping, Sequence
 
@@ -177,9 +177,12 @@ def _run_match(origin_path, dest_path, out, options, progress, comparators,
         if opts.model_from_run is not None:
             model = _model_from_run(db, opts.model_from_run, comps)
 
-        tf = TermFrequencies.build(origin.std, dest.std)
+        # term frequencies from each registry's counts, taken once blocking and comparing are done
+        # (the worker sends its side's right after the side: not waited for here)
+        tf_now = cache(lambda: TermFrequencies.from_counts([sides.term_counts("origin"), sides.term_counts("dest")]))
         cross = link(origin.std, dest.std, comps, passes=MATCH_PASSES, block_cap=opts.block_cap, model=model,
-                     tf=tf, u_sample=opts.u_sample, progress=progress, strata=PRIOR_STRATA)
+                     tf=tf_now, u_sample=opts.u_sample, progress=progress, strata=PRIOR_STRATA)
+        tf = tf_now()
         for k, v in cross.timings.items():
             timings[k] = timings.get(k, 0.0) + v
         if opts.learn_from_reviews and model is None:

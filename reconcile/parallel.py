@@ -63,6 +63,7 @@ class Sides:
         self._steps = list(steps)     # what the worker sends after the side, in order: "within", "records"
         self._got: dict[str, Any] = {}
         self._prepared: dict[str, Any] = {}   # records built here while the worker was still loading
+        self._counts: dict[str, Any] = {}     # term counts (reconcile.scoring.term_counts) per side
         self._reload = reload         # (path, options) of the worker's file
         self._scratch = [scratch] if scratch is not None else []
         self._scratch_dir = scratch.parent if scratch is not None else scratch_dir
@@ -106,6 +107,18 @@ class Sides:
                 if side is not None and side._fingerprints is None and len(fingerprints) == len(side.std):
                     side._fingerprints = fingerprints
         return self._blocked.get(name)
+
+    def term_counts(self, name: str):
+        """Side ``name``'s reconcile.scoring.term_counts: counted beside the load (this process's
+        side while the worker loads, the worker's right after it sent its side), else here."""
+        if name not in self._counts:
+            got = self._take("counts") if name == self._worker_side else None
+            if got is None:
+                from reconcile.scoring import term_counts
+
+                got = term_counts(self._side(name).std)
+            self._counts[name] = got
+        return self._counts[name]
 
     def prepared_records(self, name: str, ahead_min: int | None = None):
         """Side ``name``'s `records` rows as reconcile.report.CopiedRows, built beforehand, or None.
@@ -285,6 +298,8 @@ def load_sides(origin_path: str | Path, dest_path: str | Path, origin_opts: Mapp
     small = "origin" if big == "dest" else "dest"
     scratch = _scratch_file(scratch_dir) if scratch_dir is not None else None
     steps = (["within"] if within is not None else []) + (["records"] if scratch is not None else [])
+    # the worker goes on after its side: it counts its side's term frequencies first
+    steps = (["counts"] if steps else []) + steps
     # the worker starts afresh: it speaks the language this run speaks (rejected rows' reasons)
     worker = _start_worker((get_lang(), big, str(paths[big]), dict(opts[big]), within,
                             None if scratch is None else str(scratch),
@@ -299,6 +314,9 @@ def load_sides(origin_path: str | Path, dest_path: str | Path, origin_opts: Mapp
             sides._blocked[small] = mine_blocked
             sides.timings[f"within_{small}_beside_load"] = time.perf_counter() - t0
         mine.fingerprints   # (the report's; computed now, while the larger file is still loading)
+        from reconcile.scoring import term_counts
+
+        sides._counts[small] = term_counts(mine.std)   # (and the term frequencies' share of it)
         if scratch is not None:   # and this side's `records` rows, which the worker builds for its side
             copied = sides._records_here(small, "beside_load", side=mine)
             if copied is not None:
@@ -392,6 +410,8 @@ def _worker_main() -> None:
     send((True, side if send_only is None else _linking_side(side, send_only)))
     side.loaded.raw = raw
     try:
+        if within is not None or scratch is not None:   # (the caller's "counts" step)
+            send(_counts_result(side))
         # the within result is sent while the records are built: the caller reads it only when it
         # needs it, and the write waits for that
         within_result = None if within is None else _within_result(side, within)
@@ -445,6 +465,16 @@ def _send_in_background(out, data: bytes):
     thread = threading.Thread(target=write, daemon=True)
     thread.start()
     return thread
+
+
+def _counts_result(side) -> tuple[bool, Any]:
+    """(True, the side's reconcile.scoring.term_counts), or (False, None) (the caller counts)."""
+    try:
+        from reconcile.scoring import term_counts
+
+        return (True, term_counts(side.std))
+    except BaseException:   # noqa: BLE001
+        return (False, None)
 
 
 def _within_result(side, within: tuple) -> tuple[bool, Any]:

@@ -7,6 +7,7 @@ value occurs (Splink's approach): weight = log2(m_exact / tf(value)).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -32,18 +33,35 @@ class TermFrequencies:
 
     @classmethod
     def build(cls, *frames: pd.DataFrame) -> "TermFrequencies":
+        return cls.from_counts([term_counts(f) for f in frames])
+
+    @classmethod
+    def from_counts(cls, counts: Sequence[Mapping[str, pd.Series]]) -> "TermFrequencies":
+        """The frequencies over several registries from each one's ``term_counts`` (counted where
+        and when each was loaded: reconcile.parallel)."""
         tables = {}
-        for field, col in TF_FIELDS.items():
-            vals = pd.concat([f[col].astype(str) for f in frames if col in f.columns], ignore_index=True)
-            vals = vals[vals != ""]
-            if len(vals) == 0:
+        for field in TF_FIELDS:
+            parts = [c[field] for c in counts if field in c and len(c[field])]
+            if not parts:
                 tables[field] = {}
                 continue
-            tables[field] = (vals.value_counts() / len(vals)).to_dict()
+            total = parts[0] if len(parts) == 1 else pd.concat(parts).groupby(level=0, sort=False).sum()
+            tables[field] = (total / total.sum()).to_dict()
         return cls(tables)
 
     def summary(self) -> dict:
         return {f: {"distinct": len(t), "max": max(t.values()) if t else 0.0} for f, t in self.tables.items()}
+
+
+def term_counts(frame: pd.DataFrame) -> dict[str, pd.Series]:
+    """How many records of ``frame`` hold each non-empty value of each TF field (int64 counts
+    indexed by value; a field whose column the frame lacks is left out)."""
+    out = {}
+    for field, col in TF_FIELDS.items():
+        if col in frame.columns:
+            vals = frame[col].astype(str)
+            out[field] = vals[vals != ""].value_counts().astype(np.int64)
+    return out
 
 
 def tf_offsets(levels: np.ndarray, field_names: list[str], u: list[np.ndarray],

@@ -409,3 +409,33 @@ def test_the_worker_ends_once_its_records_are_built_not_when_they_are_read(tmp_p
         sides.close()
         sides.remove_files()
     assert not list(tmp_path.glob(".reconcile-*"))
+
+
+def test_term_counts_come_from_beside_the_load_and_give_the_same_frequencies(tmp_path, two_cores):
+    """Each registry's term counts are taken where it was loaded (this process's side while the
+    worker loads; the worker's side right after it sent it); the frequencies from them are those
+    counted over both frames at once. When the worker failed before, they are counted here."""
+    from reconcile.match import WITHIN_PASSES, default_comparators, linking_columns
+    from reconcile.scoring import TermFrequencies, term_counts
+
+    origin, dest = _origin_with_bad_rows(tmp_path), SAMPLES / "dest_utf8bom.csv"
+    comps = default_comparators()
+    whole_o, whole_d = load_side("origin", origin, KEYS[0]), load_side("dest", dest, KEYS[1])
+    want = TermFrequencies.build(whole_o.std, whole_d.std).tables
+    for case in ("delivered", "worker ended"):
+        sides = par.load_sides(origin, dest, KEYS[0], KEYS[1], min_bytes=0, within=(comps, WITHIN_PASSES, 2000),
+                               scratch_dir=tmp_path, send_only=linking_columns(comps))
+        try:
+            assert "origin" in sides._counts                  # counted while the worker loaded
+            if case == "worker ended":
+                sides.close()
+            got = {name: sides.term_counts(name) for name in ("origin", "dest")}
+            assert ("counts" in sides._got) == (case == "delivered")
+            for name, side in (("origin", whole_o), ("dest", whole_d)):
+                for field, counts in term_counts(side.std).items():
+                    pd.testing.assert_series_equal(got[name][field].sort_index(), counts.sort_index())
+            assert TermFrequencies.from_counts([got["origin"], got["dest"]]).tables == want
+            assert sum(want["name"].values()) == pytest.approx(1.0)
+        finally:
+            sides.close()
+            sides.remove_files()
