@@ -409,17 +409,19 @@ def _worker_main() -> None:
         side.loaded.raw = None   # only the records need it, and those are built here
     send((True, side if send_only is None else _linking_side(side, send_only)))
     side.loaded.raw = raw
+    # the results after the side go out in order from a thread: a write waits for the caller to
+    # read, and the caller reads each only when it needs it (the term counts once its cross pairs
+    # are compared, the within-file result after that), while this process goes on
+    sender = _Sender(out)
     try:
         if within is not None or scratch is not None:   # (the caller's "counts" step)
-            send(_counts_result(side))
-        # the within result is sent while the records are built: the caller reads it only when it
-        # needs it, and the write waits for that
+            sender.put(_counts_result(side))
         within_result = None if within is None else _within_result(side, within)
         # the fingerprints go once: with the within-file result when it carries them, else with
         # the records (see below)
         fingerprints_sent = within_result is not None and within_result[1] is not None
-        sending = None if within_result is None else _send_in_background(
-            out, pickle.dumps(within_result, protocol=pickle.HIGHEST_PROTOCOL))
+        if within_result is not None:
+            sender.put(within_result)
         del within_result   # (sent as bytes)
         if scratch is not None and side._fingerprints is not None:
             # the records read the standardised fields, the fingerprints (computed) and the raw
@@ -434,12 +436,45 @@ def _worker_main() -> None:
         # it is written instead of holding the registry (3.2 GB at 1,000,000 persons) until the
         # caller reads it, once its report is written
         del side, raw
-        if sending is not None:
-            sending.join()
         if records is not None:
-            send(records)
-    except BrokenPipeError:   # the caller went on without it
-        pass
+            sender.put(records)
+    finally:
+        sender.close()
+
+
+class _Sender:
+    """Pickled results written to ``out`` in the order given, by one thread (a write waits for the
+    reader, without the GIL); ``close()`` returns once all are written, or the reader is gone."""
+
+    def __init__(self, out) -> None:
+        import queue
+        import threading
+
+        self._out = out
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._write, daemon=True)
+        self._thread.start()
+
+    def put(self, result: tuple) -> None:
+        self._queue.put(pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL))
+
+    def _write(self) -> None:
+        gone = False
+        while True:
+            data = self._queue.get()
+            if data is None:
+                return
+            if gone:
+                continue
+            try:
+                self._out.write(data)
+                self._out.flush()
+            except (BrokenPipeError, ValueError, OSError):   # the caller went on without it
+                gone = True
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join()
 
 
 def _linking_side(side, columns: Collection[str]):
@@ -449,22 +484,6 @@ def _linking_side(side, columns: Collection[str]):
     from reconcile.match import with_filled
 
     return replace(side, std=with_filled(side.std, columns), linking_only=True)
-
-
-def _send_in_background(out, data: bytes):
-    """Write ``data`` to ``out`` in a thread (the write waits for the reader, without the GIL)."""
-    import threading
-
-    def write() -> None:
-        try:
-            out.write(data)
-            out.flush()
-        except (BrokenPipeError, ValueError):   # the caller went on without it
-            pass
-
-    thread = threading.Thread(target=write, daemon=True)
-    thread.start()
-    return thread
 
 
 def _counts_result(side) -> tuple[bool, Any]:

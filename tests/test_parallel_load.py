@@ -379,6 +379,26 @@ def test_ctrl_c_while_the_report_waits_for_the_workers_records_keeps_the_report_
     assert not list(tmp_path.glob(".reconcile-*"))
 
 
+def _rows_built(path: Path, want: int, timeout: float) -> bool:
+    """Whether a scratch file holds ``want`` committed `records` rows within ``timeout`` s (polled)."""
+    import sqlite3
+    import time
+
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=1)
+            try:
+                if con.execute("SELECT count(*) FROM records").fetchone()[0] == want:
+                    return True
+            finally:
+                con.close()
+        except sqlite3.Error:   # not there yet, or being written
+            pass
+        time.sleep(0.2)
+    return False
+
+
 def test_the_worker_ends_once_its_records_are_built_not_when_they_are_read(tmp_path, two_cores):
     """Its last result is small enough for the pipe (the fingerprints came with the within-file
     result): the worker ends as soon as it has built its records, instead of holding its registry
@@ -395,6 +415,10 @@ def test_the_worker_ends_once_its_records_are_built_not_when_they_are_read(tmp_p
                            send_only=linking_columns(comps))
     try:
         assert sides.worker_side == "dest" and len(sides.dest.std) == 11_150
+        # the worker compares its side with itself and builds its records while nothing it sent
+        # after the side (term counts, within-file result) has been read: those writes wait in a
+        # thread, not in its way
+        assert _rows_built(sides._scratch[0], 11_150, timeout=120)
         assert sides.blocked("dest") is not None   # the within-file result, with the fingerprints
         worker = sides._worker
         assert worker is not None
