@@ -7,7 +7,7 @@ integer positions (numpy arrays), never as Python objects.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Mapping, Sequence
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -171,9 +171,6 @@ class Candidates:
     right: np.ndarray         # int64 positions into the right frame
     passes: np.ndarray        # uint16 bit mask: which passes produced each pair
     stats: list[PassStats]
-    # one frame with itself: each key column's codes over the frame and its distinct values, for
-    # blocking that frame against another next (candidate_pairs' ``left_codes``); else None
-    key_codes: dict[str, tuple[np.ndarray, np.ndarray]] | None = None
 
 
 def _column_codes(left: pd.DataFrame, right: pd.DataFrame, c: str,
@@ -184,23 +181,7 @@ def _column_codes(left: pd.DataFrame, right: pd.DataFrame, c: str,
         return cache[c]
     if right is left:   # one file with itself: factorise once, the second half is the same codes
         codes, uniq = pd.factorize(left[c].astype(str), sort=False)
-        uniq = np.asarray(uniq, dtype=object)
-        if cache is not None:   # (kept for blocking this frame against another: Candidates.key_codes)
-            cache[("own", c)] = (codes.astype(np.int32), uniq)
         codes = np.concatenate([codes, codes]).astype(np.int64)
-    elif cache is not None and ("left", c) in cache:
-        # the left frame's codes from its own blocking: only the right frame's values are looked
-        # up, the new ones numbered on in order of appearance (the codes factorising both frames
-        # together gives)
-        lcodes, uniq = cache[("left", c)]
-        rvals = right[c].astype(str).to_numpy(object)
-        rcodes = pd.Index(uniq, dtype=object).get_indexer(rvals)
-        new = rcodes < 0
-        if new.any():
-            k, more = pd.factorize(rvals[new], sort=False)
-            rcodes[new] = len(uniq) + k
-            uniq = np.concatenate([uniq, np.asarray(more, dtype=object)])
-        codes = np.concatenate([lcodes.astype(np.int64), rcodes.astype(np.int64)])
     else:
         codes, uniq = pd.factorize(pd.concat([left[c], right[c]], ignore_index=True).astype(str), sort=False)
         codes = codes.astype(np.int64)
@@ -399,15 +380,12 @@ def candidate_pairs(
     passes: tuple[BlockingPass, ...] = DEFAULT_PASSES,
     block_cap: int = 20_000,
     window: int = WINDOW,
-    left_codes: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> Candidates:
     """Union of blocking passes between ``left`` and ``right`` (frames from reconcile.keys.add_keys).
 
-    With ``right=None`` the left frame is deduplicated against itself (pairs i < j; the result's
-    ``key_codes`` keep its key columns' codes). A restricted pass with ``window_by`` pairs a flagged
-    record with its ``window`` nearest records of each block (0: the whole block, up to
-    ``block_cap``). ``left_codes``: ``key_codes`` of the left frame with itself, reused (the same
-    candidates, without coding its key columns again).
+    With ``right=None`` the left frame is deduplicated against itself (pairs i < j). A restricted
+    pass with ``window_by`` pairs a flagged record with its ``window`` nearest records of each
+    block (0: the whole block, up to ``block_cap``).
     """
     same = right is None
     right_df = left if same else right
@@ -416,8 +394,6 @@ def candidate_pairs(
     stats: list[PassStats] = []
     seen = np.empty(0, dtype=np.int64)
     column_cache: dict = {}
-    if left_codes and not same:
-        column_cache.update(((("left", c), v) for c, v in left_codes.items()))
     for bit, p in enumerate(passes):
         st = PassStats(p.name, p.description)
         if p.train_only:   # listed with no pairs (the report's blocking table shows it unused)
@@ -471,9 +447,7 @@ def candidate_pairs(
     for bit, code in enumerate(all_codes):
         if code.size:
             mask[np.searchsorted(uniq, code)] |= np.uint16(1 << bit)
-    key_codes = {k[1]: v for k, v in column_cache.items() if isinstance(k, tuple) and k[0] == "own"} if same else None
-    return Candidates(left=uniq // max(n_right, 1), right=uniq % max(n_right, 1), passes=mask, stats=stats,
-                      key_codes=key_codes)
+    return Candidates(left=uniq // max(n_right, 1), right=uniq % max(n_right, 1), passes=mask, stats=stats)
 
 
 def _sorted_unique(a: np.ndarray) -> np.ndarray:

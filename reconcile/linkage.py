@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Mapping, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -306,13 +306,11 @@ def block_and_compare(
     passes: tuple[BlockingPass, ...] = DEFAULT_PASSES,
     block_cap: int = 20_000,
     progress: Progress = _noop,
-    left_codes: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> Blocked:
-    """Candidate pairs of ``passes`` and their comparison levels. ``right=None``: ``left`` with itself.
-    ``left_codes``: the key codes of ``left``'s blocking with itself (``Candidates.key_codes``)."""
+    """Candidate pairs of ``passes`` and their comparison levels. ``right=None``: ``left`` with itself."""
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    cand = candidate_pairs(left, right, passes, block_cap, left_codes=left_codes)
+    cand = candidate_pairs(left, right, passes, block_cap)
     timings["block"] = time.perf_counter() - t0
     progress("block", {"pairs": int(cand.left.size), "passes": [(s.name, s.pairs, s.new_pairs) for s in cand.stats]})
 
@@ -339,7 +337,6 @@ def link(
     progress: Progress = _noop,
     strata: str | None = None,
     blocked: Blocked | None = None,
-    left_codes: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> Linkage:
     """Block, compare, (train,) score. ``right=None`` links ``left`` with itself (dedupe).
 
@@ -347,12 +344,10 @@ def link(
     on these frames (within-file linkage reuses the cross-registry m). ``strata``: a column of
     ``left`` whose values get a prior each (see ``Model.strata``). ``blocked``: the result of
     ``block_and_compare`` on the same frames, passes and cap, computed beforehand. ``tf`` may be a
-    function giving the term frequencies, called once the pairs are compared. ``left_codes``: see
-    ``block_and_compare``.
+    function giving the term frequencies, called once the pairs are compared.
     """
     if blocked is None:
-        blocked = block_and_compare(left, right, comparators, passes=passes, block_cap=block_cap, progress=progress,
-                                    left_codes=left_codes)
+        blocked = block_and_compare(left, right, comparators, passes=passes, block_cap=block_cap, progress=progress)
     if callable(tf):
         tf = tf()
     cand, levels = blocked.candidates, blocked.levels

@@ -180,13 +180,8 @@ def _run_match(origin_path, dest_path, out, options, progress, comparators,
         # term frequencies from each registry's counts, taken once blocking and comparing are done
         # (the worker sends its side's right after the side: not waited for here)
         tf_now = cache(lambda: TermFrequencies.from_counts([sides.term_counts("origin"), sides.term_counts("dest")]))
-        # the origin's key columns as coded by its blocking with itself (done while the worker loaded)
-        own = sides.blocked("origin") if sides.worker_side == "dest" else None
         cross = link(origin.std, dest.std, comps, passes=MATCH_PASSES, block_cap=opts.block_cap, model=model,
-                     tf=tf_now, u_sample=opts.u_sample, progress=progress, strata=PRIOR_STRATA,
-                     left_codes=None if own is None else own.candidates.key_codes)
-        if own is not None:
-            own.candidates.key_codes = None   # (held no longer than needed)
+                     tf=tf_now, u_sample=opts.u_sample, progress=progress, strata=PRIOR_STRATA)
         tf = tf_now()
         for k, v in cross.timings.items():
             timings[k] = timings.get(k, 0.0) + v

@@ -504,7 +504,6 @@ def _within_result(side, within: tuple) -> tuple[bool, Any]:
         if blocked is None:
             return (True, None)
         blocked.arrays = None   # the frame's own columns, which the caller has: not sent back
-        blocked.candidates.key_codes = None   # (nor its key columns' codes: read here only)
         # and the report's record fingerprints, while the caller is still linking the registries
         return (True, (blocked, side.fingerprints))
     except BaseException:   # noqa: BLE001
