@@ -60,7 +60,7 @@ class Sides:
         self.origin, self.dest = origin, dest
         self._blocked: dict = {}
         self._worker, self._worker_side = worker, worker_side
-        self._steps = list(steps)     # what the worker sends after the side, in order: "within", "records"
+        self._steps = list(steps)     # what the worker sends after the side, in order: "counts", "within", "records"
         self._got: dict[str, Any] = {}
         self._prepared: dict[str, Any] = {}   # records built here while the worker was still loading
         self._counts: dict[str, Any] = {}     # term counts (reconcile.scoring.term_counts) per side
@@ -432,9 +432,9 @@ def _worker_main() -> None:
 
             side.std = column_view(side.std, [c for c in side.std.columns if c in STANDARD_COLUMNS])
         records = None if scratch is None else _records_result(side, scratch, fingerprints=not fingerprints_sent)
-        # what is left to send is small enough for the pipe's buffer: this process ends as soon as
-        # it is written instead of holding the registry (3.2 GB at 1,000,000 persons) until the
-        # caller reads it, once its report is written
+        # the last result is small enough for the pipe's buffer: once the caller has read the
+        # within-file result, this process ends, instead of holding the registry (3.2 GB at
+        # 1,000,000 persons) until the caller reads the records, once its report is written
         del side, raw
         if records is not None:
             sender.put(records)
