@@ -110,15 +110,17 @@ class Sides:
 
     def term_counts(self, name: str):
         """Side ``name``'s reconcile.scoring.term_counts: counted beside the load (this process's
-        side while the worker loads, the worker's right after it sent its side), else here."""
-        if name not in self._counts:
-            got = self._take("counts") if name == self._worker_side else None
-            if got is None:
-                from reconcile.scoring import term_counts
+        side while the worker loads, the worker's right after it sent its side), else here. Read
+        once: not held afterwards (a count per distinct name, for the rest of the run)."""
+        got = self._counts.pop(name, None)
+        if got is None and name == self._worker_side:
+            got = self._take("counts")
+            self._got.pop("counts", None)
+        if got is None:
+            from reconcile.scoring import term_counts
 
-                got = term_counts(self._side(name).std)
-            self._counts[name] = got
-        return self._counts[name]
+            got = term_counts(self._side(name).std)
+        return got
 
     def prepared_records(self, name: str, ahead_min: int | None = None):
         """Side ``name``'s `records` rows as reconcile.report.CopiedRows, built beforehand, or None.

@@ -435,7 +435,7 @@ def test_the_worker_ends_once_its_records_are_built_not_when_they_are_read(tmp_p
     assert not list(tmp_path.glob(".reconcile-*"))
 
 
-def test_term_counts_come_from_beside_the_load_and_give_the_same_frequencies(tmp_path, two_cores):
+def test_term_counts_come_from_beside_the_load_and_give_the_same_frequencies(tmp_path, two_cores, monkeypatch):
     """Each registry's term counts are taken where it was loaded (this process's side while the
     worker loads; the worker's side right after it sent it); the frequencies from them are those
     counted over both frames at once. When the worker failed before, they are counted here."""
@@ -453,8 +453,14 @@ def test_term_counts_come_from_beside_the_load_and_give_the_same_frequencies(tmp
             assert "origin" in sides._counts                  # counted while the worker loaded
             if case == "worker ended":
                 sides.close()
-            got = {name: sides.term_counts(name) for name in ("origin", "dest")}
-            assert ("counts" in sides._got) == (case == "delivered")
+            import reconcile.scoring as scoring
+
+            counted_here = []
+            with monkeypatch.context() as m:
+                m.setattr(scoring, "term_counts", lambda std: counted_here.append(len(std)) or term_counts(std))
+                got = {name: sides.term_counts(name) for name in ("origin", "dest")}
+            assert counted_here == ([] if case == "delivered" else [546])
+            assert not sides._counts and "counts" not in sides._got   # read once, not held
             for name, side in (("origin", whole_o), ("dest", whole_d)):
                 for field, counts in term_counts(side.std).items():
                     pd.testing.assert_series_equal(got[name][field].sort_index(), counts.sort_index())
