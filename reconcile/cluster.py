@@ -62,6 +62,15 @@ def component_labels(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         lab = new
 
 
+def label_edges(labels: np.ndarray, offset: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Edges (record, its label) of the records whose label is another record: with
+    ``component_labels`` they keep earlier clusters together while new edges join them.
+    ``offset`` shifts both ends (a file's records after another file's)."""
+    labels = np.asarray(labels, dtype=np.int64)
+    joined = np.flatnonzero(labels != np.arange(len(labels)))
+    return joined + offset, labels[joined] + offset
+
+
 @dataclass
 class ClusterResult:
     labels: np.ndarray                       # component root per node

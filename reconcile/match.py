@@ -19,7 +19,7 @@ import pandas as pd
 
 import reconcile
 from matchers.base import Comparator
-from reconcile.cluster import component_labels, guarded_clusters
+from reconcile.cluster import component_labels, guarded_clusters, label_edges
 from reconcile.decide import DECISION_NAMES, MATCH, NONE, REVIEW, one_person_adjustment, one_to_one, threshold_decisions
 from reconcile.errors import ConfigError, ReportError
 from reconcile.fields import COMPLETENESS_FIELDS, STANDARD_COLUMNS, USABLE_ID_STATUSES
@@ -498,13 +498,9 @@ def assemble(origin: Side, dest: Side, cross: Linkage, within: dict[str, Linkage
     # Persons over both files: within-file clusters + cross matches. Records that share an ID but
     # are not matched (the model says different people, or is unsure) are 重号 to check.
     same_person = decision == MATCH
-    heads, tails = [li[same_person]], [ri[same_person] + nO]
-    for lab_arr, off in ((o_person, 0), (d_person, nO)):
-        lab_arr = np.asarray(lab_arr, dtype=np.int64)
-        joined = np.flatnonzero(lab_arr != np.arange(len(lab_arr)))
-        heads.append(joined + off)
-        tails.append(lab_arr[joined] + off)
-    person_of = component_labels(nO + nD, np.concatenate(heads), np.concatenate(tails))
+    (oa, ob), (da, db) = label_edges(o_person), label_edges(d_person, offset=nO)
+    person_of = component_labels(nO + nD, np.concatenate([li[same_person], oa, da]),
+                                 np.concatenate([ri[same_person] + nO, ob, db]))
     id_conflicts = _id_conflicts(origin, dest, person_of)
 
     dup_rows = []
@@ -708,10 +704,8 @@ def _review_level_labels(side: Side, lk: Linkage | None, wdec: np.ndarray, perso
     rv = wdec >= REVIEW
     if not rv.any():
         return person
-    person = np.asarray(person, dtype=np.int64)
-    joined = np.flatnonzero(person != np.arange(len(person)))
-    return component_labels(len(person), np.concatenate([joined, lk.li[rv]]),
-                            np.concatenate([person[joined], lk.ri[rv]]))
+    a, b = label_edges(person)
+    return component_labels(len(person), np.concatenate([a, lk.li[rv]]), np.concatenate([b, lk.ri[rv]]))
 
 
 def _close_triangles(mine: np.ndarray, other: np.ndarray, decision: np.ndarray, person: np.ndarray,
@@ -742,12 +736,9 @@ def _close_triangles(mine: np.ndarray, other: np.ndarray, decision: np.ndarray, 
                     if k is not None and wdec[k] == REVIEW:
                         wdec[k] = MATCH
                         joins.append((x, y))
-    person = np.asarray(person, dtype=np.int64)
-    joined = np.flatnonzero(person != np.arange(len(person)))
+    a, b = label_edges(person)
     extra = np.asarray(joins, dtype=np.int64).reshape(-1, 2)
-    labels = component_labels(len(person), np.concatenate([joined, extra[:, 0]]),
-                              np.concatenate([person[joined], extra[:, 1]]))
-    return labels, len(joins)
+    return component_labels(len(person), np.concatenate([a, extra[:, 0]]), np.concatenate([b, extra[:, 1]])), len(joins)
 
 
 def _current_codes(codes: pd.Series) -> np.ndarray:
