@@ -29,6 +29,15 @@ class ReconcileError(Exception):
 
         return t(self.key, lang=lang, **self.params)
 
+    def __reduce__(self):
+        # pickled by its key and parameters (the loading worker sends a bad file's error to the
+        # caller): Exception's own pickling would rebuild it from the English text alone
+        return (_rebuild, (type(self), self.key, self.params))
+
+
+def _rebuild(cls: type, key: str, params: dict[str, Any]) -> ReconcileError:
+    return cls(key, **params)
+
 
 class ConfigError(ReconcileError):
     exit_code = 2

@@ -224,11 +224,7 @@ class Sides:
         proc, self._worker = self._worker, None
         if proc is None:
             return
-        if proc.poll() is None:
-            proc.kill()
-        if proc.stdout is not None:
-            proc.stdout.close()
-        proc.wait()
+        _end(proc)
 
     def remove_files(self) -> None:
         """Delete the scratch files (personal data: never left behind on purpose). By then the
@@ -289,6 +285,8 @@ def load_sides(origin_path: str | Path, dest_path: str | Path, origin_opts: Mapp
 
     paths = {"origin": origin_path, "dest": dest_path}
     opts = {"origin": origin_opts, "dest": dest_opts}
+    if scratch_dir is not None:   # (what a run killed outright left there)
+        remove_stale_scratch(scratch_dir)
     if not use_second_core(origin_path, dest_path, min_bytes=min_bytes):
         return Sides(load_side("origin", origin_path, origin_opts), load_side("dest", dest_path, dest_opts),
                      scratch_dir=scratch_dir)
@@ -308,25 +306,43 @@ def load_sides(origin_path: str | Path, dest_path: str | Path, origin_opts: Mapp
                             None if scratch is None or send_only is None else frozenset(send_only)))
     sides = Sides(None, None, worker=worker, worker_side=big, steps=steps,
                   reload=(str(paths[big]), dict(opts[big])), scratch=scratch)
+    early: list = []   # the worker's side result, when it ended before it was waited for
+
+    def worker_failed_early() -> bool:
+        """Whether the worker has ended already (a bad file: it sends its error and ends): then
+        its result is read now, and a bad file's error raised, before this process's next step."""
+        if early or worker is None or worker.poll() is None:
+            return False
+        early.append(_read_side(worker))
+        side, error = early[0]
+        if error is not None:
+            raise error
+        return side is None
+
     try:
         mine = load_side(small, paths[small], opts[small])
-        t0 = time.perf_counter()
-        mine_blocked = _block(mine, within)
-        if mine_blocked is not None:
-            sides._blocked[small] = mine_blocked
-            sides.timings[f"within_{small}_beside_load"] = time.perf_counter() - t0
-        mine.fingerprints   # (the report's; computed now, while the larger file is still loading)
-        from reconcile.scoring import term_counts
+        if not worker_failed_early():
+            t0 = time.perf_counter()
+            mine_blocked = _block(mine, within)
+            if mine_blocked is not None:
+                sides._blocked[small] = mine_blocked
+                sides.timings[f"within_{small}_beside_load"] = time.perf_counter() - t0
+        if not worker_failed_early():
+            mine.fingerprints   # (the report's; computed now, while the larger file is still loading)
+            from reconcile.scoring import term_counts
 
-        sides._counts[small] = term_counts(mine.std)   # (and the term frequencies' share of it)
-        if scratch is not None:   # and this side's `records` rows, which the worker builds for its side
+            sides._counts[small] = term_counts(mine.std)   # (and the term frequencies' share of it)
+        if scratch is not None and not worker_failed_early():
+            # and this side's `records` rows, which the worker builds for its side
             copied = sides._records_here(small, "beside_load", side=mine)
             if copied is not None:
                 sides._prepared[small] = copied
                 mine.loaded.raw = None   # only the records read it
         t0 = time.perf_counter()
-        theirs = _read(worker)
+        theirs, error = early[0] if early else _read_side(worker)
         sides.timings[f"waited_for_{big}_load"] = time.perf_counter() - t0
+        if error is not None:   # its file is bad: the error the ordinary path raises, pickled there
+            raise error
         if theirs is None:   # redone in this process, which raises a bad file's error properly
             sides.close()
             theirs = load_side(big, paths[big], opts[big])
@@ -340,16 +356,75 @@ def load_sides(origin_path: str | Path, dest_path: str | Path, origin_opts: Mapp
     return sides
 
 
+SCRATCH_PREFIX, SCRATCH_SUFFIX = ".reconcile-", ".records.tmp"
+# scratch files of an older version (no process id in the name) are deleted after this long
+OLD_SCRATCH_AGE_S = 24 * 3600
+
+
 def _scratch_file(directory: str | Path) -> Path | None:
-    """A new empty file in ``directory`` for the worker's records (None when none can be made)."""
+    """A new empty file in ``directory`` for `records` rows (None when none can be made); its
+    name carries this process's id, for remove_stale_scratch."""
     import tempfile
 
     try:
-        fd, name = tempfile.mkstemp(prefix=".reconcile-", suffix=".records.tmp", dir=str(directory))
+        fd, name = tempfile.mkstemp(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-", suffix=SCRATCH_SUFFIX,
+                                    dir=str(directory))
     except OSError:
         return None
     os.close(fd)
     return Path(name)
+
+
+def remove_stale_scratch(directory: str | Path) -> list[Path]:
+    """Delete the scratch files in ``directory`` that a run killed outright left (SIGKILL, a
+    power cut: nothing of it could clean up), i.e. those whose process no longer runs, and those
+    of an older version more than OLD_SCRATCH_AGE_S old. They hold personal data. Returns the
+    files deleted; a file that cannot be deleted is left (another program holds it)."""
+    gone: list[Path] = []
+    try:
+        found = list(Path(directory).glob(f"{SCRATCH_PREFIX}*{SCRATCH_SUFFIX}"))
+    except OSError:
+        return gone
+    for path in found:
+        pid_text = path.name[len(SCRATCH_PREFIX):].split("-", 1)[0]
+        try:
+            if "-" in path.name[len(SCRATCH_PREFIX):] and pid_text.isdigit():
+                stale = not _process_running(int(pid_text))
+            else:
+                stale = time.time() - path.stat().st_mtime > OLD_SCRATCH_AGE_S
+            if stale:
+                path.unlink()
+                gone.append(path)
+        except OSError:
+            pass
+    return gone
+
+
+def _process_running(pid: int) -> bool:
+    """Whether process ``pid`` exists (True when that cannot be told: the file is kept)."""
+    if pid == os.getpid():
+        return True
+    if os.name == "nt":   # os.kill(pid, 0) would end the process there
+        import ctypes
+
+        kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)   # type: ignore[attr-defined]
+        kernel32.OpenProcess.restype = ctypes.c_void_p
+        kernel32.WaitForSingleObject.argtypes = [ctypes.c_void_p, ctypes.c_uint32]
+        kernel32.CloseHandle.argtypes = [ctypes.c_void_p]
+        handle = kernel32.OpenProcess(0x00100000 | 0x1000, False, pid)   # SYNCHRONIZE | QUERY_LIMITED
+        if not handle:
+            return ctypes.get_last_error() != 87   # ERROR_INVALID_PARAMETER: no such process
+        try:
+            return kernel32.WaitForSingleObject(handle, 0) == 0x102   # WAIT_TIMEOUT: still running
+        finally:
+            kernel32.CloseHandle(handle)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:   # (PermissionError: another user's process)
+        return True
+    return True
 
 
 def _start_worker(job: tuple) -> subprocess.Popen | None:
@@ -361,33 +436,81 @@ def _start_worker(job: tuple) -> subprocess.Popen | None:
                                 stdout=subprocess.PIPE, env=env)
         assert proc.stdin is not None
         pickle.dump(job, proc.stdin, protocol=pickle.HIGHEST_PROTOCOL)
-        proc.stdin.close()
+        # kept open, never written again: the worker ends when it closes (this process ended,
+        # even killed: _end_with_the_caller), instead of going on alone with the registry
+        proc.stdin.flush()
     except (OSError, pickle.PicklingError, AttributeError, TypeError):
         return None
     return proc
 
 
+def _end(proc: subprocess.Popen) -> None:
+    """End the worker (killed if still running) and close its pipes."""
+    if proc.poll() is None:
+        proc.kill()
+    for pipe in (proc.stdin, proc.stdout):
+        if pipe is not None:
+            try:
+                pipe.close()
+            except OSError:   # (its stdin: unwritten data to a killed worker)
+                pass
+    proc.wait()
+
+
 def _read(proc: subprocess.Popen | None):
     """The worker's next result, or None when it failed in any way (then it is ended)."""
+    return _read_side(proc)[0]
+
+
+def _read_side(proc: subprocess.Popen | None) -> tuple[Any, Any]:
+    """(the worker's next result, None), or (None, the ReconcileError it sent: a bad file), or
+    (None, None) when it failed otherwise; after a failure the worker is ended."""
     if proc is None or proc.stdout is None or proc.stdout.closed:
-        return None
+        return None, None
     try:
         ok, payload = pickle.load(proc.stdout)
     except Exception:   # noqa: BLE001 - the worker died or wrote nothing usable
         ok, payload = False, None
     if not ok:
-        if proc.poll() is None:
-            proc.kill()
-        proc.stdout.close()
-        proc.wait()
-        return None
-    return payload
+        _end(proc)
+        from reconcile.errors import ReconcileError
+
+        return None, (payload if isinstance(payload, ReconcileError) else None)
+    return payload, None
+
+
+def _error_result(exc: BaseException) -> tuple[bool, Any]:
+    """(False, the error) when it pickles, else (False, None) (the caller redoes the job)."""
+    try:
+        pickle.loads(pickle.dumps(exc, protocol=pickle.HIGHEST_PROTOCOL))
+    except Exception:   # noqa: BLE001
+        return (False, None)
+    return (False, exc)
+
+
+def _end_with_the_caller(stdin) -> None:
+    """A thread that ends this worker once its stdin closes: the caller keeps it open and never
+    writes to it again, so it closes when the caller ends, even killed (SIGKILL, the task
+    manager). Without it the worker would go on alone with the registry, and write its records
+    into a scratch file nobody deletes (remove_stale_scratch deletes them at the next run)."""
+    import threading
+
+    def watch() -> None:
+        try:
+            while stdin.read(65536):
+                pass
+        except (OSError, ValueError):
+            pass
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
 
 
 def _worker_main() -> None:
     """``python -m reconcile.parallel``: one job from stdin; to stdout (pickled) the loaded side,
     then, when the job asks for them, that side blocked and compared with itself and its
     `records` rows built into a scratch file."""
+    from reconcile.errors import ReconcileError
     from reconcile.i18n import set_lang
 
     out = sys.stdout.buffer
@@ -401,8 +524,12 @@ def _worker_main() -> None:
         from reconcile.match import load_side
 
         lang, name, path, options, within, scratch, send_only = pickle.load(sys.stdin.buffer)
+        _end_with_the_caller(sys.stdin.buffer)
         set_lang(lang)
         side = load_side(name, path, options)
+    except ReconcileError as exc:   # a bad file: the caller raises this very error, at once
+        send(_error_result(exc))
+        return
     except BaseException:   # noqa: BLE001 - the caller redoes the job and reports the error
         send((False, None))
         return

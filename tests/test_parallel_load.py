@@ -4,6 +4,7 @@ compares it with itself."""
 from __future__ import annotations
 
 import shutil
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -469,3 +470,154 @@ def test_term_counts_come_from_beside_the_load_and_give_the_same_frequencies(tmp
         finally:
             sides.close()
             sides.remove_files()
+
+
+def _bad_larger_dest(tmp_path: Path) -> Path:
+    """A destination file larger than the origin sample, without a name column."""
+    p = tmp_path / "现居住地.csv"
+    rows = "".join(f"{i},备注{i}\n" for i in range(1, 20_001))
+    p.write_text("序号,备注\n" + rows, encoding="utf-8")
+    return p
+
+
+def test_a_bad_larger_file_is_reported_once_this_side_is_loaded_with_the_workers_own_error(
+        tmp_path, two_cores, monkeypatch, chinese):
+    """The worker's file is bad: its error (pickled there, in the run's language) is raised as soon
+    as this process has loaded its own side, without this process's steps beside the load and
+    without loading the bad file again here."""
+    import reconcile.match as match_module
+
+    origin, dest = SAMPLES / "origin_gb18030.csv", _bad_larger_dest(tmp_path)
+    with pytest.raises(ReconcileError) as alone:
+        load_side("dest", dest, KEYS[1])
+    started: list = []
+    real_start, real_load = par._start_worker, match_module.load_side
+
+    def start(job):
+        started.append(real_start(job))
+        return started[-1]
+
+    loaded_here: list[str] = []
+
+    def load_here(name, path, options):
+        loaded_here.append(name)
+        side = real_load(name, path, options)
+        started[0].wait(timeout=120)   # the worker has failed by now: read before the next step
+        return side
+
+    blocked: list = []
+    monkeypatch.setattr(par, "_start_worker", start)
+    monkeypatch.setattr(match_module, "load_side", load_here)
+    monkeypatch.setattr(par, "_block", lambda side, within: blocked.append(side))
+    from reconcile.match import WITHIN_PASSES, default_comparators
+
+    with pytest.raises(ReconcileError) as side_by_side:
+        par.load_sides(origin, dest, KEYS[0], KEYS[1], min_bytes=0,
+                       within=(default_comparators(), WITHIN_PASSES, 2000), scratch_dir=tmp_path)
+    got, want = side_by_side.value, alone.value
+    assert type(got) is type(want) and got.key == want.key and got.params == want.params
+    assert str(got) == str(want) and got.render("zh") == want.render("zh") and got.exit_code == want.exit_code
+    assert loaded_here == ["origin"] and blocked == []           # nothing more here once it failed
+    assert not list(tmp_path.glob(".reconcile-*")) and started[0].poll() is not None
+
+
+def test_scratch_files_of_ended_processes_are_deleted(tmp_path):
+    """A run killed outright leaves its scratch files (personal data): the next run in that folder
+    deletes those whose process no longer runs, and an older version's after a day."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()
+    running = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        names = {
+            "dead": f".reconcile-{ended.pid}-a1b2.records.tmp",
+            "mine": f".reconcile-{os.getpid()}-c3d4.records.tmp",
+            "running": f".reconcile-{running.pid}-e5f6.records.tmp",
+            "old_version_old": ".reconcile-x9y8.records.tmp",
+            "old_version_new": ".reconcile-z7w6.records.tmp",
+            "not_ours": "reconcile-notes.txt",
+        }
+        for n in names.values():
+            (tmp_path / n).write_bytes(b"SQLite format 3\x00")
+        two_days_ago = time.time() - 2 * 86400
+        os.utime(tmp_path / names["old_version_old"], (two_days_ago, two_days_ago))
+        gone = par.remove_stale_scratch(tmp_path)
+        assert sorted(p.name for p in gone) == sorted([names["dead"], names["old_version_old"]])
+        assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+            names[k] for k in ("mine", "running", "old_version_new", "not_ours"))
+    finally:
+        running.kill()
+        running.wait()
+
+
+def _sleeps_in_a_worker(fn, left, right):
+    """A comparator function that works in the test's own process and hangs in any other."""
+    import os
+    import time
+
+    if os.getpid() != int(os.environ["RECONCILE_TEST_PARENT_PID"]):
+        time.sleep(300)
+    return fn(left, right)
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state not in ("Z", "X")   # (a zombie nobody reaps in a container has ended)
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc (Linux) to follow the worker")
+def test_the_worker_ends_when_the_run_is_killed_outright(tmp_path):
+    """SIGKILL (or the task manager) ends the run without any cleanup: its worker, still comparing
+    its registry with itself, ends too instead of going on alone; the next run in that folder
+    deletes the scratch files both left."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    script = tmp_path / "run.py"
+    script.write_text(
+        "import functools, os, sys, time\n"
+        "from dataclasses import replace\n"
+        f"sys.path.insert(0, {str(Path(__file__).resolve().parent)!r})\n"
+        "import reconcile.parallel as par\n"
+        "from reconcile.match import WITHIN_PASSES, default_comparators\n"
+        "from test_parallel_load import _sleeps_in_a_worker\n"
+        "os.environ['RECONCILE_TEST_PARENT_PID'] = str(os.getpid())\n"
+        "par._cores = lambda: 2\n"
+        "comps = [replace(c, fn=functools.partial(_sleeps_in_a_worker, c.fn)) if c.field == 'sex' else c\n"
+        "         for c in default_comparators()]\n"
+        f"s = par.load_sides({str(SAMPLES / 'origin_gb18030.csv')!r}, {str(SAMPLES / 'dest_utf8bom.csv')!r},\n"
+        "                    {'key': '编号'}, {'key': '序号'}, min_bytes=0, within=(comps, WITHIN_PASSES, 2000),\n"
+        f"                    scratch_dir={str(tmp_path)!r})\n"
+        "print(s._worker.pid, flush=True)\n"
+        "time.sleep(300)\n", encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if k != "RECONCILE_WORKERS"}
+    run = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
+    try:
+        line = run.stdout.readline()
+        assert line.strip().isdigit(), line
+        worker = int(line)
+        assert _running(worker)                       # comparing its side with itself (hangs there)
+        assert len(list(tmp_path.glob(".reconcile-*.records.tmp"))) == 2   # its records', this side's
+        run.send_signal(signal.SIGKILL)
+        run.wait(timeout=30)
+        deadline = time.time() + 30
+        while _running(worker) and time.time() < deadline:
+            time.sleep(0.1)
+        assert not _running(worker)
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait()
+    left = list(tmp_path.glob(".reconcile-*.records.tmp"))
+    assert len(left) == 2 and all(f"-{run.pid}-" in p.name for p in left)
+    assert sorted(par.remove_stale_scratch(tmp_path)) == sorted(left)
+    assert not list(tmp_path.glob(".reconcile-*"))
