@@ -495,11 +495,16 @@ def _end_with_the_caller(stdin) -> None:
     into a scratch file nobody deletes (remove_stale_scratch deletes them at the next run)."""
     import threading
 
+    fd = stdin.fileno()
+
     def watch() -> None:
+        # os.read, not the buffered file: a thread blocked inside the buffered file holds its
+        # lock, and Python's shutdown then aborts ("could not acquire lock ... at interpreter
+        # shutdown") with a fatal error on the terminal
         try:
-            while stdin.read(65536):
+            while os.read(fd, 65536):
                 pass
-        except (OSError, ValueError):
+        except OSError:
             pass
         os._exit(1)
 

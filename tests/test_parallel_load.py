@@ -423,7 +423,7 @@ def test_the_worker_ends_once_its_records_are_built_not_when_they_are_read(tmp_p
         assert sides.blocked("dest") is not None   # the within-file result, with the fingerprints
         worker = sides._worker
         assert worker is not None
-        worker.wait(timeout=120)                   # ends without anything more being read
+        assert worker.wait(timeout=120) == 0       # ends (cleanly) without anything more being read
         copied = sides.prepared_records("dest")
         rows = copied.frame("records")
         assert "records_dest_in_worker" in sides.timings and "records_dest_after_worker" not in sides.timings
@@ -481,7 +481,7 @@ def _bad_larger_dest(tmp_path: Path) -> Path:
 
 
 def test_a_bad_larger_file_is_reported_once_this_side_is_loaded_with_the_workers_own_error(
-        tmp_path, two_cores, monkeypatch, chinese):
+        tmp_path, two_cores, monkeypatch, chinese, capfd):
     """The worker's file is bad: its error (pickled there, in the run's language) is raised as soon
     as this process has loaded its own side, without this process's steps beside the load and
     without loading the bad file again here."""
@@ -518,7 +518,8 @@ def test_a_bad_larger_file_is_reported_once_this_side_is_loaded_with_the_workers
     assert type(got) is type(want) and got.key == want.key and got.params == want.params
     assert str(got) == str(want) and got.render("zh") == want.render("zh") and got.exit_code == want.exit_code
     assert loaded_here == ["origin"] and blocked == []           # nothing more here once it failed
-    assert not list(tmp_path.glob(".reconcile-*")) and started[0].poll() is not None
+    assert not list(tmp_path.glob(".reconcile-*")) and started[0].poll() == 0   # ended cleanly,
+    assert capfd.readouterr().err == ""                            # silently (its stderr is the terminal's)
 
 
 def test_scratch_files_of_ended_processes_are_deleted(tmp_path):
