@@ -308,6 +308,16 @@ class _Matcher:
                 i += 1
         return out
 
+    def continues(self, text: str, end: int, cand: _Cand) -> bool:
+        """Whether a division name under ``cand`` starts at ``end``: 江苏镇江 is 江苏 + 镇江, not a
+        town 江苏镇, though a short name followed by 镇 is usually a town's name."""
+        prefix = cand.code[:2 * cand.level]
+        for ln in self.by_prefix.get(text[end:end + 2], ()):
+            for d in self.forms.get(text[end:end + ln], ()):
+                if d.level > cand.level and d.code.startswith(prefix):
+                    return True
+        return False
+
 
 @lru_cache(maxsize=1)
 def _matcher() -> _Matcher:
@@ -485,7 +495,7 @@ def _scan(text: str) -> tuple[str, int, str]:
             if c.level <= depth or not _consistent(c, prov, city):
                 continue
             if c.short:
-                if nxt and nxt in _NOT_AFTER_SHORT:
+                if nxt and nxt in _NOT_AFTER_SHORT and not m.continues(text, end, c):
                     continue
                 # alone in the text, only a province or a nationally unique city short name counts,
                 # and only where the address starts: inside a township or street name it is part of

@@ -110,6 +110,16 @@ def test_anren_in_every_form(text: str) -> None:
     ("广东省深圳市南山区", ("440305", "广东省深圳市南山区")),
     ("广东省东莞市", ("441900", "广东省东莞市")),
     ("芝山区", ("431102", "湖南省永州市零陵区")),   # former name of a code
+    # a short province name before a city or county whose name starts with a character that
+    # otherwise ends a short name (镇 乡 大 小 新 中 ...: 江苏镇 would be a town)
+    ("江苏镇江", ("321100", "江苏省镇江市")),
+    ("江苏镇江丹阳", ("321181", "江苏省镇江市丹阳市")),
+    ("辽宁大连", ("210200", "辽宁省大连市")),
+    ("广东中山", ("442000", "广东省中山市")),
+    ("山西大同", ("140200", "山西省大同市")),
+    ("河南新乡", ("410700", "河南省新乡市")),
+    ("河北大名", ("130425", "河北省邯郸市大名县")),
+    ("北京大兴", ("110115", "北京市大兴区")),
 ])
 def test_resolve_address(text: str, expected: tuple[str, str]) -> None:
     assert resolve_address(text) == expected
@@ -132,6 +142,10 @@ def test_unresolvable_or_ambiguous(text: str) -> None:
 def test_coarser_level_when_no_county() -> None:
     assert resolve_address("湖南省郴州市北湖路") == ("431000", "湖南省郴州市")
     assert resolve_address("湖南省城关镇") == ("430000", "湖南省")
+    # a short name followed by 镇 stays a town's name unless what follows is a place under it:
+    # 永兴镇 is a town here (镇江 is in Jiangsu), and 中山路 a road
+    assert resolve_address("湖南永兴镇江口村") == ("430000", "湖南省")
+    assert resolve_address("广东中山路12号") == ("440000", "广东省")
     # a county inconsistent with the province named first is not taken
     assert resolve_address("广东省安仁县") == ("440000", "广东省")
     # short county name followed by a town marker is the town (大邑县安仁镇 in Sichuan)
