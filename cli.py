@@ -568,11 +568,12 @@ def report_cmd(
 
 def main() -> None:
     """Console-script entry point: help texts in the user's language, then run."""
-    from reconcile.helptext import lang_from_argv, localise
+    from reconcile.helptext import hoist_lang, lang_from_argv, localise
 
     command = typer.main.get_command(app)
-    localise(command, lang_from_argv(sys.argv[1:]))
-    command(prog_name="reconcile")
+    args = hoist_lang(command, sys.argv[1:])
+    localise(command, lang_from_argv(args))
+    command(args=args, prog_name="reconcile")
 
 
 if __name__ == "__main__":

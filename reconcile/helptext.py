@@ -17,13 +17,56 @@ from reconcile.i18n import catalogue, detect_lang
 
 
 def lang_from_argv(argv: Sequence[str]) -> str:
-    """`--lang zh` / `--lang=en` anywhere on the command line, else the locale's language."""
+    """`--lang zh` / `--lang=en` anywhere on the command line (the last one, as Click takes it),
+    else the locale's language."""
+    found = None
     for k, a in enumerate(argv):
         if a == "--lang" and k + 1 < len(argv) and argv[k + 1] in ("zh", "en"):
-            return argv[k + 1]
+            found = argv[k + 1]
         if a.startswith("--lang=") and a.split("=", 1)[1] in ("zh", "en"):
-            return a.split("=", 1)[1]
-    return detect_lang()
+            found = a.split("=", 1)[1]
+    return found or detect_lang()
+
+
+def hoist_lang(root: click.Command, argv: Sequence[str]) -> list[str]:
+    """``argv`` with a `--lang X` / `--lang=X` written after a subcommand that has no --lang of
+    its own moved before it, where the group takes it: `reconcile match a.csv b.csv --lang zh`
+    works like `reconcile --lang zh match a.csv b.csv` (Click only reads a group's options before
+    the subcommand). A subcommand's own --lang (report, review serve) is left to it."""
+    args = list(argv)
+    cmd, k, start, first = root, 0, 0, None
+    while k < len(args):   # follow the subcommand names, skipping the groups' own options
+        a = args[k]
+        if a == "--":
+            return args
+        if a == "--lang":
+            k += 2
+            continue
+        if a.startswith("-"):
+            k += 1
+            continue
+        commands = getattr(cmd, "commands", None)
+        if not isinstance(commands, dict) or a not in commands:
+            break
+        first = k if first is None else first
+        cmd, k = commands[a], k + 1
+        start = k   # (the subcommand's own arguments and options begin here)
+    if cmd is root or any("--lang" in getattr(p, "opts", ()) for p in cmd.params):
+        return args
+    for j in range(start, len(args)):
+        a = args[j]
+        if a == "--":
+            break
+        # (placed right before the first subcommand: after any --lang of the group's own, so it
+        # is the one that counts, as the last word)
+        if a == "--lang" and j + 1 < len(args):
+            moved = args[j:j + 2]
+            del args[j:j + 2]
+            return args[:first] + moved + args[first:]
+        if a.startswith("--lang="):
+            moved = [args.pop(j)]
+            return args[:first] + moved + args[first:]
+    return args
 
 
 def walk(cmd: click.Command, path: str = "") -> Iterator[tuple[str, click.Command]]:

@@ -300,6 +300,25 @@ def test_lang_equals_form_and_a_subcommand_lang_option():
     assert r.returncode == 0 and squash(summary("zh", "report")) in squash(r.stdout)
 
 
+def test_lang_after_the_subcommand_counts_as_before_it(tmp_path):
+    """Users type the language where they finish the command: `reconcile match a b --lang zh`
+    (Click itself reads a group's options only before the subcommand)."""
+    missing = str(tmp_path / "户籍.csv")
+    r = run_entry_point("match", missing, str(tmp_path / "b.csv"), "--lang", "zh", env_lang="en_US.UTF-8")
+    assert r.returncode == 3 and r.stderr.strip().startswith("错误") and "文件不存在" in r.stderr, r.stderr
+    r = run_entry_point("match", "--lang=zh", missing, str(tmp_path / "b.csv"), env_lang="en_US.UTF-8")
+    assert r.returncode == 3 and "文件不存在" in r.stderr, r.stderr
+    # the last word counts, as with Click's own options
+    r = run_entry_point("--lang", "zh", "match", missing, str(tmp_path / "b.csv"), "--lang", "en")
+    assert r.returncode == 3 and "file not found" in r.stderr, r.stderr
+    # and the help follows it, in a nested group too
+    r = run_entry_point("review", "decide", "--help", "--lang", "zh", env_lang="en_US.UTF-8")
+    assert r.returncode == 0 and squash(summary("zh", "review.decide")) in squash(r.stdout)
+    # a subcommand's own --lang stays its own (the bulletin's language)
+    r = run_entry_point("report", str(tmp_path / "none.db"), "--lang", "fr", "--html", str(tmp_path / "b.html"))
+    assert r.returncode == 2 and "--lang" in r.stderr, r.stderr
+
+
 # ---- (e) --version -----------------------------------------------------------------------------
 
 def test_version():
