@@ -386,10 +386,10 @@ def remove_stale_scratch(directory: str | Path) -> list[Path]:
     except OSError:
         return gone
     for path in found:
-        pid_text = path.name[len(SCRATCH_PREFIX):].split("-", 1)[0]
+        pid, dash, _ = path.name[len(SCRATCH_PREFIX):].partition("-")
         try:
-            if "-" in path.name[len(SCRATCH_PREFIX):] and pid_text.isdigit():
-                stale = not _process_running(int(pid_text))
+            if dash and pid.isdigit():
+                stale = not _process_running(int(pid))
             else:
                 stale = time.time() - path.stat().st_mtime > OLD_SCRATCH_AGE_S
             if stale:
