@@ -83,3 +83,29 @@ def test_namesakes_born_the_same_day_sit_in_the_middle_of_the_window():
     dest = registry([("王伟", "男", "1984-03-09", "")], village="安平村")
     got = by_pass(origin, dest, "pinyin_county", WINDOW)
     assert len(got) == WINDOW and all(origin["birth_date"].iloc[i] == "1984-03-09" for i, _ in got)
+
+
+def test_key_codes_are_those_of_the_key_text_for_flags_and_text():
+    """A flag column (bool, integers) and a column of text are factorised as they are; their codes
+    and empty cells are those of their text, as a mixed column's are."""
+    from reconcile.blocking import _column_codes
+
+    n = 10_000
+    rng = np.random.default_rng(3)
+    left = pd.DataFrame({
+        "flag": rng.random(n) < 0.2,
+        "count": rng.integers(0, 4, n),
+        "text": rng.choice(np.array(["", "wang", "王伟", "li"], dtype=object), n),
+        "mixed": rng.choice(np.array(["", "1990", None, 7], dtype=object), n),
+    })
+    right = left.sample(frac=0.7, random_state=1).reset_index(drop=True)
+    for c in left.columns:
+        for r in (left, right):
+            codes, n_distinct, empty = _column_codes(left, r, c)
+            both = left[c] if r is left else pd.concat([left[c], r[c]], ignore_index=True)
+            want, uniq = pd.factorize(both.astype(str), sort=False)
+            if r is left:
+                want = np.concatenate([want, want])
+            assert (codes == want).all() and n_distinct == len(uniq), c
+            blank = (both.astype(str) == "").to_numpy()
+            assert (empty == (np.concatenate([blank, blank]) if r is left else blank)).all(), c
