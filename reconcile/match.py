@@ -796,8 +796,8 @@ def _id_conflicts(origin: Side, dest: Side, person_of: np.ndarray) -> pd.DataFra
     allr = pd.concat(frames, ignore_index=True)
     if allr.empty:
         return pd.DataFrame(columns=["id_number", "source", "record_key", "conflict_group"])
-    # numbers held by more than one record: counted over one factorisation (duplicated(keep=False)
-    # hashes the column twice)
+    # numbers held by more than one record, counted over one factorisation (2.08 s with
+    # duplicated(keep=False) on the 2.9 M numbers of a million-person run, 1.76 s)
     codes = pd.factorize(allr["id_number"].to_numpy(object))[0]
     multi = allr[np.bincount(codes)[codes] > 1].copy()
     if multi.empty:
@@ -1022,8 +1022,8 @@ def _metrics(summary, origin: Side, dest: Side, traced, untraceable, cross_dups,
                      (scope, "duplicate_rate", g["cross_region_duplicates"].sum() / n)]
     du = dest.std["unit"].to_numpy(object)
     if (du != "").any() and len(unregistered):
-        # keys are unique in a file (the loader checks): a membership test, not a label look-up
-        # (which first checks 1.86 M keys for uniqueness: 1.2 s)
+        # a membership test on the keys: a label look-up (.loc) first checks all 1.86 M keys for
+        # uniqueness (1.2 s)
         hit = pd.Series(dest.keys).isin(unregistered["dest_key"]).to_numpy()
         cnt = pd.Series(du[hit]).value_counts()
         for unit, v in cnt.items():
