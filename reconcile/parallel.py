@@ -357,8 +357,18 @@ def load_sides(origin_path: str | Path, dest_path: str | Path, origin_opts: Mapp
 
 
 SCRATCH_PREFIX, SCRATCH_SUFFIX = ".reconcile-", ".records.tmp"
-# scratch files of an older version (no process id in the name) are deleted after this long
+# scratch files whose process cannot be asked (an older version's, without the process id in the
+# name, or another computer's in a shared folder) are deleted after this long
 OLD_SCRATCH_AGE_S = 24 * 3600
+
+
+def _host_tag() -> str:
+    """Eight hex digits naming this computer in scratch file names: a process id means nothing
+    on another computer writing into the same shared folder."""
+    import hashlib
+    import socket
+
+    return hashlib.sha1(socket.gethostname().encode("utf-8", "replace")).hexdigest()[:8]
 
 
 def _scratch_file(directory: str | Path) -> Path | None:
@@ -367,7 +377,7 @@ def _scratch_file(directory: str | Path) -> Path | None:
     import tempfile
 
     try:
-        fd, name = tempfile.mkstemp(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-", suffix=SCRATCH_SUFFIX,
+        fd, name = tempfile.mkstemp(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-{_host_tag()}-", suffix=SCRATCH_SUFFIX,
                                     dir=str(directory))
     except OSError:
         return None
@@ -377,18 +387,20 @@ def _scratch_file(directory: str | Path) -> Path | None:
 
 def remove_stale_scratch(directory: str | Path) -> list[Path]:
     """Delete the scratch files in ``directory`` that a run killed outright left (SIGKILL, a
-    power cut: nothing of it could clean up), i.e. those whose process no longer runs, and those
-    of an older version more than OLD_SCRATCH_AGE_S old. They hold personal data. Returns the
-    files deleted; a file that cannot be deleted is left (another program holds it)."""
+    power cut: nothing of it could clean up), i.e. this computer's whose process no longer runs,
+    and those of another computer or an older version more than OLD_SCRATCH_AGE_S old. They hold
+    personal data. Returns the files deleted; a file that cannot be deleted is left (another
+    program holds it)."""
     gone: list[Path] = []
     try:
         found = list(Path(directory).glob(f"{SCRATCH_PREFIX}*{SCRATCH_SUFFIX}"))
     except OSError:
         return gone
+    here = _host_tag()
     for path in found:
-        pid, dash, _ = path.name[len(SCRATCH_PREFIX):].partition("-")
+        pid, host, rest = (path.name[len(SCRATCH_PREFIX):].split("-", 2) + ["", ""])[:3]
         try:
-            if dash and pid.isdigit():
+            if rest and pid.isdigit() and host == here:
                 stale = not _process_running(int(pid))
             else:
                 stale = time.time() - path.stat().st_mtime > OLD_SCRATCH_AGE_S

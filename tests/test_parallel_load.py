@@ -534,10 +534,14 @@ def test_scratch_files_of_ended_processes_are_deleted(tmp_path):
     ended.wait()
     running = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
+        host = par._host_tag()
         names = {
-            "dead": f".reconcile-{ended.pid}-a1b2.records.tmp",
-            "mine": f".reconcile-{os.getpid()}-c3d4.records.tmp",
-            "running": f".reconcile-{running.pid}-e5f6.records.tmp",
+            "dead": f".reconcile-{ended.pid}-{host}-a1b2.records.tmp",
+            "mine": f".reconcile-{os.getpid()}-{host}-c3d4.records.tmp",
+            "running": f".reconcile-{running.pid}-{host}-e5f6.records.tmp",
+            # another computer writing into the same shared folder: its process ids mean nothing here
+            "other_computer": f".reconcile-{ended.pid}-0bad0bad-g7h8.records.tmp",
+            "other_computer_old": f".reconcile-{ended.pid}-0bad0bad-i9j0.records.tmp",
             "old_version_old": ".reconcile-x9y8.records.tmp",
             "old_version_new": ".reconcile-z7w6.records.tmp",
             "not_ours": "reconcile-notes.txt",
@@ -545,11 +549,12 @@ def test_scratch_files_of_ended_processes_are_deleted(tmp_path):
         for n in names.values():
             (tmp_path / n).write_bytes(b"SQLite format 3\x00")
         two_days_ago = time.time() - 2 * 86400
-        os.utime(tmp_path / names["old_version_old"], (two_days_ago, two_days_ago))
+        for k in ("old_version_old", "other_computer_old"):
+            os.utime(tmp_path / names[k], (two_days_ago, two_days_ago))
         gone = par.remove_stale_scratch(tmp_path)
-        assert sorted(p.name for p in gone) == sorted([names["dead"], names["old_version_old"]])
+        assert sorted(p.name for p in gone) == sorted(names[k] for k in ("dead", "other_computer_old", "old_version_old"))
         assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
-            names[k] for k in ("mine", "running", "old_version_new", "not_ours"))
+            names[k] for k in ("mine", "running", "other_computer", "old_version_new", "not_ours"))
     finally:
         running.kill()
         running.wait()
