@@ -281,6 +281,7 @@ def load_sides(origin_path: str | Path, dest_path: str | Path, origin_opts: Mapp
     Whatever goes wrong in the second process (a bad file, a worker that cannot start, a
     comparator that cannot be sent) is done again here, so the error a user sees is the one the
     ordinary path gives. A failure or Ctrl-C here ends the worker."""
+    from reconcile.errors import ReconcileError
     from reconcile.match import load_side
 
     paths = {"origin": origin_path, "dest": dest_path}
@@ -320,7 +321,16 @@ def load_sides(origin_path: str | Path, dest_path: str | Path, origin_opts: Mapp
         return side is None
 
     try:
-        mine = load_side(small, paths[small], opts[small])
+        try:
+            mine = load_side(small, paths[small], opts[small])
+        except ReconcileError:
+            if small == "dest" and not early:
+                # the ordinary path reads the origin first: when it is bad too, its error is the one
+                # shown (waited for: the worker is still reading it)
+                _, error = _read_side(worker)
+                if error is not None:
+                    raise error from None
+            raise
         if not worker_failed_early():
             t0 = time.perf_counter()
             mine_blocked = _block(mine, within)

@@ -627,3 +627,19 @@ def test_the_worker_ends_when_the_run_is_killed_outright(tmp_path):
     assert len(left) == 2 and all(f"-{run.pid}-" in p.name for p in left)
     assert sorted(par.remove_stale_scratch(tmp_path)) == sorted(left)
     assert not list(tmp_path.glob(".reconcile-*"))
+
+
+def test_both_files_bad_gives_the_origins_error_as_the_ordinary_path(tmp_path, two_cores):
+    """The origin is the larger file (the worker reads it) and both are bad: this process finds
+    the destination's problem first, but the ordinary path reads the origin first and reports
+    its problem, so that one is raised."""
+    origin = tmp_path / "户籍.csv"
+    origin.write_text("编号,备注\n" + "".join(f"{i},备注{i}\n" for i in range(1, 5001)), encoding="utf-8")
+    dest = tmp_path / "现居住地.csv"
+    dest.write_text("序号,姓名\n", encoding="utf-8")
+    with pytest.raises(ReconcileError) as alone:
+        load_side("origin", origin, KEYS[0])
+    with pytest.raises(ReconcileError) as side_by_side:
+        par.load_sides(origin, dest, KEYS[0], KEYS[1], min_bytes=0)
+    assert side_by_side.value.key == alone.value.key and str(side_by_side.value) == str(alone.value)
+    assert "户籍.csv" in str(side_by_side.value)
