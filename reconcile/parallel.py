@@ -324,7 +324,7 @@ def load_sides(origin_path: str | Path, dest_path: str | Path, origin_opts: Mapp
         try:
             mine = load_side(small, paths[small], opts[small])
         except ReconcileError:
-            if small == "dest" and not early:
+            if small == "dest":
                 # the ordinary path reads the origin first: when it is bad too, its error is the one
                 # shown (waited for: the worker is still reading it)
                 _, error = _read_side(worker)
