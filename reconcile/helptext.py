@@ -53,10 +53,17 @@ def hoist_lang(root: click.Command, argv: Sequence[str]) -> list[str]:
         start = k   # (the subcommand's own arguments and options begin here)
     if cmd is root or any("--lang" in getattr(p, "opts", ()) for p in cmd.params):
         return args
-    for j in range(start, len(args)):
+    # the subcommand's options that take a value: the word after one is its value (--out --lang)
+    valued = {o for p in cmd.params if getattr(p, "param_type_name", "") == "option"
+              and not getattr(p, "is_flag", False) and not getattr(p, "count", False) for o in p.opts}
+    j = start
+    while j < len(args):
         a = args[j]
         if a == "--":
             break
+        if a in valued:
+            j += 2
+            continue
         # (placed right before the first subcommand: after any --lang of the group's own, so it
         # is the one that counts, as the last word)
         if a == "--lang" and j + 1 < len(args):
@@ -66,6 +73,7 @@ def hoist_lang(root: click.Command, argv: Sequence[str]) -> list[str]:
         if a.startswith("--lang="):
             moved = [args.pop(j)]
             return args[:first] + moved + args[first:]
+        j += 1
     return args
 
 

@@ -314,6 +314,15 @@ def test_lang_after_the_subcommand_counts_as_before_it(tmp_path):
     # and the help follows it, in a nested group too
     r = run_entry_point("review", "decide", "--help", "--lang", "zh", env_lang="en_US.UTF-8")
     assert r.returncode == 0 and squash(summary("zh", "review.decide")) in squash(r.stdout)
+    # a word that is another option's value stays that option's value
+    from reconcile.helptext import hoist_lang
+
+    root = typer.main.get_command(cli.app)
+    assert hoist_lang(root, ["match", "a.csv", "b.csv", "--out", "--lang"]) == ["match", "a.csv", "b.csv", "--out", "--lang"]
+    assert hoist_lang(root, ["match", "a.csv", "b.csv", "--out", "--lang", "--lang", "zh"]) == \
+        ["--lang", "zh", "match", "a.csv", "b.csv", "--out", "--lang"]
+    assert hoist_lang(root, ["match", "--json", "--lang", "zh", "a.csv", "b.csv"]) == \
+        ["--lang", "zh", "match", "--json", "a.csv", "b.csv"]
     # a subcommand's own --lang stays its own (the bulletin's language)
     r = run_entry_point("report", str(tmp_path / "none.db"), "--lang", "fr", "--html", str(tmp_path / "b.html"))
     assert r.returncode == 2 and "--lang" in r.stderr, r.stderr
