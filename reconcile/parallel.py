@@ -310,15 +310,12 @@ def load_sides(origin_path: str | Path, dest_path: str | Path, origin_opts: Mapp
     early: list = []   # the worker's side result, when it ended before it was waited for
 
     def worker_failed_early() -> bool:
-        """Whether the worker has ended already (a bad file: it sends its error and ends): then
-        its result is read now, and a bad file's error raised, before this process's next step."""
-        if early or worker is None or worker.poll() is None:
-            return False
-        early.append(_read_side(worker))
-        side, error = early[0]
-        if error is not None:
-            raise error
-        return side is None
+        """Whether the worker has ended already without a side (a bad file: it sends its error
+        and ends): then its result is read now and this process's next steps are skipped (the
+        error is raised where the side is taken, below)."""
+        if not early and worker is not None and worker.poll() is not None:
+            early.append(_read_side(worker))
+        return bool(early) and early[0][0] is None
 
     try:
         try:
@@ -383,7 +380,7 @@ def _host_tag() -> str:
 
 def _scratch_file(directory: str | Path) -> Path | None:
     """A new empty file in ``directory`` for `records` rows (None when none can be made); its
-    name carries this process's id, for remove_stale_scratch."""
+    name carries this process's id and this computer's tag, for remove_stale_scratch."""
     import tempfile
 
     try:
