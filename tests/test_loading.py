@@ -644,8 +644,9 @@ _cell = st.text(alphabet=["张", "伟", "·", "a", "1", "X", ",", '"', "\n", " "
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(rows=st.lists(st.tuples(_cell, _cell, _cell), min_size=1, max_size=8), exact=st.booleans())
-def test_round_trip_through_csv_writer(tmp_path, monkeypatch, rows, exact):
+@given(rows=st.lists(st.tuples(_cell, _cell, _cell), min_size=1, max_size=8),
+       reader=st.sampled_from(["pandas", "arrow", "exact"]))
+def test_round_trip_through_csv_writer(tmp_path, monkeypatch, rows, reader):
     import csv
     import io
 
@@ -660,8 +661,10 @@ def test_round_trip_through_csv_writer(tmp_path, monkeypatch, rows, exact):
     path = tmp_path / "rt.csv"
     path.write_text(buf.getvalue(), encoding="utf-8")
     with monkeypatch.context() as m:
-        if exact:  # force the csv-module reader; both paths must agree
+        if reader == "exact":  # force the csv-module reader; all paths must agree
             m.setattr(loading, "_grid_fast", lambda *a, **k: None)
+        elif reader == "arrow":   # Arrow's reader on a small file too
+            m.setattr(loading, "ARROW_MIN_BYTES", 0)
         stripped = [tuple(v.strip() for v in r) for r in rows]
         if all(not any(r) for r in stripped):
             with pytest.raises(DataError):
@@ -683,3 +686,86 @@ def test_workbook_with_a_text_extension(tmp_path):
         read_registry(renamed)
     assert exc.value.exit_code == 3 and "export.csv" in error_text(exc) and ".xlsx" in error_text(exc)
     assert "Excel 工作簿" in error_text(exc, "zh")
+
+
+# ---- Arrow's reader (large files) against pandas' -------------------------------------------------
+
+def _grids(data: bytes, monkeypatch, delim: str = ","):
+    """(pandas' grid, Arrow's grid, whether Arrow split it) of the same bytes."""
+    used = []
+    real = loading._arrow_cells
+
+    def spy(*a, **k):
+        got = real(*a, **k)
+        used.append(got is not None)
+        return got
+
+    with monkeypatch.context() as m:
+        m.setattr(loading, "ARROW_MIN_BYTES", 1 << 62)
+        by_pandas = loading._grid_fast(data, delim, 0)
+    with monkeypatch.context() as m:
+        m.setattr(loading, "ARROW_MIN_BYTES", 0)
+        m.setattr(loading, "_arrow_cells", spy)
+        by_arrow = loading._grid_fast(data, delim, 0)
+    return by_pandas, by_arrow, bool(used) and all(used)
+
+
+def _same_grid(a, b) -> bool:
+    return (a.header == b.header and a.header_line == b.header_line and list(a.lines) == list(b.lines)
+            and all(list(x) == list(y) for x, y in zip(a.cells, b.cells, strict=True))
+            and list(a.nfields) == list(b.nfields) and list(a.extra_nonempty) == list(b.extra_nonempty))
+
+
+def test_arrow_reader_splits_registries_as_pandas_does(monkeypatch):
+    text = ("编号,姓名,性别,出生日期,公民身份号码,户籍地址\n"
+            '1,张伟,男,1990-05-06,431028199005061234,"湖南省郴州市安仁县,永乐江镇"\n'
+            '2,\u3000买买提·艾力 ,女,1990/5/6, 43102819900506123X\t,"新疆""喀什""疏附县"\n'
+            '3,歐陽曉棠,,1990年5月,431028900506123,"多行\n地址"\n'
+            "4,,,,,\n"
+            "5,王芳,女,19900506,4.31028E+17,\xa0\n")
+    by_pandas, by_arrow, used = _grids(text.encode("utf-8"), monkeypatch)
+    assert used   # Arrow split it, no fallback
+    assert _same_grid(by_pandas, by_arrow)
+    assert list(by_arrow.cells[1]) == ["张伟", "买买提·艾力", "歐陽曉棠", "", "王芳"]
+    assert list(by_arrow.cells[5]) == ["湖南省郴州市安仁县,永乐江镇", '新疆"喀什"疏附县', "多行\n地址", "", ""]
+    assert list(by_arrow.lines) == [2, 3, 4, 6, 7]   # record 3 spans two lines
+
+
+def test_arrow_reader_shares_one_object_per_repeated_value(monkeypatch):
+    rows = "".join(f"{i},{'男女'[i % 2]},4310281990050{i:05d}\n" for i in range(3000))
+    _, by_arrow, used = _grids(("编号,性别,身份证号\n" + rows).encode("utf-8"), monkeypatch)
+    assert used
+    assert len({id(v) for v in by_arrow.cells[1]}) == 2          # 男, 女: one object each
+    assert len({id(v) for v in by_arrow.cells[2]}) == 3000       # distinct numbers stay distinct
+    assert all(type(v) is str for v in by_arrow.cells[2])
+
+
+@pytest.mark.parametrize("body", [
+    "1,张伟,男\n2,李娜\n",              # a record short of fields: pandas pads it, then rejected
+    "1,张伟,男\n\n2,李娜,女\n",          # an empty line: a rejected row of its own
+    '1,张"三,男\n',                    # a stray quote: the csv module reads it
+])
+def test_arrow_reader_leaves_irregular_files_to_the_other_readers(monkeypatch, body):
+    by_pandas, by_arrow, used = _grids(("编号,姓名,性别\n" + body).encode("utf-8"), monkeypatch)
+    assert not used
+    assert (by_pandas is None) == (by_arrow is None)
+    if by_pandas is not None:
+        assert _same_grid(by_pandas, by_arrow)
+
+
+def test_arrow_reader_missing_falls_back_to_pandas(monkeypatch, tmp_path):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "pyarrow.csv", None)   # import fails as when not installed
+    by_pandas, by_arrow, used = _grids("编号,姓名\n1, 张伟 \n".encode("utf-8"), monkeypatch)
+    assert not used and _same_grid(by_pandas, by_arrow)
+    monkeypatch.setattr(loading, "ARROW_MIN_BYTES", 0)
+    path = tmp_path / "r.csv"
+    path.write_text("编号,姓名,身份证号\n1, 张伟 ,431028199005061234\n", encoding="gb18030")
+    assert list(read_registry(path).frame["name"]) == ["张伟"]
+
+
+def test_cells_lose_exactly_what_str_strip_removes():
+    import sys
+
+    assert set(loading._PY_WHITESPACE) == {chr(c) for c in range(sys.maxunicode + 1) if chr(c).isspace()}
