@@ -467,10 +467,18 @@ def _arrow_cells(data: bytes | memoryview, delim: str, width: int, quoted_breaks
         )
     except (pa.ArrowInvalid, pa.ArrowException):
         return None
+    columns: list = table.columns
+    del table
     cells = []
-    for j in range(width):
-        col = pc.utf8_trim(table.column(j), characters=_PY_WHITESPACE).combine_chunks()
+    for j in range(width):   # each column's Arrow buffers let go once it is converted
+        col = pc.utf8_trim(columns[j], characters=_PY_WHITESPACE).combine_chunks()
+        columns[j] = None
         cells.append(_object_array(col, pa, pc))
+        del col
+    # Arrow's allocator keeps what was freed for reuse: at 1,000,000 persons about 0.75 GB that
+    # nothing else would use, held to the end of the run (measured: RSS 2.05 GB after loading the
+    # destination, 1.31 GB after this; pandas' parser 1.37 GB)
+    pa.default_memory_pool().release_unused()
     return cells
 
 
