@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
+from typing import Iterator
 
 __all__ = [
     "Division",
@@ -284,14 +285,15 @@ class _Matcher:
     by_prefix: dict[str, tuple[int, ...]]
     unique_short: frozenset[str]  # short forms naming exactly one place in the country
 
-    def tokens(self, text: str) -> list[tuple[int, int, str]]:
-        """Leftmost-longest non-overlapping division names in ``text``: (start, end, form).
+    def tokens(self, text: str) -> Iterator[tuple[int, int, str]]:
+        """Leftmost-longest non-overlapping division names in ``text``: (start, end, form), found
+        as they are asked for (an address scan stops at its county: the village names after it
+        are not looked at).
 
         One dict probe per character on the first two characters (every form has at least
         two): a regex alternation over 7,000 names is scanned branch by branch by Python's
         engine, about 6 µs per character."""
         by_prefix, forms = self.by_prefix, self.forms
-        out = []
         i, n = 0, len(text) - 1
         while i < n:
             lens = by_prefix.get(text[i:i + 2])
@@ -299,14 +301,13 @@ class _Matcher:
                 for ln in lens:
                     w = text[i:i + ln]
                     if w in forms:
-                        out.append((i, i + ln, w))
+                        yield (i, i + ln, w)
                         i += ln
                         break
                 else:
                     i += 1
             else:
                 i += 1
-        return out
 
     def continues(self, text: str, end: int, cand: _Cand) -> bool:
         """Whether a division name under ``cand`` starts at ``end``: 江苏镇江 is 江苏 + 镇江, not a
