@@ -511,12 +511,15 @@ def _scan(text: str) -> tuple[str, int, str]:
             usable = [c for c in cands if c.level == 3 and not c.short and _consistent(c, prov, "")]
         if not usable:
             continue
-        # prefer the shallowest level (吉林 is the province before it is the city)
-        lvl = min(c.level for c in usable)
-        at_level = {c.code for c in usable if c.level == lvl}
-        if len(at_level) != 1:
-            continue  # ambiguous (朝阳区 with no province or city before it): do not guess
-        code = at_level.pop()
+        if len(usable) == 1:   # (most names: one place)
+            lvl, code = usable[0].level, usable[0].code
+        else:
+            # prefer the shallowest level (吉林 is the province before it is the city)
+            lvl = min(c.level for c in usable)
+            at_level = {c.code for c in usable if c.level == lvl}
+            if len(at_level) != 1:
+                continue  # ambiguous (朝阳区 with no province or city before it): do not guess
+            code = at_level.pop()
         depth = lvl
         last_end = end
         prov = code[:2]
