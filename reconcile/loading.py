@@ -366,6 +366,7 @@ def _grid_fast(b: bytes, delim: str, h: int) -> _Grid | None:
     dpos = np.flatnonzero(arr == ord(delim))
     qpos = np.flatnonzero(arr == 34)
     nl = nl_all
+    closing_ok = True
     if len(qpos):
         if len(qpos) % 2:
             return None
@@ -375,6 +376,11 @@ def _grid_fast(b: bytes, delim: str, h: int) -> _Grid | None:
         ok[1:] |= opening[1:] - qpos[1::2][:-1] == 1  # "" inside a quoted field
         if not ok.all():
             return None
+        # and whether every closing quote ends its field (the delimiter, a line break, the end or
+        # a doubled "" follows): the RFC 4180 shape, which Arrow's reader splits as pandas' does
+        after = qpos[1::2] + 1
+        follow = arr[np.minimum(after, len(arr) - 1)]
+        closing_ok = bool(((after >= len(arr)) | (follow == 10) | (follow == ord(delim)) | (follow == 34)).all())
         nl = nl_all[np.searchsorted(qpos, nl_all) % 2 == 0]
         dpos = dpos[np.searchsorted(qpos, dpos) % 2 == 0]
     del arr
@@ -400,7 +406,6 @@ def _grid_fast(b: bytes, delim: str, h: int) -> _Grid | None:
                      np.zeros(0, dtype=np.int64), np.zeros(0, dtype=bool), raw_text)
     nfields = np.searchsorted(dpos, ends) - np.searchsorted(dpos, starts) + 1
     quoted_breaks = len(nl) < len(nl_all)
-    closing_ok = _quotes_close_fields(b, qpos, delim)
     del nl, nl_all, dpos, qpos
     if W >= 2 and len(b) >= ARROW_MIN_BYTES and closing_ok and bool((nfields == W).all()):
         cells = _arrow_cells(memoryview(b)[data_start:], delim, W, quoted_breaks)
@@ -421,26 +426,12 @@ def _grid_fast(b: bytes, delim: str, h: int) -> _Grid | None:
     return _Grid(header, header_line, cells, lines, nfields, extra, raw_text)
 
 
-# Files this large are split by Arrow's CSV reader (C++, both cores: 1.86 M records, 296 MB,
-# 6.9 s with pandas' C parser and the strip per cell, 3.1 s with Arrow); smaller ones by pandas,
-# which saves importing pyarrow for a few thousand rows.
+# Files this large are split by Arrow's CSV reader (C++, both cores: read_registry of 1.86 M
+# records, 296 MB, 10.4 s with pandas' C parser and the strip per cell, 6.0 s with Arrow); smaller
+# ones by pandas, which saves importing pyarrow for a few thousand rows.
 ARROW_MIN_BYTES = 8 << 20
 # what Python's str.strip() removes (str.isspace()): the cells lose exactly these at either end
 _PY_WHITESPACE = "".join(chr(c) for c in range(0x3001) if chr(c).isspace())
-
-
-def _quotes_close_fields(b: bytes, qpos: np.ndarray, delim: str) -> bool:
-    """Whether every closing quote ends its field (followed by the delimiter, a line break, the end
-    or the quote of a doubled ""): the RFC 4180 shape, which pandas and Arrow split alike. Opening
-    quotes are checked by the caller (_grid_fast)."""
-    if not len(qpos):
-        return True
-    arr = np.frombuffer(b, dtype=np.uint8)
-    closing = qpos[1::2]
-    after = closing + 1
-    at_end = after >= len(arr)
-    follow = arr[np.minimum(after, len(arr) - 1)]
-    return bool((at_end | (follow == 10) | (follow == ord(delim)) | (follow == 34)).all())
 
 
 def _arrow_cells(data: bytes | memoryview, delim: str, width: int, quoted_breaks: bool) -> list[np.ndarray] | None:
@@ -465,7 +456,7 @@ def _arrow_cells(data: bytes | memoryview, delim: str, width: int, quoted_breaks
                                                  null_values=[], strings_can_be_null=False,
                                                  quoted_strings_can_be_null=False),
         )
-    except (pa.ArrowInvalid, pa.ArrowException):
+    except pa.ArrowException:   # (ArrowInvalid: a record Arrow splits otherwise)
         return None
     columns: list = table.columns
     del table
@@ -473,11 +464,11 @@ def _arrow_cells(data: bytes | memoryview, delim: str, width: int, quoted_breaks
     for j in range(width):   # each column's Arrow buffers let go once it is converted
         col = pc.utf8_trim(columns[j], characters=_PY_WHITESPACE).combine_chunks()
         columns[j] = None
-        cells.append(_object_array(col, pa, pc))
+        cells.append(_object_array(col))
         del col
     # Arrow's allocator keeps what was freed for reuse: at 1,000,000 persons about 0.75 GB that
     # nothing else would use, held to the end of the run (measured: RSS 2.05 GB after loading the
-    # destination, 1.31 GB after this; pandas' parser 1.37 GB)
+    # destination, 1.30 GB after this; pandas' parser 1.37 GB)
     pa.default_memory_pool().release_unused()
     return cells
 
@@ -491,9 +482,12 @@ NEARLY_ALL_DISTINCT = 0.95
 _SAMPLE = 20_000
 
 
-def _object_array(col, pa, pc) -> np.ndarray:
+def _object_array(col) -> np.ndarray:
     """An Arrow text array as an object array of str, one object per distinct value where the
     values repeat (SHARE_OBJECTS_BELOW)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     n = len(col)
     if n > _SAMPLE:
         sample = col.take(pa.array(np.arange(0, n, n // _SAMPLE)))

@@ -744,6 +744,7 @@ def test_arrow_reader_shares_one_object_per_repeated_value(monkeypatch):
     "1,张伟,男\n2,李娜\n",              # a record short of fields: pandas pads it, then rejected
     "1,张伟,男\n\n2,李娜,女\n",          # an empty line: a rejected row of its own
     '1,张"三,男\n',                    # a stray quote: the csv module reads it
+    '1,"张"三,男\n',                   # text after a closing quote: pandas reads it
 ])
 def test_arrow_reader_leaves_irregular_files_to_the_other_readers(monkeypatch, body):
     by_pandas, by_arrow, used = _grids(("编号,姓名,性别\n" + body).encode("utf-8"), monkeypatch)
