@@ -12,6 +12,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from reconcile.codes import codes_of, joint_codes
 from reconcile.privacy import mask_ids_in_text
 
 
@@ -179,12 +180,15 @@ def _column_codes(left: pd.DataFrame, right: pd.DataFrame, c: str,
     memoised in ``cache`` (passes share columns: k_birth, hukou_region, k_py, ...)."""
     if cache is not None and c in cache:
         return cache[c]
-    if right is left:   # one file with itself: factorise once, the second half is the same codes
-        codes, uniq = pd.factorize(_key_values(left[c]), sort=False)
-        codes = np.concatenate([codes, codes]).astype(np.int64)
+    # each side's codes memoised (reconcile.codes): the comparators and EM group the same columns,
+    # and the smaller registry's were computed by its within-file blocking, while the larger loaded
+    if right is left:   # one file with itself: the second half is the same codes
+        got = codes_of(_key_values(left[c]))
+        codes = np.concatenate([got.codes, got.codes]).astype(np.int64)
     else:
-        codes, uniq = pd.factorize(_key_values(pd.concat([left[c], right[c]], ignore_index=True)), sort=False)
-        codes = codes.astype(np.int64)
+        got = joint_codes(_key_values(left[c]), _key_values(right[c]))
+        codes = got.codes
+    uniq = got.uniques
     # empty cells from the (few) distinct values, not a string comparison per row
     blank = np.flatnonzero(np.asarray(uniq, dtype=object) == "")
     empty = codes == blank[0] if blank.size else np.zeros(codes.size, dtype=bool)

@@ -1,13 +1,13 @@
 """Compare candidate pairs field by field, in chunks, into a small-int level matrix."""
 from __future__ import annotations
 
-import weakref
 from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
 from matchers.base import Comparator
+from reconcile.codes import codes_of
 
 DEFAULT_CHUNK = 500_000
 
@@ -100,28 +100,17 @@ def _compare_chunked(left, right, li: np.ndarray, ri: np.ndarray, comp: Comparat
 DISTINCT_SHARE = 0.5
 
 
-_CODES: dict[int, tuple] = {}   # id(array) -> (weak reference, codes, distinct count)
-
-
 def _codes_of(arr: np.ndarray) -> tuple[np.ndarray, int] | None:
-    """Integer codes of one column's values (memoised per array while it lives: a linkage's
-    candidate pairs and its u sample compare the same arrays); None when a value is missing
-    (NaN/None), which this shortcut does not try to group."""
-    hit = _CODES.get(id(arr))
-    if hit is not None and hit[0]() is arr:
-        return hit[1], hit[2]
-    codes, uniq = pd.factorize(arr, sort=False)
-    if codes.size and codes.min() < 0:
+    """Integer codes of one column's values (memoised per array while it lives, reconcile.codes:
+    a linkage's candidate pairs and its u sample compare the same arrays, blocking grouped them
+    before); None when a value is missing (NaN/None), which this shortcut does not try to group."""
+    if not isinstance(arr, np.ndarray) or arr.ndim != 1:   # (a list: factorised as it is, not kept)
+        codes, uniq = pd.factorize(arr, sort=False)
+        return None if codes.size and codes.min() < 0 else (codes.astype(np.int64), len(uniq))
+    got = codes_of(arr)
+    if got.missing:
         return None
-    res = (codes.astype(np.int64), len(uniq))
-    try:
-        ref = weakref.ref(arr)
-    except TypeError:   # not a numpy array (a list): no memo
-        return res
-    for k in [k for k, v in _CODES.items() if v[0]() is None]:
-        del _CODES[k]
-    _CODES[id(arr)] = (ref, *res)
-    return res
+    return got.codes.astype(np.int64), got.n
 
 
 # A column this long is first looked at in a sample of SAMPLE values spread over it
