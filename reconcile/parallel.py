@@ -484,10 +484,15 @@ def _read(proc: subprocess.Popen | None):
 def _read_side(proc: subprocess.Popen | None) -> tuple[Any, Any]:
     """(the worker's next result, None), or (None, the ReconcileError it sent: a bad file), or
     (None, None) when it failed otherwise; after a failure the worker is ended."""
+    from reconcile.packing import PendingFrame
+
     if proc is None or proc.stdout is None or proc.stdout.closed:
         return None, None
     try:
         ok, payload = pickle.load(proc.stdout)
+        std = getattr(payload, "std", None) if ok else None
+        if isinstance(std, PendingFrame):   # the loaded side: its columns that follow the pickle
+            payload.std = std.complete(proc.stdout)
     except Exception:   # noqa: BLE001 - the worker died or wrote nothing usable
         ok, payload = False, None
     if not ok:
@@ -560,7 +565,18 @@ def _worker_main() -> None:
     raw = side.loaded.raw
     if scratch is not None:
         side.loaded.raw = None   # only the records need it, and those are built here
-    send((True, side if send_only is None else _linking_side(side, send_only)))
+    # the side's nearly distinct text columns follow its pickle (reconcile.packing)
+    from dataclasses import replace
+
+    from reconcile.packing import PackedFrame
+
+    sent = side if send_only is None else _linking_side(side, send_only)
+    packed = PackedFrame(sent.std)
+    send((True, replace(sent, std=packed)))
+    del sent
+    packed.write_trailing(out)
+    out.flush()
+    del packed
     side.loaded.raw = raw
     # the results after the side go out in order from a thread: a write waits for the caller to
     # read, and the caller reads each only when it needs it (the term counts once its cross pairs

@@ -643,3 +643,18 @@ def test_both_files_bad_gives_the_origins_error_as_the_ordinary_path(tmp_path, t
         par.load_sides(origin, dest, KEYS[0], KEYS[1], min_bytes=0)
     assert side_by_side.value.key == alone.value.key and str(side_by_side.value) == str(alone.value)
     assert "户籍.csv" in str(side_by_side.value)
+
+
+def test_a_large_side_sent_with_its_distinct_columns_packed_is_the_same_frame(tmp_path, two_cores):
+    """11,150 destination records: above reconcile.packing's MIN_ROWS, so its ID numbers, record
+    keys and residences follow the pickle as buffers; the frame received equals the one loaded."""
+    from fixtures import generate as g
+    from reconcile import packing
+    paths = g.write(g.generate(6000, seed=5), tmp_path / "gen")
+    with par.load_sides(paths["origin"], paths["dest"], {}, {}, min_bytes=0) as sides:
+        assert sides.worker_side == "dest"
+        got = sides.dest.std
+    want = load_side("dest", paths["dest"], {}).std
+    assert len(want) >= packing.MIN_ROWS
+    assert packing._worth_packing(want["id_clean"].to_numpy()) and packing._worth_packing(want["record_key"].to_numpy())
+    pd.testing.assert_frame_equal(got, want)
