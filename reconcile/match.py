@@ -213,6 +213,9 @@ def _run_match(origin_path, dest_path, out, options, progress, comparators,
             else:
                 side.std = drop_blocking_keys(side.std)
         progress("within", {k: (0 if v is None else int(v.li.size)) for k, v in within.items()})
+        from reconcile import codes
+
+        codes.forget()   # the columns' codes were for blocking, comparing and training: all done
 
     t0 = time.perf_counter()
     result = assemble(origin, dest, cross, within, comps, opts, db=db)

@@ -586,6 +586,9 @@ def _worker_main() -> None:
         if within is not None or scratch is not None:   # (the caller's "counts" step)
             sender.put(_counts_result(side))
         within_result = None if within is None else _within_result(side, within)
+        from reconcile import codes
+
+        codes.forget()   # (the within-file comparison's: the records do not group values)
         # the fingerprints go once: with the within-file result when it carries them, else with
         # the records (see below)
         fingerprints_sent = within_result is not None and within_result[1] is not None
