@@ -110,5 +110,5 @@ def joint_codes(left: np.ndarray, right: np.ndarray) -> Codes:
 
 def forget() -> None:
     """Let go of every memoised code (``match`` once its linkages are done: the comparators'
-    columns live on to the report, their codes are not needed there; 0.1 GB at 1,000,000)."""
+    columns live on to the report, their codes are not needed there; 225 MB at 1,000,000)."""
     _MEMO.clear()

@@ -3,11 +3,12 @@ distinct text columns (ID numbers, record keys, residences) as one UTF-8 buffer 
 pickle, instead of one pickled object per cell.
 
 Pickle writes every str object on its own and remembers each in its memo: the 1,000,000-person
-destination's linking columns (1.86 M rows x 42 columns) took 7.7 s to dump and 4.4 s to load,
-while the main process waited for them. Joining a column's values with a separator and encoding
-them takes 0.06-0.24 s, splitting them back 0.15-0.31 s. The buffers follow the pickle on the
-stream, one at a time: inside the pickle both ends would hold all of them until its end (pickle
-memoises every bytes object), 0.5 GB more at the two processes' peak. Columns that repeat their
+destination's linking columns (1.86 M rows x 42 columns) took 8.4 s to dump and 4.3-4.6 s to
+load, while the main process waited for them; with these columns as buffers 4.7 and 3.6-4.2 s.
+Joining a column's values with a separator and encoding them takes 0.06-0.24 s, splitting them
+back 0.15-0.31 s. The buffers follow the pickle on the stream, one at a time: inside the pickle
+both ends held all of them until its end (pickle memoises every bytes object), and the two
+processes' peak was 0.2-0.4 GB higher. Columns that repeat their
 values (a birth year, a county: one object per value, reconcile.interning) go in the pickle:
 pickle writes a repeated object as a reference, and splitting would make a copy per row.
 
