@@ -83,24 +83,25 @@ def _exact_agreement_shares(left: pd.DataFrame, right: pd.DataFrame | None, tota
         # comparators grouped them already), the empty value's dropped
         if right is None:
             got = codes_of(left[col].to_numpy(object))
-            counts = _counts_without_blank(got, got.codes, got.n)
+            counts = _counts_without_blank(got, got.codes)
             agree = float((counts * (counts - 1) / 2).sum())
             n = counts.sum()
             present = n * (n - 1) / 2
         else:
             got = joint_codes(left[col].to_numpy(object), right[col].to_numpy(object))
             nl = len(left)
-            lc = _counts_without_blank(got, got.codes[:nl], got.n)
-            rc = _counts_without_blank(got, got.codes[nl:], got.n)
+            lc = _counts_without_blank(got, got.codes[:nl])
+            rc = _counts_without_blank(got, got.codes[nl:])
             agree = float(lc @ rc)   # sums of integer products: exact in float64
             present = float(lc.sum()) * float(rc.sum())
         out[field] = agree / present if present else 0.0
     return out
 
 
-def _counts_without_blank(got: Codes, codes: np.ndarray, n: int) -> np.ndarray:
-    """Rows per value code (float64), the empty value's (and a missing value's) set to 0."""
-    counts = np.bincount(codes[codes >= 0] if got.missing else codes, minlength=n).astype(np.float64)
+def _counts_without_blank(got: Codes, codes: np.ndarray) -> np.ndarray:
+    """Rows per value code of ``got`` among ``codes`` (float64), the empty value's (and a missing
+    value's) set to 0."""
+    counts = np.bincount(codes[codes >= 0] if got.missing else codes, minlength=got.n).astype(np.float64)
     counts[np.flatnonzero(np.asarray(got.uniques, dtype=object) == "")] = 0.0
     return counts
 
