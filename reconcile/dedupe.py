@@ -28,6 +28,7 @@ import pandas as pd
 
 import reconcile
 from matchers.base import MISSING, Comparator
+from reconcile.arrays import repeated
 from reconcile.blocking import Candidates, PassStats
 from reconcile.cluster import UnionFind, guarded_clusters
 from reconcile.decide import DECISION_NAMES, MATCH, NONE, REVIEW, threshold_decisions
@@ -1079,7 +1080,7 @@ def finish(db, work, opts: DedupeOptions, comps: Sequence[Comparator], started: 
         versions = work.write_records(dbx, run_id, plan.person_id)
         work.timings["records_write"] = time.perf_counter() - t1
         t1 = time.perf_counter()
-        write_persons(dbx, run_id, plan, np.full(pop.n, SOURCE, dtype=object), pop.keys, in_versions=True)
+        write_persons(dbx, run_id, plan, repeated(SOURCE, pop.n), pop.keys, in_versions=True)
         work.timings["persons_write"] = time.perf_counter() - t1
         incremental.save_state(dbx, run_id, work, plan.person_id, versions, opts, comps)
 

@@ -42,6 +42,7 @@ import pandas as pd
 
 import reconcile
 from matchers.base import Comparator
+from reconcile.arrays import repeated
 from reconcile.blocking import DEFAULT_PASSES, BlockingPass, PassStats, candidate_pairs
 from reconcile.dedupe import (
     COMPLETENESS_FIELDS, SOURCE, DedupeOptions, InputFile, PairFacts, Population, base_model, estimate_u_prior,
@@ -584,7 +585,7 @@ def _prepare_incremental(db, state: State, deltas: list[FileDelta], paths, opts,
     _check_unique_keys(keys)
     n = len(keys)
     line = np.concatenate([d.line for d in deltas])
-    file_arr = np.concatenate([np.full(len(d.keys_raw), d.label, dtype=object) for d in deltas])
+    file_arr = np.concatenate([repeated(d.label, len(d.keys_raw)) for d in deltas])
     file_index = np.concatenate([np.full(len(d.keys_raw), d.index, np.int16) for d in deltas])
     rowhash = np.concatenate([d.rowhash for d in deltas])
     linehash = np.concatenate([d.linehash for d in deltas])

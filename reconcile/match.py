@@ -19,6 +19,7 @@ import pandas as pd
 
 import reconcile
 from matchers.base import Comparator
+from reconcile.arrays import repeated
 from reconcile.cluster import component_labels, guarded_clusters, label_edges
 from reconcile.decide import DECISION_NAMES, MATCH, NONE, REVIEW, one_person_adjustment, one_to_one, threshold_decisions
 from reconcile.errors import ConfigError, ReportError
@@ -353,7 +354,7 @@ def within_decisions(side: Side, lk: Linkage | None, opts: MatchOptions, db=None
         return np.zeros(0, np.int8), np.zeros(0, object), np.zeros(0, np.int8)
     prob = lk.scores.probability
     decision = threshold_decisions(prob, opts.match_threshold, opts.review_threshold)
-    decided_by = np.full(len(decision), "model", dtype=object)
+    decided_by = repeated("model", len(decision))
     stale = np.zeros(len(decision), np.int8)
     if db is None:
         return decision, decided_by, stale
@@ -439,7 +440,7 @@ def assemble(origin: Side, dest: Side, cross: Linkage, within: dict[str, Linkage
     prob = cross.scores.probability
 
     decision = threshold_decisions(prob, opts.match_threshold, opts.review_threshold)
-    decided_by = np.full(len(decision), "model", dtype=object)
+    decided_by = repeated("model", len(decision))
     stale = np.zeros(len(decision), dtype=np.int8)
     stale_evidence: dict[int, str] = {}
     if db is not None:
@@ -630,7 +631,7 @@ def apply_reviews(db, origin: Side, dest: Side, cross: Linkage, decision: np.nda
 
     ensure_ledger(db)
     n = len(decision)
-    decided_by = np.full(n, "model", dtype=object)
+    decided_by = repeated("model", n)
     stale = np.zeros(n, dtype=np.int8)
     if decided_pairs(db).empty:
         return cross, decision, decided_by, stale, {}
