@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import shutil
+import stat
 import time
 from dataclasses import asdict, dataclass, field
 from functools import cache, partial
 from pathlib import Path
-from typing import Any, Callable, Collection, Mapping, Sequence
+from typing import Any, Callable, Collection, Iterator, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -29,7 +32,8 @@ from reconcile.blocking import MATCH_PASSES, WITHIN_PASSES, pass_columns
 from reconcile.keys import add_keys, drop_blocking_keys, fill_unit_hukou, mark_shared_ids
 from reconcile.linkage import Linkage, Progress, evidence_json, evidence_jsons, link, _noop
 from reconcile.model import Model
-from reconcile.report import ChunkedFrame, CopiedRows, RunOutput, now_iso, open_report, write_copied_rows, write_run
+from reconcile.report import (ChunkedFrame, CopiedRows, RunOutput, holds_nothing, now_iso, open_report, write_copied_rows,
+                              write_run, write_run_beside_base)
 from reconcile.scoring import PRIOR_STRATA, TF_FIELDS, TermFrequencies, strata_values
 
 
@@ -154,6 +158,7 @@ def _run_match(origin_path, dest_path, out, options, progress, comparators,
     timings: dict[str, float] = {}
     out_path = Path(out)
     db = open_report(out_path)          # fail early on a bad --out, before the heavy work
+    new_report = holds_nothing(db)
 
     if opts.engine == "spark":   # issue 7: standardise, block, compare, score as Spark jobs
         from reconcile.engines.spark import spark_stages
@@ -165,7 +170,8 @@ def _run_match(origin_path, dest_path, out, options, progress, comparators,
         t0 = time.perf_counter()
         sides = load_sides(origin_path, dest_path, opts.origin, opts.dest,
                            within=(comps, WITHIN_PASSES, opts.within_block_cap) if opts.within_file else None,
-                           scratch_dir=out_path.resolve().parent, send_only=linking_columns(comps))
+                           scratch_dir=out_path.resolve().parent, send_only=linking_columns(comps),
+                           report_base=new_report and not opts.out_parquet)
         # a worker may still be comparing one registry with itself, or building its records for
         # the report: ended once the report is written, or on any error; then its files go
         cleanup += [sides.close, sides.remove_files]
@@ -242,7 +248,19 @@ def _run_match(origin_path, dest_path, out, options, progress, comparators,
         },
         tables=result["tables"],
     )
-    run_id = write_run(db, run_out, extra_writer=result.get("extra_writer"))
+    copy = sides.report_copy() if opts.engine != "spark" and sides.report_base_asked else None
+    if copy is None:
+        run_id = write_run(db, run_out, extra_writer=result.get("extra_writer"))
+    else:
+        # the worker is still finishing the report base (both registries' `records` rows, this
+        # process wrote the origin's, and their indexes): the run is written meanwhile into a
+        # copy of the report, which holds nothing, then moved into the base, which then
+        # replaces the report
+        db.close()
+        shutil.copyfile(out_path, copy)
+        run_id, written = write_run_beside_base(copy, run_out, sides.report_base, result.get("extra_writer"))
+        os.chmod(written, stat.S_IMODE(out_path.stat().st_mode))   # (a scratch file is the owner's only)
+        os.replace(written, out_path)
     if opts.out_parquet:
         from reconcile.engines.spark import write_parquet
 
@@ -931,10 +949,15 @@ def _record_parts(side: Side) -> list:
     return [side.prepared_records] if side.prepared_records is not None else _record_builders(side)
 
 
+def record_chunks(side: Side) -> Iterator[pd.DataFrame]:
+    """The side's `records` rows, built RECORD_CHUNK at a time."""
+    return (build() for build in _record_builders(side))
+
+
 def write_side_records(side: Side, path: Path) -> CopiedRows:
     """The side's `records` rows built into a scratch SQLite file at ``path`` (the loading worker
     does this for its registry while this process links: reconcile.parallel)."""
-    return write_copied_rows(path, "records", (build() for build in _record_builders(side)))
+    return write_copied_rows(path, "records", record_chunks(side))
 
 
 def _record_rows(side: Side, lo: int = 0, hi: int | None = None) -> pd.DataFrame:

@@ -17,6 +17,7 @@ import pickle
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Any, Collection, Mapping, Sequence
@@ -67,6 +68,7 @@ class Sides:
         self._reload = reload         # (path, options) of the worker's file
         self._scratch = [scratch] if scratch is not None else []
         self._scratch_dir = scratch.parent if scratch is not None else scratch_dir
+        self._base: Path | None = None   # where the worker builds the report base, when asked
         self.timings: dict[str, float] = {}
 
     def _new_scratch(self) -> Path | None:
@@ -145,16 +147,23 @@ class Sides:
             return None
         return self._records_here(name, "ahead")
 
-    def _records_here(self, name: str, label: str, side=None):
+    def _records_here(self, name: str, label: str, side=None, base: Path | None = None):
         """Side ``name``'s (or ``side``'s) `records` rows built in this process into a new scratch
-        file, or None when none can be made; timed as ``records_<name>_<label>``."""
-        from reconcile.match import write_side_records
+        file (or into ``base``, as a report base's first rows: ReportBase), or None when none can
+        be made; timed as ``records_<name>_<label>``."""
+        from reconcile.match import record_chunks, write_side_records
+        from reconcile.report import ReportBase, write_copied_rows
 
-        path = self._new_scratch()
+        path = self._new_scratch() if base is None else base
         if path is None:
             return None
         t0 = time.perf_counter()
-        copied = write_side_records(side if side is not None else self._side(name), path)
+        side = side if side is not None else self._side(name)
+        if base is None:
+            copied = write_side_records(side, path)
+        else:   # (copied from there unless the worker makes it a report base: then only its rows)
+            copied = replace(write_copied_rows(base, "records", record_chunks(side), run_id=ReportBase.run_id),
+                             source=name)
         self.timings[f"records_{name}_{label}"] = time.perf_counter() - t0
         return copied
 
@@ -184,6 +193,8 @@ class Sides:
             return None
         copied, seconds, fingerprints = got
         self.timings[f"records_{name}_in_worker"] = seconds
+        if hasattr(copied, "index_seconds"):   # (a ReportBase: its indexes built there too)
+            self.timings["record_indexes_in_worker"] = copied.index_seconds
         side = self._side(name)
         if side is not None and side._fingerprints is None and fingerprints is not None \
                 and len(fingerprints) == len(side.std):
@@ -210,6 +221,26 @@ class Sides:
 
             side.loaded.raw = read_registry(self._reload[0], **self._reload[1]).raw
         return None
+
+    @property
+    def report_base_asked(self) -> bool:
+        """Whether the worker was asked to finish a report base (load_sides' ``report_base``)."""
+        return self._base is not None and self._side(self._worker_side) is not None
+
+    def report_copy(self) -> Path | None:
+        """A new scratch file (deleted by ``remove_files``) for the run to be written into while the
+        worker finishes the report base (reconcile.report.write_run_beside_base), or None."""
+        return self._new_scratch() if self.report_base_asked else None
+
+    def report_base(self):
+        """The reconcile.report.ReportBase the worker built (load_sides' ``report_base``), waited
+        for; None when it built none (then ``prepared_records`` gives the rows as without it)."""
+        from reconcile.report import ReportBase
+
+        if not self.report_base_asked:
+            return None
+        copied = self._take_records(self._worker_side)
+        return copied if isinstance(copied, ReportBase) else None
 
     @property
     def worker_side(self) -> str | None:
@@ -262,7 +293,8 @@ def _block(side, within: tuple | None):
 def load_sides(origin_path: str | Path, dest_path: str | Path, origin_opts: Mapping[str, Any],
                dest_opts: Mapping[str, Any], min_bytes: int | None = None,
                within: tuple[Sequence[Any], Sequence[Any], int] | None = None,
-               scratch_dir: str | Path | None = None, send_only: Collection[str] | None = None) -> Sides:
+               scratch_dir: str | Path | None = None, send_only: Collection[str] | None = None,
+               report_base: bool = False) -> Sides:
     """Both sides as reconcile.match.load_side makes them. When both files are large, the larger
     one loads in a second process while this one loads the smaller; with ``within`` =
     (comparators, passes, block cap) each process then blocks and compares its side with itself
@@ -276,7 +308,11 @@ def load_sides(origin_path: str | Path, dest_path: str | Path, origin_opts: Mapp
     (a ``linking_only`` Side): what only the records read stays there (at 1,000,000 persons about
     0.4 GB not held twice); the fingerprints, of whole records, come from there too (with the
     within-file comparison and with the records). The worker's records can then be copied into
-    the report last, while they are still being built (a pending CopiedRows).
+    the report last, while they are still being built (a pending CopiedRows). With
+    ``report_base`` as well (the report has no run yet) and the origin loaded here, this process
+    writes the origin's rows as the first rows of a new report, and the worker adds its side's
+    and builds the indexes (``Sides.report_base``): what the report stage, last, would do, done
+    beside this process's outcomes.
 
     Whatever goes wrong in the second process (a bad file, a worker that cannot start, a
     comparator that cannot be sent) is done again here, so the error a user sees is the one the
@@ -301,12 +337,18 @@ def load_sides(origin_path: str | Path, dest_path: str | Path, origin_opts: Mapp
     steps = (["within"] if within is not None else []) + (["records"] if scratch is not None else [])
     # the worker goes on after its side: it counts its side's term frequencies first
     steps = (["counts"] if steps else []) + steps
+    # the report base starts with this process's side's records: the origin's, which go first
+    base = _scratch_file(scratch_dir) if scratch is not None and report_base and small == "origin" else None
     # the worker starts afresh: it speaks the language this run speaks (rejected rows' reasons)
     worker = _start_worker((get_lang(), big, str(paths[big]), dict(opts[big]), within,
                             None if scratch is None else str(scratch),
-                            None if scratch is None or send_only is None else frozenset(send_only)))
+                            None if scratch is None or send_only is None else frozenset(send_only),
+                            None if base is None else str(base)))
     sides = Sides(None, None, worker=worker, worker_side=big, steps=steps,
                   reload=(str(paths[big]), dict(opts[big])), scratch=scratch)
+    if base is not None:
+        sides._scratch.append(base)
+        sides._base = base
     early: list = []   # the worker's side result, when it ended before it was waited for
 
     def worker_failed_early() -> bool:
@@ -341,10 +383,14 @@ def load_sides(origin_path: str | Path, dest_path: str | Path, origin_opts: Mapp
             sides._counts[small] = term_counts(mine.std)   # (and the term frequencies' share of it)
         if scratch is not None and not worker_failed_early():
             # and this side's `records` rows, which the worker builds for its side
-            copied = sides._records_here(small, "beside_load", side=mine)
+            copied = sides._records_here(small, "beside_load", side=mine, base=base)
             if copied is not None:
                 sides._prepared[small] = copied
                 mine.loaded.raw = None   # only the records read it
+        if base is not None:   # (the worker waits for this before its records: told in every case)
+            _tell_worker(worker, small in sides._prepared)
+            if small not in sides._prepared:
+                sides._base = None
         t0 = time.perf_counter()
         theirs, error = early[0] if early else _read_side(worker)
         sides.timings[f"waited_for_{big}_load"] = time.perf_counter() - t0
@@ -454,13 +500,46 @@ def _start_worker(job: tuple) -> subprocess.Popen | None:
         proc = subprocess.Popen([sys.executable, "-m", "reconcile.parallel"], stdin=subprocess.PIPE,
                                 stdout=subprocess.PIPE, env=env)
         assert proc.stdin is not None
-        pickle.dump(job, proc.stdin, protocol=pickle.HIGHEST_PROTOCOL)
-        # kept open, never written again: the worker ends when it closes (this process ended,
-        # even killed: _end_with_the_caller), instead of going on alone with the registry
-        proc.stdin.flush()
+        # kept open, written to once more at most (_tell_worker): the worker ends when it closes
+        # (this process ended, even killed: _Caller), instead of going on alone with the registry
+        _send_framed(proc.stdin, pickle.dumps(job, protocol=pickle.HIGHEST_PROTOCOL))
     except (OSError, pickle.PicklingError, AttributeError, TypeError):
         return None
     return proc
+
+
+def _send_framed(pipe, data: bytes) -> None:
+    """``data`` with its length before it: the worker reads its stdin unbuffered (the thread
+    watching it must see every byte after the job: _Caller)."""
+    pipe.write(len(data).to_bytes(8, "little") + data)
+    pipe.flush()
+
+
+def _read_exactly(fd: int, n: int) -> bytes:
+    """``n`` bytes from ``fd`` (a pipe returns what has come so far); EOFError when it closes first."""
+    parts, got = [], 0
+    while got < n:
+        chunk = os.read(fd, n - got)
+        if not chunk:
+            raise EOFError
+        parts.append(chunk)
+        got += len(chunk)
+    return b"".join(parts)
+
+
+def _read_framed(fd: int) -> bytes:
+    return _read_exactly(fd, int.from_bytes(_read_exactly(fd, 8), "little"))
+
+
+def _tell_worker(proc: subprocess.Popen | None, base_started: bool) -> None:
+    """Tell the worker whether the report base holds this process's side's `records` rows (for it
+    to finish: load_sides' ``report_base``). A worker that has ended is not told."""
+    if proc is None or proc.stdin is None:
+        return
+    try:
+        _send_framed(proc.stdin, b"1" if base_started else b"0")
+    except (OSError, ValueError):   # (BrokenPipeError; a closed pipe)
+        pass
 
 
 def _end(proc: subprocess.Popen) -> None:
@@ -512,27 +591,38 @@ def _error_result(exc: BaseException) -> tuple[bool, Any]:
     return (False, exc)
 
 
-def _end_with_the_caller(stdin) -> None:
-    """A thread that ends this worker once its stdin closes: the caller keeps it open and never
-    writes to it again, so it closes when the caller ends, even killed (SIGKILL, the task
+class _Caller:
+    """The worker's stdin after the job, watched by a thread that ends this worker once it closes:
+    the caller keeps it open, so it closes when the caller ends, even killed (SIGKILL, the task
     manager). Without it the worker would go on alone with the registry, and write its records
-    into a scratch file nobody deletes (remove_stale_scratch deletes them at the next run)."""
-    import threading
+    into a scratch file nobody deletes (remove_stale_scratch deletes them at the next run).
+    The caller writes one message to it when it builds a report base (_tell_worker)."""
 
-    fd = stdin.fileno()
+    def __init__(self, fd: int) -> None:
+        import threading
 
-    def watch() -> None:
+        self._fd = fd
+        self._told = threading.Event()
+        self._base_started = False
+        threading.Thread(target=self._watch, daemon=True).start()
+
+    def _watch(self) -> None:
         # os.read, not the buffered file: a thread blocked inside the buffered file holds its
         # lock, and Python's shutdown then aborts ("could not acquire lock ... at interpreter
         # shutdown") with a fatal error on the terminal
         try:
-            while os.read(fd, 65536):
+            self._base_started = _read_framed(self._fd) == b"1"
+            self._told.set()
+            while os.read(self._fd, 65536):
                 pass
-        except OSError:
+        except (OSError, EOFError):
             pass
         os._exit(1)
 
-    threading.Thread(target=watch, daemon=True).start()
+    def base_started(self) -> bool:
+        """Whether the report base holds the caller's side's `records` rows (waits until it says)."""
+        self._told.wait()
+        return self._base_started
 
 
 def _worker_main() -> None:
@@ -552,8 +642,9 @@ def _worker_main() -> None:
     try:
         from reconcile.match import load_side
 
-        lang, name, path, options, within, scratch, send_only = pickle.load(sys.stdin.buffer)
-        _end_with_the_caller(sys.stdin.buffer)
+        fd = sys.stdin.fileno()
+        lang, name, path, options, within, scratch, send_only, base = pickle.loads(_read_framed(fd))
+        caller = _Caller(fd)
         set_lang(lang)
         side = load_side(name, path, options)
     except ReconcileError as exc:   # a bad file: the caller raises this very error, at once
@@ -566,8 +657,6 @@ def _worker_main() -> None:
     if scratch is not None:
         side.loaded.raw = None   # only the records need it, and those are built here
     # the side's nearly distinct text columns follow its pickle (reconcile.packing)
-    from dataclasses import replace
-
     from reconcile.packing import PackedFrame
 
     sent = side if send_only is None else _linking_side(side, send_only)
@@ -603,7 +692,9 @@ def _worker_main() -> None:
             from reconcile.match import column_view
 
             side.std = column_view(side.std, [c for c in side.std.columns if c in STANDARD_COLUMNS])
-        records = None if scratch is None else _records_result(side, scratch, fingerprints=not fingerprints_sent)
+        records = None if scratch is None else _records_result(
+            side, scratch, fingerprints=not fingerprints_sent,
+            base=base if base is not None and caller.base_started() else None)
         # the last result is small enough for the pipe's buffer: once the caller has read the
         # within-file result, this process ends, instead of holding the registry (3.2 GB at
         # 1,000,000 persons) until the caller reads the records, once its report is written
@@ -651,8 +742,6 @@ class _Sender:
 
 def _linking_side(side, columns: Collection[str]):
     """A copy of ``side`` with only ``columns`` of its std and ``k_filled`` (linking_only)."""
-    from dataclasses import replace
-
     from reconcile.match import with_filled
 
     return replace(side, std=with_filled(side.std, columns), linking_only=True)
@@ -682,15 +771,18 @@ def _within_result(side, within: tuple) -> tuple[bool, Any]:
         return (False, None)
 
 
-def _records_result(side, scratch: str, fingerprints: bool = True) -> tuple[bool, Any]:
-    """(True, (CopiedRows, seconds taken, the side's fingerprints or None when not asked)) of the
-    side's `records` rows built into ``scratch``, or (False, None)."""
+def _records_result(side, scratch: str, fingerprints: bool = True, base: str | None = None) -> tuple[bool, Any]:
+    """(True, (CopiedRows or ReportBase, seconds taken, the side's fingerprints or None when not
+    asked)) of the side's `records` rows built into ``scratch``, or into the report base at
+    ``base`` that holds the caller's (reconcile.report.finish_report_base); or (False, None)."""
     try:
-        from reconcile.match import write_side_records
+        from reconcile.match import record_chunks, write_side_records
+        from reconcile.report import finish_report_base
 
         t0 = time.perf_counter()
-        copied = write_side_records(side, Path(scratch))
-        return (True, (copied, time.perf_counter() - t0, side.fingerprints if fingerprints else None))
+        made = write_side_records(side, Path(scratch)) if base is None else \
+            finish_report_base(base, record_chunks(side))
+        return (True, (made, time.perf_counter() - t0, side.fingerprints if fingerprints else None))
     except BaseException:   # noqa: BLE001 - the caller builds them itself
         return (False, None)
 

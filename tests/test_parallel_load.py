@@ -110,15 +110,172 @@ def test_match_with_the_second_core_writes_the_same_report(tmp_path, two_cores, 
     assert "records_dest_in_worker" in side_by_side.timings        # and its records, built there
     assert "records_origin_beside_load" in side_by_side.timings    # the origin's here while it loaded
     assert "waited_for_dest_load" in side_by_side.timings
+    assert "record_indexes_in_worker" in side_by_side.timings     # a new report: its base made there
     assert not list(tmp_path.glob(".reconcile-*"))                 # its scratch file is gone
     monkeypatch.setenv("RECONCILE_WORKERS", "1")
     alone = run_match(origin, dest, tmp_path / "one.db", MatchOptions(**opts))
     assert "within_dest_in_worker" not in alone.timings
     assert side_by_side.summary == alone.summary
-    a, b = _tables(tmp_path / "two.db"), _tables(tmp_path / "one.db")
-    assert len(a["links"]) and len(a["duplicates"])
+    _assert_same_report(tmp_path / "two.db", tmp_path / "one.db")
+    # the report moved into place has the permissions of one created there
+    assert (tmp_path / "two.db").stat().st_mode == (tmp_path / "one.db").stat().st_mode
+
+
+def _assert_same_report(a_path: Path, b_path: Path) -> None:
+    """The same rows in the outcome tables, and the same tables, indexes, views and triggers."""
+    import sqlite3
+
+    def schema(path):
+        con = sqlite3.connect(path)
+        got = set(con.execute("SELECT type, name, tbl_name FROM sqlite_master"))
+        con.close()
+        return got
+
+    assert schema(a_path) == schema(b_path)
+    a, b = _tables(a_path), _tables(b_path)
+    assert len(a["links"]) and len(a["duplicates"]) and len(a["records"]) == 306 + 546
     for table in a:
         pd.testing.assert_frame_equal(a[table], b[table], obj=table)
+
+
+@pytest.fixture(scope="module")
+def one_process_report(tmp_path_factory):
+    """The report of the two samples matched in one process (RECONCILE_WORKERS=1)."""
+    import os
+
+    from reconcile.match import MatchOptions, run_match
+
+    tmp = tmp_path_factory.mktemp("alone")
+    before = os.environ.get("RECONCILE_WORKERS")
+    os.environ["RECONCILE_WORKERS"] = "1"
+    try:
+        run_match(_origin_with_bad_rows(tmp), SAMPLES / "dest_utf8bom.csv", tmp / "one.db",
+                  MatchOptions(origin=dict(KEYS[0]), dest=dict(KEYS[1])))
+    finally:
+        if before is None:
+            del os.environ["RECONCILE_WORKERS"]
+        else:
+            os.environ["RECONCILE_WORKERS"] = before
+    return tmp / "one.db"
+
+
+def test_a_second_run_into_the_same_report_is_added_the_ordinary_way(tmp_path, two_cores, monkeypatch,
+                                                                    one_process_report):
+    """Only a report without a run is replaced by a report base; a run added to one that has
+    runs copies the records into it, and its rows are those of the first run."""
+    import sqlite3
+
+    from reconcile.match import MatchOptions, run_match
+
+    origin, dest = _origin_with_bad_rows(tmp_path), SAMPLES / "dest_utf8bom.csv"
+    opts = MatchOptions(origin=dict(KEYS[0]), dest=dict(KEYS[1]))
+    monkeypatch.setattr(par, "PARALLEL_LOAD_MIN_BYTES", 0)
+    report = tmp_path / "report.db"
+    first = run_match(origin, dest, report, opts)
+    second = run_match(origin, dest, report, opts)
+    assert "record_indexes_in_worker" in first.timings and "record_indexes_in_worker" not in second.timings
+    assert (first.run_id, second.run_id) == (1, 2) and first.summary == second.summary
+    con = sqlite3.connect(report)
+    rows = [pd.read_sql("SELECT * FROM records WHERE run_id = ? ORDER BY rowid", con, params=(r,)).drop(columns=["run_id"])
+            for r in (1, 2)]
+    con.close()
+    pd.testing.assert_frame_equal(rows[0], rows[1])
+    assert not list(tmp_path.glob(".reconcile-*"))
+
+
+def test_an_empty_report_left_by_a_stopped_run_gets_a_report_base(tmp_path, two_cores, monkeypatch,
+                                                                  one_process_report):
+    """A run stopped while it writes into its report base (Ctrl-C) leaves the report as it was,
+    a report without a run, and no scratch file; the worker ends. The next run, into that empty
+    report, is written into a base of its own again: the same report as one process."""
+    import sqlite3
+
+    import reconcile.report as report_module
+    from reconcile.match import MatchOptions, run_match
+
+    origin, dest = _origin_with_bad_rows(tmp_path), SAMPLES / "dest_utf8bom.csv"
+    opts = MatchOptions(origin=dict(KEYS[0]), dest=dict(KEYS[1]))
+    monkeypatch.setattr(par, "PARALLEL_LOAD_MIN_BYTES", 0)
+    report = tmp_path / "report.db"
+    real_base, real_move, workers = par.Sides.report_base, report_module._move_run, []
+
+    def base(self):
+        workers.append(self._worker)
+        return real_base(self)
+
+    def interrupted(path, made, pending):   # stopped while the run is moved into the base
+        import sqlite3
+
+        con = sqlite3.connect(made.path)
+        con.execute("INSERT INTO runs (command) VALUES ('match')")
+        con.close()
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(par.Sides, "report_base", base)
+    monkeypatch.setattr(report_module, "_move_run", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run_match(origin, dest, report, opts)
+    assert workers and all(w is None or w.poll() is not None for w in workers)
+    con = sqlite3.connect(report)
+    assert [con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ("runs", "records", "links")] == [0, 0, 0]
+    con.close()
+    assert not list(tmp_path.glob(".reconcile-*"))
+    monkeypatch.setattr(report_module, "_move_run", real_move)
+    again = run_match(origin, dest, report, opts)
+    assert again.run_id == 1 and "record_indexes_in_worker" in again.timings
+    _assert_same_report(report, one_process_report)
+
+
+def test_a_report_base_the_worker_cannot_finish_is_written_the_ordinary_way(tmp_path, two_cores, monkeypatch,
+                                                                           one_process_report):
+    """The worker fails to finish the report base (here: the file is not a base any more when
+    it gets there): the origin's rows are copied from the base file, the destination's built
+    here from its file; the same report as one process."""
+    import sqlite3
+
+    from reconcile.match import MatchOptions, run_match
+
+    origin, dest = _origin_with_bad_rows(tmp_path), SAMPLES / "dest_utf8bom.csv"
+    monkeypatch.setattr(par, "PARALLEL_LOAD_MIN_BYTES", 0)
+    real_tell, told = par._tell_worker, []
+
+    def tell(proc, base_started):
+        told.append(base_started)
+        for f in tmp_path.glob(".reconcile-*"):
+            con = sqlite3.connect(f)
+            if con.execute("SELECT 1 FROM sqlite_master WHERE name = 'records'").fetchone():
+                con.execute("CREATE TABLE runs (run_id INTEGER PRIMARY KEY)")   # finish_report_base refuses it
+                con.commit()
+            con.close()
+        real_tell(proc, base_started)
+
+    monkeypatch.setattr(par, "_tell_worker", tell)
+    got = run_match(origin, dest, tmp_path / "two.db", MatchOptions(origin=dict(KEYS[0]), dest=dict(KEYS[1])))
+    assert told == [True]
+    assert "record_indexes_in_worker" not in got.timings and "records_dest_after_worker" in got.timings
+    _assert_same_report(tmp_path / "two.db", one_process_report)
+    assert not list(tmp_path.glob(".reconcile-*"))
+
+
+def test_without_this_sides_records_the_worker_builds_its_own_as_before(tmp_path, two_cores, monkeypatch,
+                                                                        one_process_report):
+    """No records built here beside the load (no scratch file could be made): the worker is told
+    so and builds its side's into its scratch file, copied into the report as without a base."""
+    from reconcile.match import MatchOptions, run_match
+
+    origin, dest = _origin_with_bad_rows(tmp_path), SAMPLES / "dest_utf8bom.csv"
+    monkeypatch.setattr(par, "PARALLEL_LOAD_MIN_BYTES", 0)
+    real_here, told = par.Sides._records_here, []
+    monkeypatch.setattr(par.Sides, "_records_here",
+                        lambda self, name, label, **kw: None if label == "beside_load" else real_here(self, name, label, **kw))
+    real_tell = par._tell_worker
+    monkeypatch.setattr(par, "_tell_worker", lambda proc, started: (told.append(started), real_tell(proc, started)))
+    got = run_match(origin, dest, tmp_path / "two.db", MatchOptions(origin=dict(KEYS[0]), dest=dict(KEYS[1])))
+    assert told == [False]
+    assert "record_indexes_in_worker" not in got.timings and "records_dest_in_worker" in got.timings
+    assert "records_dest_after_worker" not in got.timings
+    _assert_same_report(tmp_path / "two.db", one_process_report)
+    assert not list(tmp_path.glob(".reconcile-*"))
 
 
 def test_one_process_builds_a_large_registrys_records_ahead_and_writes_the_same_report(tmp_path, monkeypatch):

@@ -195,3 +195,97 @@ def test_rows_still_being_built_elsewhere_are_written_last(tmp_path):
     assert got["name"].tolist()[2] == "买买提·艾力"
     assert db.conn.execute("SELECT count(*) FROM links").fetchone()[0] == 1
     db.close()
+
+
+def test_a_run_written_beside_a_report_base_is_moved_into_it_whole(tmp_path):
+    """finish_report_base (the loading worker's, reconcile.parallel): the first rows written
+    beforehand with the run's id, the worker's appended, then the whole schema and its indexes.
+    write_run_beside_base writes the rest of the run into a copy of the empty report meanwhile,
+    then moves it into the base: the same tables, rows, indexes, views and triggers as write_run
+    gives. When the worker gives no base, the records are written into the copy instead.
+    CopiedRows with a source copy only that source's rows (the base's first part, should the
+    worker fail after adding its own)."""
+    import shutil
+
+    import pytest
+
+    from reconcile.persons import PERSON_TABLES
+    from reconcile.report import (INDEXES, CopiedRows, ReportBase, RunOutput, finish_report_base, open_report,
+                                  write_copied_rows, write_run, write_run_beside_base)
+    from reconcile.review.ledger import ensure_ledger
+
+    origin = pd.DataFrame({"source": ["origin"] * 2, "record_key": ["0001", "0002"], "name": ["张伟", "欧阳·娜"],
+                           "id_number": ["43102819900101001X", "431028900101001"]})
+    dest = pd.DataFrame({"source": ["dest"] * 3, "record_key": ["A1", "A2", "A3"], "name": ["張偉", "李娜", "王芳"],
+                         "line": [2, 3, 5]})
+    links = pd.DataFrame({"origin_key": ["0001"], "dest_key": ["A1"], "match_probability": [0.99]})
+
+    def persons(db, run_id):   # an extra writer with tables of its own (reconcile.persons)
+        from reconcile.report import ensure_tables
+
+        ensure_tables(db, PERSON_TABLES, [("person_records", ("run_id", "person_id"), False)])
+        db.conn.execute("INSERT INTO persons (person_id, first_run, last_run, status) VALUES ('P1', ?, ?, 'active')",
+                        (run_id, run_id))
+
+    empty = tmp_path / "empty.db"
+    ensure_ledger(open_report(empty))   # (match creates the review ledger in the report first)
+
+    def schema(path):
+        con = sqlite3.connect(path)
+        got = {r for r in con.execute("SELECT type, name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'")}
+        rows = {t: con.execute(f"SELECT * FROM [{t}] ORDER BY rowid").fetchall() for _, t in got if _ == "table"}
+        con.close()
+        rows["runs"] = [r[:1] + r[2:4] for r in rows["runs"]]   # (started, finished: the clock's)
+        return got, rows
+
+    # the plain write, for comparison
+    plain = tmp_path / "plain.db"
+    shutil.copyfile(empty, plain)
+    db = open_report(plain)
+    write_run(db, RunOutput(command="match", started_at="now", tables={
+        "records": ChunkedFrame([lambda: origin, lambda: dest]), "links": links}), extra_writer=persons)
+    db.close()
+
+    path = tmp_path / "base.tmp"
+    first = write_copied_rows(path, "records", [origin], run_id=1)
+    base = finish_report_base(path, [dest.iloc[:2], dest.iloc[2:]])
+    assert base == ReportBase(path, 1)
+    con = sqlite3.connect(path)
+    assert [r[0] for r in con.execute("SELECT record_key FROM records ORDER BY rowid")] == ["0001", "0002", "A1", "A2", "A3"]
+    names = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    assert {f"idx_{t}_{'_'.join(c)}" for t, c, _ in INDEXES} <= names
+    assert con.execute("PRAGMA page_size").fetchone()[0] == 16384
+    con.close()
+
+    # the base's first part alone, as write_run copies it when the worker failed after its rows
+    only = CopiedRows(first.path, source="origin")
+    assert only.frame("records")["record_key"].tolist() == ["0001", "0002"]
+
+    copy = tmp_path / "copy.tmp"
+    shutil.copyfile(empty, copy)
+    out = RunOutput(command="match", started_at="now", tables={"records": ChunkedFrame([only]), "links": links})
+    run_id, written = write_run_beside_base(copy, out, lambda: base, persons)
+    assert (run_id, written) == (1, path)
+    assert schema(written) == schema(plain)
+
+    # no base: the records are written into the copy
+    copy2 = tmp_path / "copy2.tmp"
+    shutil.copyfile(empty, copy2)
+    out = RunOutput(command="match", started_at="now", tables={
+        "records": ChunkedFrame([lambda: origin, lambda: dest]), "links": links})
+    assert write_run_beside_base(copy2, out, lambda: None, persons) == (1, copy2)
+    assert schema(copy2) == schema(plain)
+
+    with pytest.raises(ValueError):   # a report with runs is not a base
+        finish_report_base(path, [dest])
+    again = write_copied_rows(tmp_path / "other.tmp", "records", [origin], run_id=2)
+    with pytest.raises(ValueError):   # rows of another run id than the one asked
+        finish_report_base(again.path, [dest], run_id=1)
+    other = finish_report_base(write_copied_rows(tmp_path / "third.tmp", "records", [origin], run_id=2).path,
+                               [dest], run_id=2)
+    copy3 = tmp_path / "copy3.tmp"
+    shutil.copyfile(empty, copy3)
+    with pytest.raises(ValueError):   # the run would be run 1: not the base's
+        write_run_beside_base(copy3, RunOutput(command="match", started_at="now", tables={"links": links}),
+                              lambda: other)
+    assert sqlite3.connect(other.path).execute("SELECT count(*) FROM runs").fetchone()[0] == 0
