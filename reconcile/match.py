@@ -258,7 +258,7 @@ def _run_match(origin_path, dest_path, out, options, progress, comparators,
         # replaces the report
         db.close()
         shutil.copyfile(out_path, copy)
-        run_id, written = write_run_beside_base(copy, run_out, sides.report_base, result.get("extra_writer"))
+        run_id, written = write_run_beside_base(copy, run_out, sides.report_base, result.get("extra_writer"), timings)
         os.chmod(written, stat.S_IMODE(out_path.stat().st_mode))   # (a scratch file is the owner's only)
         os.replace(written, out_path)
     if opts.out_parquet:

@@ -424,14 +424,16 @@ def write_run(db: sqlite_utils.Database, out: RunOutput, extra_writer=None) -> i
 
 
 def write_run_beside_base(path: str | Path, out: RunOutput, base: Callable[[], ReportBase | None],
-                          extra_writer=None) -> tuple[int, Path]:
+                          extra_writer=None, timings: dict[str, float] | None = None) -> tuple[int, Path]:
     """write_run into the report at ``path`` (the caller's copy of a report that holds nothing)
     while the worker finishes its ReportBase: every table but `records` first; then, once
     ``base()`` gives the base, the run is moved into it (its rows copied inside SQLite, the
     indexes built there only), and the base is the report. When ``base()`` gives None (the
     worker could not), ``out.tables["records"]`` is written here as write_run would, and the
     report at ``path`` is the one. Returns (the run's id, the file that holds it); the caller
-    moves that file over the report it had (a crash before leaves the report as it was)."""
+    moves that file over the report it had (a crash before leaves the report as it was).
+    ``timings`` gets how long it waited for the base and how long the move took."""
+    timings = {} if timings is None else timings
     db = open_report(path)
     conn = db.conn
     conn.execute(f"PRAGMA cache_size = -{WRITE_CACHE_KIB}")
@@ -443,7 +445,9 @@ def write_run_beside_base(path: str | Path, out: RunOutput, base: Callable[[], R
             deferred = db._deferred_indexes = _DeferredIndexes(conn)   # type: ignore[attr-defined]
             try:
                 run_id = _write_rows(db, rest, extra_writer, attached)
+                t0 = time.perf_counter()
                 made = base()
+                timings["waited_for_report_base"] = time.perf_counter() - t0
                 if made is None:
                     if "records" in out.tables:
                         _write_table(conn, "records", out.tables["records"], run_id, attached)
@@ -462,7 +466,9 @@ def write_run_beside_base(path: str | Path, out: RunOutput, base: Callable[[], R
         db.close()
     if made is None:
         return run_id, Path(path)
+    t0 = time.perf_counter()
     _move_run(Path(path), made, pending)
+    timings["run_moved_into_report_base"] = time.perf_counter() - t0
     return run_id, made.path
 
 
