@@ -262,10 +262,11 @@ class Sides:
         worker has ended and the report has detached them; an error here (a file another program
         holds open, on Windows) must not hide the run's own error, so it is not raised."""
         for path in self._scratch:
-            try:
-                path.unlink(missing_ok=True)
-            except OSError:
-                pass
+            for file in _with_sqlite_files(path):
+                try:
+                    file.unlink(missing_ok=True)
+                except OSError:
+                    pass
 
     def __enter__(self) -> "Sides":
         return self
@@ -410,6 +411,14 @@ def load_sides(origin_path: str | Path, dest_path: str | Path, origin_opts: Mapp
 
 
 SCRATCH_PREFIX, SCRATCH_SUFFIX = ".reconcile-", ".records.tmp"
+# the files SQLite keeps beside a database while it writes: a process killed in a transaction
+# leaves its rollback journal (the pages it changed: personal data too)
+SQLITE_SIDE_FILES = ("-journal", "-wal", "-shm")
+
+
+def _with_sqlite_files(path: Path) -> list[Path]:
+    """``path`` and the files SQLite may keep beside it (SQLITE_SIDE_FILES)."""
+    return [path] + [path.with_name(path.name + end) for end in SQLITE_SIDE_FILES]
 # scratch files whose process cannot be asked (an older version's, without the process id in the
 # name, or another computer's in a shared folder) are deleted after this long
 OLD_SCRATCH_AGE_S = 24 * 3600
@@ -446,7 +455,8 @@ def remove_stale_scratch(directory: str | Path) -> list[Path]:
     program holds it)."""
     gone: list[Path] = []
     try:
-        found = list(Path(directory).glob(f"{SCRATCH_PREFIX}*{SCRATCH_SUFFIX}"))
+        found = [p for end in ("",) + SQLITE_SIDE_FILES
+                 for p in Path(directory).glob(f"{SCRATCH_PREFIX}*{SCRATCH_SUFFIX}{end}")]
     except OSError:
         return gone
     here = _host_tag()

@@ -694,8 +694,11 @@ def test_scratch_files_of_ended_processes_are_deleted(tmp_path):
         host = par._host_tag()
         names = {
             "dead": f".reconcile-{ended.pid}-{host}-a1b2.records.tmp",
+            # the rollback journal a process killed inside a transaction leaves beside its file
+            "dead_journal": f".reconcile-{ended.pid}-{host}-a1b2.records.tmp-journal",
             "mine": f".reconcile-{os.getpid()}-{host}-c3d4.records.tmp",
             "running": f".reconcile-{running.pid}-{host}-e5f6.records.tmp",
+            "running_journal": f".reconcile-{running.pid}-{host}-e5f6.records.tmp-journal",
             # another computer writing into the same shared folder: its process ids mean nothing here
             "other_computer": f".reconcile-{ended.pid}-0bad0bad-g7h8.records.tmp",
             "other_computer_old": f".reconcile-{ended.pid}-0bad0bad-i9j0.records.tmp",
@@ -709,12 +712,30 @@ def test_scratch_files_of_ended_processes_are_deleted(tmp_path):
         for k in ("old_version_old", "other_computer_old"):
             os.utime(tmp_path / names[k], (two_days_ago, two_days_ago))
         gone = par.remove_stale_scratch(tmp_path)
-        assert sorted(p.name for p in gone) == sorted(names[k] for k in ("dead", "other_computer_old", "old_version_old"))
+        assert sorted(p.name for p in gone) == sorted(names[k] for k in ("dead", "dead_journal", "other_computer_old",
+                                                                          "old_version_old"))
         assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
-            names[k] for k in ("mine", "running", "other_computer", "old_version_new", "not_ours"))
+            names[k] for k in ("mine", "running", "running_journal", "other_computer", "old_version_new", "not_ours"))
     finally:
         running.kill()
         running.wait()
+
+
+def test_a_runs_scratch_files_go_with_the_journals_sqlite_left_beside_them(tmp_path):
+    """A worker killed inside its transaction on the report base (the run stopped) leaves the
+    base's rollback journal: remove_files deletes it with the file."""
+    import sqlite3
+
+    sides = par.Sides(None, None, scratch_dir=tmp_path)
+    path = sides._new_scratch()
+    con = sqlite3.connect(path)
+    con.execute("CREATE TABLE records (x)")
+    con.commit()
+    con.execute("INSERT INTO records VALUES ('张伟')")   # a transaction left open: its journal is there
+    assert Path(f"{path}-journal").exists()
+    sides.remove_files()
+    con.close()
+    assert not list(tmp_path.iterdir())
 
 
 def _sleeps_in_a_worker(fn, left, right):
