@@ -259,8 +259,12 @@ def _run_match(origin_path, dest_path, out, options, progress, comparators,
         db.close()
         shutil.copyfile(out_path, copy)
         run_id, written = write_run_beside_base(copy, run_out, sides.report_base, result.get("extra_writer"), timings)
-        os.chmod(written, stat.S_IMODE(out_path.stat().st_mode))   # (a scratch file is the owner's only)
-        os.replace(written, out_path)
+        target = out_path.resolve()   # (a report reached through a link stays a link)
+        os.chmod(written, stat.S_IMODE(target.stat().st_mode))   # (a scratch file is the owner's only)
+        try:
+            os.replace(written, target)
+        except OSError as exc:   # (Windows: another program has the report open)
+            raise ReportError("report.cannot_replace", path=str(out_path), detail=exc.strerror or str(exc)) from None
     if opts.out_parquet:
         from reconcile.engines.spark import write_parquet
 

@@ -226,6 +226,58 @@ def test_an_empty_report_left_by_a_stopped_run_gets_a_report_base(tmp_path, two_
     _assert_same_report(report, one_process_report)
 
 
+def test_a_report_that_cannot_be_replaced_is_a_report_error_and_stays_as_it_was(tmp_path, two_cores, monkeypatch):
+    """Another program holds the report open (Windows refuses to replace it): a ReportError that
+    names the report, the report still holds nothing, and no scratch file is left."""
+    import sqlite3
+
+    import reconcile.match as match_module
+    from reconcile.errors import ReportError
+    from reconcile.match import MatchOptions, run_match
+
+    origin, dest = _origin_with_bad_rows(tmp_path), SAMPLES / "dest_utf8bom.csv"
+    monkeypatch.setattr(par, "PARALLEL_LOAD_MIN_BYTES", 0)
+
+    def refused(src, dst):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(match_module.os, "replace", refused)
+    report = tmp_path / "report.db"
+    with pytest.raises(ReportError) as err:
+        run_match(origin, dest, report, MatchOptions(origin=dict(KEYS[0]), dest=dict(KEYS[1])))
+    assert err.value.key == "report.cannot_replace" and str(report) in str(err.value)
+    assert "Permission denied" in str(err.value)
+    con = sqlite3.connect(report)
+    assert [con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ("runs", "records")] == [0, 0]
+    con.close()
+    assert not list(tmp_path.glob(".reconcile-*"))
+
+
+def test_a_new_report_reached_through_a_link_is_written_where_the_link_points(tmp_path, two_cores, monkeypatch):
+    """The finished report replaces the file the link points to; the link stays a link."""
+    import os
+    import sqlite3
+
+    from reconcile.match import MatchOptions, run_match
+
+    if not hasattr(os, "symlink"):
+        pytest.skip("no symbolic links here")
+    origin, dest = _origin_with_bad_rows(tmp_path), SAMPLES / "dest_utf8bom.csv"
+    monkeypatch.setattr(par, "PARALLEL_LOAD_MIN_BYTES", 0)
+    (tmp_path / "reports").mkdir()
+    target, link = tmp_path / "reports" / "real.db", tmp_path / "report.db"
+    try:
+        link.symlink_to(target)
+    except OSError:   # (Windows without the privilege)
+        pytest.skip("cannot make a symbolic link here")
+    got = run_match(origin, dest, link, MatchOptions(origin=dict(KEYS[0]), dest=dict(KEYS[1])))
+    assert "record_indexes_in_worker" in got.timings
+    assert link.is_symlink() and target.is_file()
+    con = sqlite3.connect(target)
+    assert con.execute("SELECT count(*) FROM runs").fetchone()[0] == 1
+    con.close()
+
+
 def test_a_report_base_the_worker_cannot_finish_is_written_the_ordinary_way(tmp_path, two_cores, monkeypatch,
                                                                            one_process_report):
     """The worker fails to finish the report base (here: the file is not a base any more when
