@@ -248,7 +248,7 @@ def _run_match(origin_path, dest_path, out, options, progress, comparators,
         },
         tables=result["tables"],
     )
-    copy = sides.report_copy() if opts.engine != "spark" and sides.report_base_asked else None
+    copy = sides.report_copy() if opts.engine != "spark" else None
     if copy is None:
         run_id = write_run(db, run_out, extra_writer=result.get("extra_writer"))
     else:

@@ -69,6 +69,7 @@ class Sides:
         self._scratch = [scratch] if scratch is not None else []
         self._scratch_dir = scratch.parent if scratch is not None else scratch_dir
         self._base: Path | None = None   # where the worker builds the report base, when asked
+        self._copy: Path | None = None   # and where the run is written meanwhile (report_copy)
         self.timings: dict[str, float] = {}
 
     def _new_scratch(self) -> Path | None:
@@ -228,9 +229,10 @@ class Sides:
         return self._base is not None and self._side(self._worker_side) is not None
 
     def report_copy(self) -> Path | None:
-        """A new scratch file (deleted by ``remove_files``) for the run to be written into while the
-        worker finishes the report base (reconcile.report.write_run_beside_base), or None."""
-        return self._new_scratch() if self.report_base_asked else None
+        """The scratch file (deleted by ``remove_files``) for the run to be written into while the
+        worker finishes the report base (reconcile.report.write_run_beside_base), or None when no
+        base was asked for. Made with the base: a base asked for always has its copy."""
+        return self._copy if self.report_base_asked else None
 
     def report_base(self):
         """The reconcile.report.ReportBase the worker built (load_sides' ``report_base``), waited
@@ -338,8 +340,16 @@ def load_sides(origin_path: str | Path, dest_path: str | Path, origin_opts: Mapp
     steps = (["within"] if within is not None else []) + (["records"] if scratch is not None else [])
     # the worker goes on after its side: it counts its side's term frequencies first
     steps = (["counts"] if steps else []) + steps
-    # the report base starts with this process's side's records: the origin's, which go first
-    base = _scratch_file(scratch_dir) if scratch is not None and report_base and small == "origin" else None
+    # the report base starts with this process's side's records: the origin's, which go first;
+    # the run is written into a copy of the report meanwhile (both files made now or neither)
+    base = copy = None
+    if scratch is not None and report_base and small == "origin":
+        base, copy = _scratch_file(scratch_dir), _scratch_file(scratch_dir)
+        if base is None or copy is None:
+            for made in (base, copy):
+                if made is not None:
+                    made.unlink(missing_ok=True)
+            base = copy = None
     # the worker starts afresh: it speaks the language this run speaks (rejected rows' reasons)
     worker = _start_worker((get_lang(), big, str(paths[big]), dict(opts[big]), within,
                             None if scratch is None else str(scratch),
@@ -348,8 +358,8 @@ def load_sides(origin_path: str | Path, dest_path: str | Path, origin_opts: Mapp
     sides = Sides(None, None, worker=worker, worker_side=big, steps=steps,
                   reload=(str(paths[big]), dict(opts[big])), scratch=scratch)
     if base is not None:
-        sides._scratch.append(base)
-        sides._base = base
+        sides._scratch += [base, copy]
+        sides._base, sides._copy = base, copy
     early: list = []   # the worker's side result, when it ended before it was waited for
 
     def worker_failed_early() -> bool:
