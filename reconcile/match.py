@@ -260,6 +260,8 @@ def _run_match(origin_path, dest_path, out, options, progress, comparators,
         shutil.copyfile(out_path, copy)
         run_id, written = write_run_beside_base(copy, run_out, sides.report_base, result.get("extra_writer"), timings)
         target = out_path.resolve()   # (a report reached through a link stays a link)
+        if not _still_holds_nothing(target):   # (another run into the same new report, meanwhile)
+            raise ReportError("report.changed_meanwhile", path=str(out_path))
         os.chmod(written, stat.S_IMODE(target.stat().st_mode))   # (a scratch file is the owner's only)
         try:
             os.replace(written, target)
@@ -951,6 +953,20 @@ def _record_builders(side: Side) -> list:
 def _record_parts(side: Side) -> list:
     """The side's `records` rows for reconcile.report.ChunkedFrame: built beforehand, or builders."""
     return [side.prepared_records] if side.prepared_records is not None else _record_builders(side)
+
+
+def _still_holds_nothing(path: Path) -> bool:
+    """Whether the report at ``path`` still holds nothing (reconcile.report.holds_nothing), read
+    without changing it."""
+    import sqlite3
+
+    import sqlite_utils
+
+    conn = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
+    try:
+        return holds_nothing(sqlite_utils.Database(conn))
+    finally:
+        conn.close()
 
 
 def record_chunks(side: Side) -> Iterator[pd.DataFrame]:

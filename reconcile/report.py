@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from dataclasses import dataclass, field
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from itertools import repeat
 from pathlib import Path
@@ -252,7 +253,7 @@ def write_copied_rows(path: str | Path, table: str, chunks: Iterable[pd.DataFram
 class ReportBase:
     """A new report file holding the `records` rows of one run (``run_id``, its first) with every
     table and index made, by ``finish_report_base`` (the loading worker, beside the caller's
-    outcomes: reconcile.parallel), for ``write_run(..., run_id=)`` to write the rest of that run
+    outcomes: reconcile.parallel), for ``write_run_beside_base`` to move the rest of that run
     into; the caller then moves it over the report, which had no run yet."""
 
     path: Path
@@ -281,7 +282,7 @@ def finish_report_base(path: str | Path, chunks: Iterable[pd.DataFrame], run_id:
                 conn.executemany(insert, _rows(chunk, cols, run_id))
             ensure_tables(db, TABLES)
             t0 = time.perf_counter()
-            ensure_tables(db, TABLES, INDEXES)
+            ensure_tables(db, {}, INDEXES)
             index_seconds = time.perf_counter() - t0
     finally:
         conn.close()
@@ -397,6 +398,16 @@ def write_run(db: sqlite_utils.Database, out: RunOutput, extra_writer=None) -> i
 
     ``extra_writer(db, run_id)`` may write further tables (persons, ...) in the same transaction.
     """
+    with _run_transaction(db) as (deferred, attached):
+        run_id = _write_rows(db, out, extra_writer, attached)
+        deferred.build(db.conn)
+    return run_id
+
+
+@contextmanager
+def _run_transaction(db: sqlite_utils.Database) -> Iterator[tuple[_DeferredIndexes, list[str]]]:
+    """The transaction a run is written in: yields its deferred indexes (built by the caller, or
+    left) and the list of the CopiedRows files attached meanwhile, which are detached after it."""
     ensure_schema(db)
     conn = db.conn
     # A large run inserts millions of rows into indexed tables (records: by key and by ID
@@ -410,8 +421,7 @@ def write_run(db: sqlite_utils.Database, out: RunOutput, extra_writer=None) -> i
         with db.atomic():
             deferred = db._deferred_indexes = _DeferredIndexes(conn)   # type: ignore[attr-defined]
             try:
-                run_id = _write_rows(db, out, extra_writer, attached)
-                deferred.build(conn)
+                yield deferred, attached
             finally:
                 del db._deferred_indexes   # type: ignore[attr-defined]
     finally:
@@ -420,7 +430,6 @@ def write_run(db: sqlite_utils.Database, out: RunOutput, extra_writer=None) -> i
                 conn.execute(f"DETACH DATABASE [{alias}]")
             except sqlite3.Error:   # must not hide the write's own error; closing the report detaches it
                 pass
-    return run_id
 
 
 def write_run_beside_base(path: str | Path, out: RunOutput, base: Callable[[], ReportBase | None],
@@ -434,35 +443,22 @@ def write_run_beside_base(path: str | Path, out: RunOutput, base: Callable[[], R
     moves that file over the report it had (a crash before leaves the report as it was).
     ``timings`` gets how long it waited for the base and how long the move took."""
     timings = {} if timings is None else timings
+    rest = replace(out, tables={t: v for t, v in out.tables.items() if t != "records"})
     db = open_report(path)
-    conn = db.conn
-    conn.execute(f"PRAGMA cache_size = -{WRITE_CACHE_KIB}")
-    rest = RunOutput(out.command, out.started_at, out.run_info, {t: v for t, v in out.tables.items() if t != "records"})
-    attached: list[str] = []
-    made: ReportBase | None = None
     try:
-        with db.atomic():
-            deferred = db._deferred_indexes = _DeferredIndexes(conn)   # type: ignore[attr-defined]
-            try:
-                run_id = _write_rows(db, rest, extra_writer, attached)
-                t0 = time.perf_counter()
-                made = base()
-                timings["waited_for_report_base"] = time.perf_counter() - t0
-                if made is None:
-                    if "records" in out.tables:
-                        _write_table(conn, "records", out.tables["records"], run_id, attached)
-                    deferred.build(conn)
-                elif made.run_id != run_id:
-                    raise ValueError(f"the run is run {run_id}, its report base's rows are of run {made.run_id}")
-                pending = dict(deferred.pending)   # (built in the base, once the run's rows are there)
-            finally:
-                del db._deferred_indexes   # type: ignore[attr-defined]
+        with _run_transaction(db) as (deferred, attached):
+            run_id = _write_rows(db, rest, extra_writer, attached)
+            t0 = time.perf_counter()
+            made = base()
+            timings["waited_for_report_base"] = time.perf_counter() - t0
+            if made is None:
+                if "records" in out.tables:
+                    _write_table(db.conn, "records", out.tables["records"], run_id, attached)
+                deferred.build(db.conn)
+            elif made.run_id != run_id:
+                raise ValueError(f"the run is run {run_id}, its report base's rows are of run {made.run_id}")
+            pending = dict(deferred.pending)   # (built in the base, once the run's rows are there)
     finally:
-        for alias in attached:
-            try:
-                conn.execute(f"DETACH DATABASE [{alias}]")
-            except sqlite3.Error:
-                pass
         db.close()
     if made is None:
         return run_id, Path(path)

@@ -253,6 +253,39 @@ def test_a_report_that_cannot_be_replaced_is_a_report_error_and_stays_as_it_was(
     assert not list(tmp_path.glob(".reconcile-*"))
 
 
+def test_another_run_written_into_the_new_report_meanwhile_is_kept_and_this_one_refused(tmp_path, two_cores,
+                                                                                       monkeypatch):
+    """Two runs into one new report at once: the one that finds the report no longer empty when
+    it would replace it fails loudly (a ReportError naming the report) instead of replacing the
+    other's run; nothing of it is left behind."""
+    import sqlite3
+
+    from reconcile.errors import ReportError
+    from reconcile.match import MatchOptions, run_match
+
+    origin, dest = _origin_with_bad_rows(tmp_path), SAMPLES / "dest_utf8bom.csv"
+    monkeypatch.setattr(par, "PARALLEL_LOAD_MIN_BYTES", 0)
+    report = tmp_path / "report.db"
+    real_base = par.Sides.report_base
+
+    def base_meanwhile(self):   # the other run's row, written while this one works
+        con = sqlite3.connect(report)
+        con.execute("INSERT INTO runs (command, status) VALUES ('match', 'complete')")
+        con.commit()
+        con.close()
+        return real_base(self)
+
+    monkeypatch.setattr(par.Sides, "report_base", base_meanwhile)
+    with pytest.raises(ReportError) as err:
+        run_match(origin, dest, report, MatchOptions(origin=dict(KEYS[0]), dest=dict(KEYS[1])))
+    assert err.value.key == "report.changed_meanwhile" and str(report) in str(err.value)
+    con = sqlite3.connect(report)
+    assert con.execute("SELECT count(*) FROM runs").fetchone()[0] == 1
+    assert con.execute("SELECT count(*) FROM records").fetchone()[0] == 0
+    con.close()
+    assert not list(tmp_path.glob(".reconcile-*"))
+
+
 def test_a_new_report_reached_through_a_link_is_written_where_the_link_points(tmp_path, two_cores, monkeypatch):
     """The finished report replaces the file the link points to; the link stays a link."""
     import os
