@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
-import stat
 import time
 from dataclasses import asdict, dataclass, field
 from functools import cache, partial
@@ -32,8 +30,8 @@ from reconcile.blocking import MATCH_PASSES, WITHIN_PASSES, pass_columns
 from reconcile.keys import add_keys, drop_blocking_keys, fill_unit_hukou, mark_shared_ids
 from reconcile.linkage import Linkage, Progress, evidence_json, evidence_jsons, link, _noop
 from reconcile.model import Model
-from reconcile.report import (ChunkedFrame, CopiedRows, RunOutput, holds_nothing, now_iso, open_report, write_copied_rows,
-                              write_run, write_run_beside_base)
+from reconcile.report import (ChunkedFrame, CopiedRows, RunOutput, holds_nothing, now_iso, open_report,
+                              replace_empty_report, write_copied_rows, write_run, write_run_beside_base)
 from reconcile.scoring import PRIOR_STRATA, TF_FIELDS, TermFrequencies, strata_values
 
 
@@ -259,14 +257,7 @@ def _run_match(origin_path, dest_path, out, options, progress, comparators,
         db.close()
         shutil.copyfile(out_path, copy)
         run_id, written = write_run_beside_base(copy, run_out, sides.report_base, result.get("extra_writer"), timings)
-        target = out_path.resolve()   # (a report reached through a link stays a link)
-        if not _still_holds_nothing(target):   # (another run into the same new report, meanwhile)
-            raise ReportError("report.changed_meanwhile", path=str(out_path))
-        os.chmod(written, stat.S_IMODE(target.stat().st_mode))   # (a scratch file is the owner's only)
-        try:
-            os.replace(written, target)
-        except OSError as exc:   # (Windows: another program has the report open)
-            raise ReportError("report.cannot_replace", path=str(out_path), detail=exc.strerror or str(exc)) from None
+        replace_empty_report(out_path, written)
     if opts.out_parquet:
         from reconcile.engines.spark import write_parquet
 
@@ -953,20 +944,6 @@ def _record_builders(side: Side) -> list:
 def _record_parts(side: Side) -> list:
     """The side's `records` rows for reconcile.report.ChunkedFrame: built beforehand, or builders."""
     return [side.prepared_records] if side.prepared_records is not None else _record_builders(side)
-
-
-def _still_holds_nothing(path: Path) -> bool:
-    """Whether the report at ``path`` still holds nothing (reconcile.report.holds_nothing), read
-    without changing it."""
-    import sqlite3
-
-    import sqlite_utils
-
-    conn = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
-    try:
-        return holds_nothing(sqlite_utils.Database(conn))
-    finally:
-        conn.close()
 
 
 def record_chunks(side: Side) -> Iterator[pd.DataFrame]:

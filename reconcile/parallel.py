@@ -194,7 +194,9 @@ class Sides:
             return None
         copied, seconds, fingerprints = got
         self.timings[f"records_{name}_in_worker"] = seconds
-        if hasattr(copied, "index_seconds"):   # (a ReportBase: its indexes built there too)
+        from reconcile.report import ReportBase
+
+        if isinstance(copied, ReportBase):   # (its indexes built there too)
             self.timings["record_indexes_in_worker"] = copied.index_seconds
         side = self._side(name)
         if side is not None and side._fingerprints is None and fingerprints is not None \
@@ -429,6 +431,8 @@ SQLITE_SIDE_FILES = ("-journal", "-wal", "-shm")
 def _with_sqlite_files(path: Path) -> list[Path]:
     """``path`` and the files SQLite may keep beside it (SQLITE_SIDE_FILES)."""
     return [path] + [path.with_name(path.name + end) for end in SQLITE_SIDE_FILES]
+
+
 # scratch files whose process cannot be asked (an older version's, without the process id in the
 # name, or another computer's in a shared folder) are deleted after this long
 OLD_SCRATCH_AGE_S = 24 * 3600

@@ -142,6 +142,29 @@ def holds_nothing(db: sqlite_utils.Database) -> bool:
     return "records" in tables and not any(db.execute(f"SELECT 1 FROM [{t}] LIMIT 1").fetchone() for t in tables)
 
 
+def replace_empty_report(report: Path, written: Path) -> None:
+    """Put the report file ``written`` (a scratch file next to it) in place of ``report``, which
+    must still hold nothing: a report reached through a link stays a link, and the file gets the
+    report's permissions. ReportError when another run was written into it meanwhile, or the
+    replace is refused (Windows: another program has the report open)."""
+    import os
+    import stat
+
+    target = report.resolve()
+    conn = sqlite3.connect(f"{target.as_uri()}?mode=ro", uri=True)   # (read without changing it)
+    try:
+        empty = holds_nothing(sqlite_utils.Database(conn))
+    finally:
+        conn.close()
+    if not empty:
+        raise ReportError("report.changed_meanwhile", path=str(report))
+    os.chmod(written, stat.S_IMODE(target.stat().st_mode))   # (a scratch file is the owner's only)
+    try:
+        os.replace(written, target)
+    except OSError as exc:
+        raise ReportError("report.cannot_replace", path=str(report), detail=exc.strerror or str(exc)) from None
+
+
 def ensure_tables(
     db: sqlite_utils.Database,
     tables: Mapping[str, Sequence[tuple[str, str]]],

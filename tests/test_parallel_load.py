@@ -231,7 +231,8 @@ def test_a_report_that_cannot_be_replaced_is_a_report_error_and_stays_as_it_was(
     names the report, the report still holds nothing, and no scratch file is left."""
     import sqlite3
 
-    import reconcile.match as match_module
+    import os
+
     from reconcile.errors import ReportError
     from reconcile.match import MatchOptions, run_match
 
@@ -241,7 +242,7 @@ def test_a_report_that_cannot_be_replaced_is_a_report_error_and_stays_as_it_was(
     def refused(src, dst):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(match_module.os, "replace", refused)
+    monkeypatch.setattr(os, "replace", refused)
     report = tmp_path / "report.db"
     with pytest.raises(ReportError) as err:
         run_match(origin, dest, report, MatchOptions(origin=dict(KEYS[0]), dest=dict(KEYS[1])))
