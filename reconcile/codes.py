@@ -8,6 +8,14 @@ profile). Here a column is factorised once per side; the codes over two sides to
 the two sides' distinct values, not their rows. The smaller registry's codes are computed by its
 within-file blocking, while the larger one is still loading (reconcile.parallel).
 
+Most columns are not factorised at all: a column computed once per distinct value of another (a
+name's pinyin, an address's county) is made by ``spread``, whose codes are those of its source,
+and the loader's text columns come with the codes Arrow's dictionary encoding gave them
+(reconcile.loading). At 1,000,000 persons pandas.factorize took 6.0 s of the main process's and
+4.6 s of the worker's CPU at 300,000 persons before (a third of it re-coding columns whose codes
+had been known when they were made); the loading worker sends such a column as its codes and
+distinct values (reconcile.packing), which the receiving end remembers.
+
 A memo entry belongs to the memory an array views (its base array, held by a weak reference):
 it goes when that does. The arrays are the standardised frames' columns, which nothing writes
 into once built (columns are replaced whole); a spot check of a few rows on every use guards that.
@@ -25,7 +33,7 @@ import pandas as pd
 class Codes:
     """``uniques.take(codes)`` is the array; -1 codes a missing value (NaN/None), when ``missing``."""
 
-    codes: np.ndarray     # one per row: int32 in the memo (half the memory; widen before arithmetic), int64 joint
+    codes: np.ndarray     # one per row: uint8/uint16/int32 in the memo (narrow_codes; widen before arithmetic), int64 joint
     uniques: np.ndarray   # object (or the array's dtype), in order of first appearance
     missing: bool         # whether some code is -1
 
@@ -65,19 +73,92 @@ def _still_same(arr: np.ndarray, got: Codes) -> bool:
                for ci, v, s in zip(c.tolist(), vals.tolist(), seen.tolist()))
 
 
+def narrow_codes(codes: np.ndarray, n: int, missing: bool) -> np.ndarray:
+    """``codes`` (of ``n`` distinct values) in the smallest type that holds them: uint8 / uint16
+    without a missing value (-1), int32 else. A registry's sexes, dates and counties need one or
+    two bytes a row: at 1,856,076 rows 1.9 or 3.7 MB a column in the memo instead of 7.4."""
+    if not missing and n <= 1 << 8:
+        return codes.astype(np.uint8, copy=False)
+    if not missing and n <= 1 << 16:
+        return codes.astype(np.uint16, copy=False)
+    return codes.astype(np.int32, copy=False)
+
+
+def lookup(arr: np.ndarray) -> Codes | None:
+    """``arr``'s memoised codes, or None (nothing is computed)."""
+    arr = np.asarray(arr)
+    if arr.ndim != 1:
+        return None
+    hit = _MEMO.get(_key(arr))
+    if hit is not None and hit[0]() is not None and _still_same(arr, hit[1]):
+        return hit[1]
+    return None
+
+
 def codes_of(arr: np.ndarray) -> Codes:
     """``arr``'s codes (pandas.factorize, appearance order), memoised while the memory it views lives."""
     arr = np.asarray(arr)
     if arr.ndim != 1:
         raise ValueError("codes_of takes one column")
-    key = _key(arr)
-    hit = _MEMO.get(key)
-    if hit is not None and hit[0]() is not None and _still_same(arr, hit[1]):
-        return hit[1]
+    got = lookup(arr)
+    if got is not None:
+        return got
     codes, uniques = pd.factorize(arr, sort=False)
-    got = Codes(codes.astype(np.int32), np.asarray(uniques), bool(codes.size) and int(codes.min()) < 0)
+    missing = bool(codes.size) and int(codes.min()) < 0
+    got = Codes(narrow_codes(codes, len(uniques), missing), np.asarray(uniques), missing)
     remember(arr, got)
     return got
+
+
+def _in_appearance_order(codes: np.ndarray, uniques: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(codes, uniques) renumbered as pandas.factorize numbers them: in the order the rows first
+    show each value, values no row shows left out. Unchanged (no copy) when they already are."""
+    n = len(codes)
+    first = np.full(len(uniques), n, dtype=np.int64)
+    first[codes[::-1]] = np.arange(n - 1, -1, -1, dtype=np.int64)   # each value's first row
+    if bool((first[1:] > first[:-1]).all()) and (not len(first) or first[-1] < n):
+        return codes, uniques
+    order = np.argsort(first, kind="stable")
+    order = order[first[order] < n]
+    renumber = np.empty(len(uniques), dtype=np.int64)
+    renumber[order] = np.arange(len(order))
+    return renumber.take(codes), uniques.take(order)
+
+
+def spread(values, codes: np.ndarray, distinct: bool = False) -> np.ndarray:
+    """``values[codes]``: a column computed once per distinct value of another (``values``, one per
+    code) spread to its rows, one object per distinct result (two inputs may give one: the
+    surname 张 of every name 张...), and its codes remembered, derived from ``codes`` instead of
+    factorising the rows again. ``distinct``: the values are known distinct (a factorisation's
+    own). A result that is missing (None/NaN) leaves the codes unremembered."""
+    vals = np.asarray(values, dtype=object)
+    if vals.ndim != 1:   # (a list of sequences would make a matrix)
+        vals = np.empty(len(values), dtype=object)
+        vals[:] = list(values)
+    if distinct:
+        m, uniq = None, vals
+    else:
+        m, uniq = pd.factorize(vals, sort=False, use_na_sentinel=False)
+        uniq = np.asarray(uniq, dtype=object)
+    if not len(codes):
+        return uniq[:0]
+    rows = codes if m is None else m.take(codes)
+    out = uniq.take(rows)
+    if len(uniq) and not pd.isna(uniq).any():
+        rows, uniq = _in_appearance_order(rows, uniq)
+        remember(out, Codes(narrow_codes(rows, len(uniq), False), uniq, False))
+    return out
+
+
+def take_rows(arr: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """``arr[rows]``, with its codes remembered when ``arr``'s are (a loader's columns without the
+    rows it rejected)."""
+    got = lookup(arr)
+    out = np.asarray(arr)[rows]
+    if got is not None and not got.missing and len(out):
+        codes, uniq = _in_appearance_order(got.codes[rows], got.uniques)
+        remember(out, Codes(narrow_codes(codes, len(uniq), False), uniq, False))
+    return out
 
 
 def remember(arr: np.ndarray, got: Codes) -> None:

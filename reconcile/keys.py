@@ -9,23 +9,41 @@ import pandas as pd
 
 from reconcile.divisions import address_detail
 from reconcile.fields import USABLE_ID_STATUSES
-from reconcile.interning import per_distinct_value, shared_values
+from reconcile.codes import spread
+from reconcile.interning import _factorised, per_distinct_value, shared_values
 
 # house, group and flat numbers with their unit words: what differs between neighbours
 _NUMBERED = re.compile(r"[0-9]+[号组栋幢室楼单元弄巷户排]*")
 
 
 def _per_distinct(a: pd.Series, b: pd.Series, fn: Callable[[Any, Any], str]) -> pd.Series:
-    """``fn(a[i], b[i])`` for every row, computed once per distinct (a, b) pair: both columns
-    are factorised (in C), the pairs of codes combined, and ``fn`` runs on one row per pair."""
+    """``fn(a[i], b[i])`` for every row, computed once per distinct (a, b) pair: both columns'
+    codes (memoised, or factorised in C) combined, and ``fn`` runs on one row per pair."""
     av, bv = a.to_numpy(object), b.to_numpy(object)
-    ka, ua = pd.factorize(av, sort=False, use_na_sentinel=False)
-    kb, ub = pd.factorize(bv, sort=False, use_na_sentinel=False)
+    ka, ua = _factorised(av)
+    kb, ub = _factorised(bv)
     combo, uniq = pd.factorize(ka.astype(np.int64) * (len(ub) + 1) + kb, sort=False)
     rep = np.empty(len(uniq), dtype=np.int64)
     rep[combo[::-1]] = np.arange(len(combo))[::-1]     # the first row with each pair
-    values = shared_values([fn(x, y) for x, y in zip(av[rep].tolist(), bv[rep].tolist())])
-    return pd.Series(values.take(combo) if len(combo) else values, index=a.index, dtype=object)
+    values = [fn(x, y) for x, y in zip(av[rep].tolist(), bv[rep].tolist())]
+    return pd.Series(spread(values, combo) if len(combo) else shared_values(values), index=a.index, dtype=object)
+
+
+def _text(std: pd.DataFrame, col: str) -> pd.Series:
+    """A column as text: a standardised frame's own column when its values are all str (checked in
+    C: its memoised codes then apply, reconcile.codes), else converted (astype(str) copies)."""
+    s = std[col]
+    if s.dtype == object and pd.api.types.infer_dtype(s.to_numpy(), skipna=False) == "string":
+        return s
+    return s.astype(str)
+
+
+def _lengths(s: pd.Series) -> np.ndarray:
+    """len() of every value of a text column, once per distinct value."""
+    codes, uniq = _factorised(s.to_numpy(object))
+    return np.fromiter((len(u) if isinstance(u, str) else 0 for u in uniq.tolist()), dtype=np.int64,
+                       count=len(uniq)).take(codes) \
+        if len(codes) else np.zeros(0, dtype=np.int64)
 
 
 def _first_syllables(pinyin: pd.Series, n: pd.Series) -> pd.Series:
@@ -93,9 +111,7 @@ def add_keys(std: pd.DataFrame) -> pd.DataFrame:
     """
     idx = std.index
     new: dict[str, Any] = {}   # built apart and joined once (one column at a time copies blocks)
-    bd = std["birth_date"].astype(str)
-    prec = std["birth_precision"].astype(str)
-    idb = std["id_birth_date"].astype(str)
+    bd, prec, idb = _text(std, "birth_date"), _text(std, "birth_precision"), _text(std, "id_birth_date")
     new["k_birth"] = np.where(prec == "day", bd, idb)
     either = np.where(bd != "", bd, idb)
     # per distinct value, each result one object (reconcile.interning)
@@ -103,25 +119,23 @@ def add_keys(std: pd.DataFrame) -> pd.DataFrame:
     month_src = np.where((prec == "day") | (prec == "month"), bd, idb)
     new["k_month"] = per_distinct_value(month_src, lambda d: d[:7] if len(d) >= 7 else "")
     new["k_sex"] = np.where(std["sex"] != "", std["sex"], std["id_sex"])
-    py = std["name_pinyin"].astype(str)
+    py = _text(std, "name_pinyin")
     k_py = pd.Series(per_distinct_value(py.to_numpy(object), lambda p: p.replace(" ", "")), index=idx)
     new["k_py"] = k_py
-    uniq = pd.unique(py)
-    sorted_map = {p: "".join(sorted(p.split())) for p in uniq}
-    new["k_py_sorted"] = py.map(sorted_map)
-    new["k_py_fold"] = folded_pinyin(std["name"].astype(str) if "name" in std else py, py)
+    new["k_py_sorted"] = per_distinct_value(py.to_numpy(object), lambda p: "".join(sorted(p.split())))
+    new["k_py_fold"] = folded_pinyin(_text(std, "name") if "name" in std else py, py)
     is_han = std["name_script"] == "han"
-    n_sur = np.where(is_han, std["surname"].str.len(), 1)
+    n_sur = np.where(is_han, _lengths(std["surname"]), 1)
     k_surname = _first_syllables(py, pd.Series(n_sur, index=idx))
     new["k_surname_py"] = k_surname
-    new["k_given_py"] = _per_distinct(k_py, k_surname.str.len(), lambda p, n: p[n:])
-    idc = std["id_clean"].astype(str)
+    new["k_given_py"] = _per_distinct(k_py, pd.Series(_lengths(k_surname), index=idx), lambda p, n: p[n:])
+    idc = _text(std, "id_clean")
     # (an Excel-damaged number keeps 15 digits: its region + birth date part still blocks)
     new["k_id14"], new["k_id_a"], new["k_id_b"] = _id_pieces(idc.to_numpy(object))
     new["k_no_id_no_birth"] = (idc == "") & (new["k_year"] == "")
     # no usable ID number (missing, malformed, failed check digit, cut by Excel): the records
     # the demographic blocking passes exist for (see reconcile.blocking.MATCH_PASSES)
-    status = std["id_status"].astype(str) if "id_status" in std else pd.Series("", index=idx)
+    status = _text(std, "id_status") if "id_status" in std else pd.Series("", index=idx)
     new["k_unidentified"] = ~status.isin(list(USABLE_ID_STATUSES)).to_numpy()
     # no number of its own to vouch for the record: unusable, one its birth date disagrees with
     # (someone else's number), one shaped like Excel's damaged copy of a number (it may pass the
@@ -144,12 +158,12 @@ def add_keys(std: pd.DataFrame) -> pd.DataFrame:
         new["k_id_shared"] = np.full(len(std), "", dtype=object)   # set file-wide by mark_shared_ids
     # the address below the divisions it names, and that without its numbers (same village/street)
     for src, key in (("hukou_address", "k_address"), ("residence", "k_residence")):
-        addr = std[src].astype(str) if src in std else pd.Series("", index=idx)
-        codes, uniq = pd.factorize(addr)
-        detail = shared_values([address_detail(a) for a in uniq])
-        stem = shared_values([_NUMBERED.sub("", d) for d in detail])
-        new[key] = detail.take(codes) if len(codes) else np.array([], dtype=object)
-        new[key + "_stem"] = stem.take(codes) if len(codes) else np.array([], dtype=object)
+        addr = _text(std, src) if src in std else pd.Series("", index=idx)
+        codes, uniq = _factorised(addr.to_numpy(object))
+        detail = [address_detail(a) for a in uniq.tolist()]
+        stem = [_NUMBERED.sub("", d) for d in detail]
+        new[key] = spread(detail, codes) if len(codes) else np.array([], dtype=object)
+        new[key + "_stem"] = spread(stem, codes) if len(codes) else np.array([], dtype=object)
     arrays = {k: (v.to_numpy() if isinstance(v, pd.Series) else v) for k, v in new.items()}
     # one frame of std's columns (a key computed again keeps its place) and the new ones, none copied:
     # pd.concat copied and consolidated them all (6 s for the 1M destination). The result shares

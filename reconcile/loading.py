@@ -52,6 +52,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from reconcile.codes import lookup, spread, take_rows
 from reconcile.config import IGNORE, check_field
 from reconcile.errors import ConfigError, DataError, InputError
 from reconcile.fields import HEADER_ALIASES, INPUT_FIELDS
@@ -473,18 +474,18 @@ def _arrow_cells(data: bytes | memoryview, delim: str, width: int, quoted_breaks
     return cells
 
 
-# A column with fewer distinct values than this share is converted once per distinct value: one
-# str object per value, as pandas' parser shares them (names, sexes, dates, units); a str per
-# cell would cost the 1,000,000-person destination about 0.6 GB more. A column whose sample is
-# nearly all distinct (record keys, ID numbers) is not counted.
-SHARE_OBJECTS_BELOW = 0.5
+# A column whose values repeat is converted once per distinct value: one str object per value, as
+# pandas' parser shares them (names, sexes, dates, units); a str per cell would cost the
+# 1,000,000-person destination about 0.6 GB more. A column whose sample is nearly all distinct
+# (record keys, ID numbers) is converted cell by cell: Arrow's dictionary would cost as much as
+# the conversion.
 NEARLY_ALL_DISTINCT = 0.95
 _SAMPLE = 20_000
 
 
 def _object_array(col) -> np.ndarray:
     """An Arrow text array as an object array of str, one object per distinct value where the
-    values repeat (SHARE_OBJECTS_BELOW)."""
+    values repeat (and its codes remembered: reconcile.codes)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -495,10 +496,12 @@ def _object_array(col) -> np.ndarray:
     else:
         repeats = n > 0
     if repeats:
+        # Arrow numbers the distinct values in the order the rows show them, as pandas.factorize
+        # does: the column's codes come with it (reconcile.codes), standardise does not factorise
+        # it again
         coded = pc.dictionary_encode(col)
-        if len(coded.dictionary) < SHARE_OBJECTS_BELOW * n:
-            uniques = coded.dictionary.to_numpy(zero_copy_only=False).astype(object, copy=False)
-            return uniques.take(coded.indices.to_numpy())
+        uniques = coded.dictionary.to_numpy(zero_copy_only=False).astype(object, copy=False)
+        return spread(uniques, coded.indices.to_numpy(), distinct=True)
     return col.to_numpy(zero_copy_only=False).astype(object, copy=False)
 
 
@@ -817,19 +820,23 @@ def _finish(grid: _Grid, *, path: Path, file: str, encoding: str, delimiter: str
         first = rejected[0]
         raise DataError("load.error.all_rejected", file=file, count=n, line=first.line, reason=first.reason)
 
+    # the accepted rows of every named column, once for both frames (which share them: nothing
+    # writes into a loaded column), with their codes (reconcile.codes.take_rows); all of a column
+    # when no row was rejected
+    kept = {h: col[h] if len(accepted) == n else take_rows(col[h], accepted) for h in names}
     if key_column is not None:
-        keys = col[key_column][accepted]
+        keys = kept[key_column]
         _check_duplicate_keys(keys, grid.lines[accepted], key_column, file)
     else:
         keys = np.array([str(i + 1) for i in accepted], dtype=object)  # stable: rejected rows count too
 
-    # copy=False: every column is a new array already (pandas would copy them into one block)
-    raw = pd.DataFrame({h: col[h][accepted] for h in names}, columns=names, copy=False)
+    # copy=False: one block per column (pandas would copy them into one)
+    raw = pd.DataFrame(kept, columns=names, copy=False)
     by_field = {f: h for h, f in columns.items()}
     m = len(accepted)
     data: dict[str, Any] = {"record_key": keys, "line": grid.lines[accepted]}
     for f in INPUT_FIELDS:
-        data[f] = col[by_field[f]][accepted] if f in by_field else np.full(m, "", dtype=object)
+        data[f] = kept[by_field[f]] if f in by_field else np.full(m, "", dtype=object)
     frame = pd.DataFrame(data, copy=False)
 
     reg = LoadedRegistry(path=path, encoding=encoding, delimiter=delimiter, sheet=sheet, columns=columns,
@@ -840,8 +847,12 @@ def _finish(grid: _Grid, *, path: Path, file: str, encoding: str, delimiter: str
 
 
 def _check_duplicate_keys(keys: np.ndarray, lines: np.ndarray, column: str, file: str) -> None:
-    s = pd.Series(keys)
-    dup = s.duplicated(keep=False).to_numpy()
+    got = lookup(keys)   # (the keys' codes, when they came with them: no hashing again)
+    if got is not None and not got.missing:
+        codes = got.codes.astype(np.int64)
+        dup = np.bincount(codes, minlength=got.n)[codes] > 1
+    else:
+        dup = pd.Series(keys).duplicated(keep=False).to_numpy()
     if not dup.any():
         return
     groups: dict[str, list[int]] = {}

@@ -9,8 +9,10 @@ Joining a column's values with a separator and encoding them takes 0.06-0.24 s, 
 back 0.15-0.31 s. The buffers follow the pickle on the stream, one at a time: inside the pickle
 both ends held all of them until its end (pickle memoises every bytes object), and the two
 processes' peak was 0.2-0.4 GB higher. Columns that repeat their
-values (a birth year, a county: one object per value, reconcile.interning) go in the pickle:
-pickle writes a repeated object as a reference, and splitting would make a copy per row.
+values (a birth year, a county: one object per value, reconcile.interning) go as their codes and
+distinct values when their codes are known (reconcile.codes: most are), which the receiving end
+remembers; else in the pickle, which writes a repeated object as a reference (splitting would
+make a copy per row).
 
     packed = PackedFrame(frame)
     pickle.dump(packed, out); packed.write_trailing(out)      # the sending end
@@ -24,6 +26,8 @@ from typing import IO, Any
 
 import numpy as np
 import pandas as pd
+
+from reconcile.codes import lookup, spread
 
 SEPARATOR = "\x00"   # never in a value read from a text file (checked: a column holding it is pickled)
 # a column goes as a buffer when at least this share of an even sample of its cells are distinct objects
@@ -53,9 +57,12 @@ class PackedFrame:
                 parts.append(("series", s.reset_index(drop=True)))
                 continue
             arr = s.to_numpy()
+            got = lookup(arr) if arr.dtype == object else None
             if arr.dtype == object and _worth_packing(arr):
                 parts.append(("trailing", len(self.trailing)))
                 self.trailing.append(arr)
+            elif got is not None and not got.missing:   # its codes and distinct values
+                parts.append(("coded", (got.codes, got.uniques)))
             else:
                 parts.append(("array", arr))
         return (PendingFrame, (df.index, list(df.columns), parts))
@@ -94,6 +101,9 @@ class PendingFrame:
                 cols[name] = trailing[value]
             elif kind == "series":
                 cols[name] = value.set_axis(self.index)
+            elif kind == "coded":
+                codes, uniques = value
+                cols[name] = spread(uniques, codes, distinct=True)
             else:
                 cols[name] = value
         # not consolidated (copy=False): one block per column, as reconcile.keys.add_keys builds them

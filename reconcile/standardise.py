@@ -20,6 +20,7 @@ from reconcile.dates import parse_birth_date
 from reconcile.divisions import resolve_address, split_at_first_digit
 from reconcile.fields import INPUT_FIELDS, STANDARD_COLUMNS
 from reconcile.idnumbers import id_columns
+from reconcile.codes import lookup, spread
 from reconcile.interning import take_shared
 from reconcile.names import name_fields, normalise_name
 from reconcile.sexes import parse_sex
@@ -58,7 +59,11 @@ def _column(frame: pd.DataFrame, name: str) -> np.ndarray:
 
 def _factorize(values: np.ndarray) -> tuple[np.ndarray, list[str], bool]:
     """(codes, distinct values, whether a missing cell was seen). A None/NaN cell (the loader
-    never gives one) counts as ''; checked on the distinct values only, not per row."""
+    never gives one) counts as ''; checked on the distinct values only, not per row. The codes
+    the loader's column came with when it has them (reconcile.codes)."""
+    got = lookup(values)
+    if got is not None and not got.missing:
+        return got.codes, got.uniques.tolist(), False
     codes, uniques = pd.factorize(values, sort=False, use_na_sentinel=False)
     missing = pd.isna(uniques)
     if missing.any():
@@ -66,15 +71,15 @@ def _factorize(values: np.ndarray) -> tuple[np.ndarray, list[str], bool]:
     return codes, uniques.tolist(), False
 
 
-def _spread(codes: np.ndarray, results: Sequence, field: int | None = None, dtype=object,
-            share: bool = False) -> np.ndarray:
-    """Per-distinct ``results`` (or their ``field``) spread to the rows; ``share``: one object per
-    value where many distinct inputs give one result (the surname 张 of every 张 name)."""
+def _spread(codes: np.ndarray, results: Sequence, field: int | None = None, dtype=object) -> np.ndarray:
+    """Per-distinct ``results`` (or their ``field``) spread to the rows; text one object per value
+    where many distinct inputs give one result (the surname 张 of every 张 name), with its codes
+    (reconcile.codes.spread: blocking and the comparators group these columns)."""
     if field is None:
         arr = np.array(results, dtype=dtype) if results else np.empty(0, dtype=dtype)
     else:
         arr = np.array([r[field] for r in results], dtype=dtype) if results else np.empty(0, dtype=dtype)
-    if share:
+    if dtype is object:
         return take_shared(arr, codes)
     return arr.take(codes) if len(codes) else np.empty(0, dtype=dtype)
 
@@ -125,9 +130,12 @@ def standardise(frame: pd.DataFrame, today: date | None = None) -> pd.DataFrame:
         return codes, [fn(u) for u in uniques]
 
     def passthrough(field: str) -> np.ndarray:
+        if field in fz and lookup(raw[field]) is not None:   # the loader's, one object per value
+            return raw[field]
         if field in fz:   # from the factorisation: one object per value, a stray None/NaN ''
-            codes, uniques, _ = fz[field]
-            return np.asarray(uniques, dtype=object).take(codes) if len(codes) else _raw(raw[field], False)
+            codes, uniques, had_missing = fz[field]
+            # (a stray None/NaN made '' may repeat an '' already there)
+            return spread(uniques, codes, distinct=not had_missing) if len(codes) else _raw(raw[field], False)
         return _raw(raw[field], bool(len(raw[field]) and pd.isna(raw[field]).any()))
 
     key = _column(frame, "record_key")
@@ -142,8 +150,8 @@ def standardise(frame: pd.DataFrame, today: date | None = None) -> pd.DataFrame:
     out["name_minority"] = _spread(codes, infos, 3, bool)
     derived = [name_fields(i.name) for i in infos]
     out["name_pinyin"] = _spread(codes, derived, 0)
-    out["surname"] = _spread(codes, derived, 1, share=True)
-    out["given"] = _spread(codes, derived, 2, share=True)
+    out["surname"] = _spread(codes, derived, 1)
+    out["given"] = _spread(codes, derived, 2)
 
     # sex
     codes, sexes = distinct("sex", parse_sex)
