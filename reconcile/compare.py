@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from matchers.base import Comparator
-from reconcile.codes import codes_of
+from reconcile.codes import codes_of, nearly_all_distinct
 
 DEFAULT_CHUNK = 500_000
 
@@ -113,28 +113,6 @@ def _codes_of(arr: np.ndarray) -> tuple[np.ndarray, int] | None:
     return got.codes.astype(np.int64), got.n
 
 
-# A column this long is first looked at in a sample of SAMPLE values spread over it
-DISTINCT_SAMPLE_FROM = 200_000
-DISTINCT_SAMPLE = 20_000
-# distinct share in that sample from which the column counts as nearly all distinct: at 1,000,000
-# persons ID numbers show 0.97-0.99 (0.96-0.97 of the whole column), names 0.81 (0.31-0.37)
-NEARLY_ALL = 0.95
-
-
-def _nearly_all_distinct(arr: np.ndarray) -> bool:
-    """Whether a long column's values are nearly all distinct (ID numbers), judged from an even
-    sample: then coding the whole column (0.7 s for 1.86 M numbers) would only show it has too
-    many distinct values. A guess: either answer gives the same levels, only the way differs."""
-    n = len(arr)
-    if n < DISTINCT_SAMPLE_FROM:
-        return False
-    sample = arr[:: n // DISTINCT_SAMPLE]
-    try:
-        return len(pd.unique(sample)) >= NEARLY_ALL * len(sample)
-    except TypeError:   # unhashable values: the full path decides
-        return False
-
-
 def _value_codes(arrs: dict[str, np.ndarray], cols: Sequence[str], limit: float) -> tuple[np.ndarray, int] | None:
     """One integer per record for its tuple of values in ``cols`` (equal tuples, equal codes);
     None as soon as one column alone has more than ``limit`` distinct values (the tuple can only
@@ -142,7 +120,7 @@ def _value_codes(arrs: dict[str, np.ndarray], cols: Sequence[str], limit: float)
     codes: np.ndarray | None = None
     n_codes = 1
     for c in cols:
-        if limit < np.inf and _nearly_all_distinct(arrs[c]):
+        if limit < np.inf and nearly_all_distinct(arrs[c]):
             return None
         got = _codes_of(arrs[c])
         if got is None:

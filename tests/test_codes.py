@@ -113,3 +113,97 @@ def test_forget_lets_go_of_every_entry():
     codes.forget()
     assert not codes._MEMO
     assert codes_of(arr).n == 7   # and codes afresh
+
+
+# ---- codes known when a column is made: spread, take_rows (no factorising again) ---------------
+
+def _exactly_factorize(arr: np.ndarray) -> None:
+    """``arr``'s memoised codes are what pandas.factorize gives its rows (appearance order)."""
+    got = codes.lookup(arr)
+    assert got is not None
+    c, u = _plain(arr)
+    assert got.codes.astype(np.int64).tolist() == c.tolist() and got.uniques.tolist() == u.tolist()
+    assert not got.missing and got.n == len(u)
+
+
+def test_spread_of_per_distinct_results_knows_its_codes():
+    # names as a register spells them, and the surname of each: two spellings, one surname
+    raw = np.array(["張偉", "王伟", "张伟", "張偉", "欧阳娜娜", "王伟", "阿依古丽·买买提"], dtype=object)
+    src_codes, distinct = pd.factorize(raw, sort=False)
+    surname = {"張偉": "张", "张伟": "张", "王伟": "王", "欧阳娜娜": "欧阳", "阿依古丽·买买提": "阿依古丽"}
+    out = codes.spread([surname[v] for v in distinct], src_codes)
+    assert out.tolist() == [surname[v] for v in raw]
+    assert out[0] is out[2] is out[3]                      # one object per surname
+    _exactly_factorize(out)
+
+
+@given(st.lists(st.integers(0, 5), max_size=40), st.permutations(list(range(6))))
+@settings(max_examples=60, deadline=None)
+def test_spread_codes_in_appearance_order_whatever_order_the_values_come_in(rows, order):
+    # values given in any order, some never used by a row, some equal: the codes are still
+    # exactly pandas.factorize's of the rows
+    values = np.array(["甲", "乙", "丙", "甲", "丁", "乙"], dtype=object)[order]
+    idx = np.array(rows, dtype=np.int64)
+    out = codes.spread(values, idx)
+    assert out.tolist() == values[idx].tolist()
+    if len(idx):
+        _exactly_factorize(out)
+
+
+def test_spread_leaves_missing_results_unremembered():
+    out = codes.spread(np.array(["431028", None], dtype=object), np.array([0, 1, 0]))
+    assert out.tolist() == ["431028", None, "431028"] and codes.lookup(out) is None
+    assert codes_of(out).missing   # (codes_of then factorises it as before)
+
+
+@given(st.lists(st.sampled_from(NAMES), min_size=1, max_size=50), st.data())
+@settings(max_examples=60, deadline=None)
+def test_take_rows_keeps_exact_codes(vals, data):
+    arr = codes.spread(*reversed(pd.factorize(np.array(vals, dtype=object), sort=False)), distinct=True)
+    rows = np.array(sorted(data.draw(st.sets(st.integers(0, len(vals) - 1)))), dtype=np.int64)
+    out = codes.take_rows(arr, rows)
+    assert out.tolist() == [vals[i] for i in rows]
+    if len(rows):
+        _exactly_factorize(out)
+
+
+def test_lookup_computes_nothing():
+    arr = np.array(NAMES, dtype=object)
+    assert codes.lookup(arr) is None
+    got = codes_of(arr)
+    assert codes.lookup(arr) is got
+
+
+def test_narrow_codes_by_number_of_values():
+    c = np.array([0, 1, 2], dtype=np.int64)
+    assert codes.narrow_codes(c, 3, False).dtype == np.uint8
+    assert codes.narrow_codes(c, 300, False).dtype == np.uint16
+    assert codes.narrow_codes(c, 70_000, False).dtype == np.int32
+    assert codes.narrow_codes(np.array([-1, 0]), 3, True).dtype == np.int32   # -1 for a missing value
+
+
+def test_a_loaded_side_has_exact_codes_for_its_repeated_columns(tmp_path, monkeypatch):
+    # read by Arrow (as a large file is), a total row rejected, GBK: every column that comes
+    # with codes has exactly pandas.factorize's, and the ones blocking and the comparators group
+    # most are among them
+    import reconcile.loading as loading
+    from reconcile.match import load_side
+
+    monkeypatch.setattr(loading, "ARROW_MIN_BYTES", 0)
+    names = ["王伟", "張偉", "张伟", "阿依古丽·买买提", "欧阳娜娜", "李娜"]
+    addrs = ["湖南省郴州市资兴市唐洞街道1号", "广东省东莞市厚街镇鸿福路3号", "湖南省郴州市资兴市兴宁镇2组"]
+    lines = ["序号,姓名,性别,出生日期,身份证号,户籍地址"]
+    for i in range(60):
+        lines.append(f"{i + 1},{names[i % 6]},{'男女'[i % 2]},{['1990-05-06', '1990年5月6日', '19900506'][i % 3]},"
+                     f"43102819900506{i:03d}{i % 10},{addrs[i % 3]}")
+    lines.append("合计,60人,,,,")
+    path = tmp_path / "origin.csv"
+    path.write_bytes(("\n".join(lines) + "\n").encode("gbk"))
+    side = load_side("origin", path, {"key": "序号"})
+    assert len(side.std) == 60 and len(side.loaded.rejected) == 1
+    known = [c for c in side.std.columns
+             if side.std[c].dtype == object and codes.lookup(side.std[c].to_numpy()) is not None]
+    for c in known:
+        _exactly_factorize(side.std[c].to_numpy())
+    assert {"name", "name_raw", "sex", "birth_date", "hukou_address", "hukou_region", "k_py",
+            "k_py_fold", "k_year", "k_surname_py", "k_given_py", "k_address"} <= set(known)

@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from reconcile.compare import DISTINCT_SAMPLE_FROM, _nearly_all_distinct, column_arrays, compare_pairs
+from reconcile.codes import DISTINCT_SAMPLE_FROM, nearly_all_distinct
+from reconcile.compare import column_arrays, compare_pairs
 from reconcile.match import default_comparators, load_side
 
 SAMPLES = Path(__file__).resolve().parent.parent / "fixtures" / "samples"
@@ -23,11 +24,11 @@ def _numbers(n: int, seed: int = 3) -> np.ndarray:
 
 def test_nearly_all_distinct_is_told_from_a_sample():
     n = DISTINCT_SAMPLE_FROM + 20_000
-    assert _nearly_all_distinct(_numbers(n))
+    assert nearly_all_distinct(_numbers(n))
     rng = np.random.default_rng(7)
     names = np.array([f"张{i}" for i in rng.integers(0, 50_000, n).tolist()], dtype=object)   # 4.4 records a name
-    assert not _nearly_all_distinct(names)
-    assert not _nearly_all_distinct(_numbers(DISTINCT_SAMPLE_FROM - 1))   # short: coded in full
+    assert not nearly_all_distinct(names)
+    assert not nearly_all_distinct(_numbers(DISTINCT_SAMPLE_FROM - 1))   # short: coded in full
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +50,7 @@ def big_frame():
 def test_levels_are_those_of_every_pair_compared_directly(big_frame):
     comps = default_comparators()
     arr = column_arrays(big_frame, comps)
-    assert _nearly_all_distinct(arr["id_clean"]) and not _nearly_all_distinct(arr["name"])
+    assert nearly_all_distinct(arr["id_clean"]) and not nearly_all_distinct(arr["name"])
     rng = np.random.default_rng(11)
     n = 240_000                                     # more pairs than records: the shortcut is tried
     li = rng.integers(0, len(big_frame), n)

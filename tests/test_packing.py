@@ -27,7 +27,7 @@ def _frame(n: int) -> pd.DataFrame:
         "k_unidentified": rng.random(n) < 0.1,
         "line": np.arange(2, n + 2, dtype=np.int64),
         "score": pd.array(rng.integers(0, 5, n), dtype="Int64"),   # an extension dtype
-    })
+    }, copy=False)   # (one block per column, as reconcile.keys.add_keys builds a standardised frame)
 
 
 def _round_trip(df: pd.DataFrame) -> tuple[pd.DataFrame, bytes]:
@@ -107,3 +107,28 @@ def test_stream_ending_short_is_an_error():
     inp = io.BytesIO(buf.getvalue()[:-100])   # the worker died while writing
     with pytest.raises(EOFError):
         pickle.load(inp).complete(inp)
+
+
+def test_column_with_known_codes_travels_as_codes_and_is_remembered(monkeypatch):
+    # a standardised column made once per distinct value (reconcile.codes.spread) goes as its
+    # codes and distinct values; the receiving end has its codes without factorising it
+    from reconcile import codes
+
+    df = _frame(30_000)
+    assert codes.lookup(df["name"].to_numpy()) is not None
+    sent = []
+    real = packing.PendingFrame.complete
+
+    def spy(self, inp):
+        sent.extend(kind for kind, _ in self.parts)
+        return real(self, inp)
+
+    monkeypatch.setattr(packing.PendingFrame, "complete", spy)
+    back, _ = _round_trip(df)
+    assert sent.count("coded") == 1   # name; the nearly distinct ones trail, the rest as arrays
+    pd.testing.assert_frame_equal(back, df)
+    got = codes.lookup(back["name"].to_numpy())
+    want, uniq = pd.factorize(df["name"].to_numpy(), sort=False)
+    assert got is not None and got.codes.astype(np.int64).tolist() == want.tolist()
+    assert got.uniques.tolist() == list(uniq)
+    assert len({id(x) for x in back["name"].tolist()}) <= 5
