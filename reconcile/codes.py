@@ -23,7 +23,7 @@ into once built (columns are replaced whole); a spot check of a few rows on ever
 from __future__ import annotations
 
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -196,10 +196,32 @@ def remember(arr: np.ndarray, got: Codes) -> None:
     _MEMO[key] = (ref, got)
 
 
+# joint codes of two arrays, kept while both live (narrowed): blocking, EM's exact agreement shares
+# and the ID conflicts read the same columns of both registries (at 1,000,000 persons EM coded the
+# 2.9 M ID numbers again: 1.4 s)
+_JOINT: dict[tuple, tuple[weakref.ref, weakref.ref, Codes]] = {}
+
+
 def joint_codes(left: np.ndarray, right: np.ndarray) -> Codes:
-    """The codes of ``concatenate([left, right])`` as pandas.factorize gives them (appearance
-    order), from each side's memoised codes: the sides' distinct values are factorised together,
-    not their rows."""
+    """The codes (int64) of ``concatenate([left, right])`` as pandas.factorize gives them
+    (appearance order), from each side's memoised codes: the sides' distinct values are
+    factorised together, not their rows. Memoised while both arrays' memory lives."""
+    left, right = np.asarray(left), np.asarray(right)
+    key = (_key(left), _key(right))
+    hit = _JOINT.get(key)
+    if hit is not None and hit[0]() is not None and hit[1]() is not None:
+        got, nl = hit[2], len(left)
+        if _still_same(left, replace(got, codes=got.codes[:nl])) and \
+                _still_same(right, replace(got, codes=got.codes[nl:])):
+            return replace(got, codes=got.codes.astype(np.int64))
+    got = _joint_codes(left, right)
+    forget_key = lambda _, key=key: _JOINT.pop(key, None)   # noqa: E731 - either side's memory going
+    _JOINT[key] = (weakref.ref(_root(left), forget_key), weakref.ref(_root(right), forget_key),
+                   replace(got, codes=narrow_codes(got.codes, got.n, got.missing)))
+    return got
+
+
+def _joint_codes(left: np.ndarray, right: np.ndarray) -> Codes:
     a = codes_of(left)
     # nearly all distinct on the left (ID numbers): then the right's distinct values are about
     # as many as its rows, and factorising the rows of both at once is the cheaper way (1.3 s
@@ -220,3 +242,4 @@ def forget() -> None:
     """Let go of every memoised code (``match`` once its linkages are done: the comparators'
     columns live on to the report, their codes are not needed there; 225 MB at 1,000,000)."""
     _MEMO.clear()
+    _JOINT.clear()

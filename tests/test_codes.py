@@ -207,3 +207,21 @@ def test_a_loaded_side_has_exact_codes_for_its_repeated_columns(tmp_path, monkey
         _exactly_factorize(side.std[c].to_numpy())
     assert {"name", "name_raw", "sex", "birth_date", "hukou_address", "hukou_region", "k_py",
             "k_py_fold", "k_year", "k_surname_py", "k_given_py", "k_address"} <= set(known)
+
+
+def test_joint_codes_are_memoised_while_both_arrays_live():
+    codes.forget()
+    left = np.array(["431028199005061234", "43102819900506123X", ""] * 10, dtype=object)
+    right = np.array(["43102819900506123X", "110101198001011234"] * 10, dtype=object)
+    first = joint_codes(left, right)
+    assert len(codes._JOINT) == 1
+    again = joint_codes(left, right)
+    assert again.codes.dtype == np.int64 and again.codes.tolist() == first.codes.tolist()
+    assert again.uniques.tolist() == first.uniques.tolist()
+    right[:] = "431028199005061234"   # written into: coded afresh, not from the memo
+    c, u = _plain(np.concatenate([left, right]))
+    assert joint_codes(left, right).codes.tolist() == c.tolist()
+    del right
+    gc.collect()
+    assert not codes._JOINT
+    codes.forget()
