@@ -211,7 +211,7 @@ def test_a_loaded_side_has_exact_codes_for_its_repeated_columns(tmp_path, monkey
 
 def test_joint_codes_are_memoised_while_both_arrays_live():
     codes.forget()
-    left = np.array(["431028199005061234", "43102819900506123X", ""] * 10, dtype=object)
+    left = np.array([f"4310281990050612{i:02d}" for i in range(30)], dtype=object)   # nearly all distinct
     right = np.array(["43102819900506123X", "110101198001011234"] * 10, dtype=object)
     first = joint_codes(left, right)
     assert len(codes._JOINT) == 1
