@@ -176,17 +176,20 @@ def train_model(
     rarr: dict[str, np.ndarray] | None = None,
     block_cap: int = 20_000,
     strata: str | None = None,
+    u: list[np.ndarray] | None = None,
 ) -> Model:
     """The training step of ``link`` on compared candidate pairs (``levels`` row k = pair
-    ``cand.left[k], cand.right[k]``): u from random pairs, m by session EM (or ``m_from``'s),
-    the prior. Also called by the Spark engine (reconcile.engines.spark) on levels it computed.
+    ``cand.left[k], cand.right[k]``): u from random pairs (``u``: estimated so beforehand), m by
+    session EM (or ``m_from``'s), the prior. Also called by the Spark engine
+    (reconcile.engines.spark) on levels it computed.
     """
     larr = larr if larr is not None else column_arrays(left, comparators)
     rarr = (larr if right is None else column_arrays(right, comparators)) if rarr is None else rarr
     n_right = len(left) if right is None else len(right)
     total_pairs = len(left) * (len(left) - 1) / 2 if right is None else float(len(left)) * n_right
-    u = estimate_u(larr, None if right is None else rarr, len(left), None if right is None else n_right,
-                   comparators, u_sample)
+    if u is None:
+        u = estimate_u(larr, None if right is None else rarr, len(left), None if right is None else n_right,
+                       comparators, u_sample)
     if m_from is not None:
         # within one file: the cross-registry m, this file's u, and this file's prior
         m = [list(f.m) for f in m_from.fields]
@@ -303,6 +306,9 @@ class Blocked:
     # the comparator columns (compare.column_arrays) of left and right, kept for the second half;
     # None once sent to another process (they are the frames' own columns again)
     arrays: tuple[dict[str, np.ndarray], dict[str, np.ndarray]] | None = None
+    # u probabilities estimated beforehand from ``u_sample`` random pairs (estimate_u), if any
+    u: list[np.ndarray] | None = None
+    u_sample: int | None = None
 
 
 def block_and_compare(
@@ -371,7 +377,8 @@ def link(
     total_pairs = len(left) * (len(left) - 1) / 2 if right is None else float(len(left)) * n_right
     if model is None:
         model = train_model(left, right, levels, cand, comparators, passes=passes, tf=tf, u_sample=u_sample,
-                            m_from=m_from, larr=larr, rarr=rarr, block_cap=block_cap, strata=strata)
+                            m_from=m_from, larr=larr, rarr=rarr, block_cap=block_cap, strata=strata,
+                            u=blocked.u if blocked.u_sample == u_sample else None)
     timings["train"] = time.perf_counter() - t0
     sessions = model.trained_on.get("sessions", {})
     progress("train", {"prior": f"{model.prior:.3g}",

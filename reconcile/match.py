@@ -168,7 +168,8 @@ def _run_match(origin_path, dest_path, out, options, progress, comparators,
 
         t0 = time.perf_counter()
         sides = load_sides(origin_path, dest_path, opts.origin, opts.dest,
-                           within=(comps, WITHIN_PASSES, opts.within_block_cap) if opts.within_file else None,
+                           within=(comps, WITHIN_PASSES, opts.within_block_cap, within_u_sample(opts))
+                           if opts.within_file else None,
                            scratch_dir=out_path.resolve().parent, send_only=linking_columns(comps),
                            report_base=new_report and not opts.out_parquet)
         # a worker may still be comparing one registry with itself, or building its records for
@@ -202,7 +203,7 @@ def _run_match(origin_path, dest_path, out, options, progress, comparators,
                 if len(side.std) > 1:
                     within[side.name] = link(side.std, None, comps, passes=WITHIN_PASSES,
                                              block_cap=opts.within_block_cap, m_from=cross.model, tf=tf,
-                                             u_sample=min(opts.u_sample, 100_000),
+                                             u_sample=within_u_sample(opts),
                                              blocked=sides.blocked(side.name))
         timings["within_file"] = time.perf_counter() - t0
         from reconcile import codes
@@ -286,6 +287,11 @@ RECORDS_AHEAD_MIN = 500_000
 # fingerprints computed: the comparators' columns (the links' evidence, reviewers' pairs) and these.
 ASSEMBLE_COLUMNS: tuple[str, ...] = ("record_key", "id_number", "id_status", "flow_status", "hukou_region",
                                      "id_region", "unit", "birth_conflict", "sex_conflict", "registered_at", "line")
+
+
+def within_u_sample(opts: MatchOptions) -> int:
+    """Random pairs a within-file linkage estimates its u from."""
+    return min(opts.u_sample, 100_000)
 
 
 def linking_columns(comps: Sequence[Comparator]) -> frozenset[str]:

@@ -286,13 +286,20 @@ def _copied_rows(path: Path, ready):
 
 
 def _block(side, within: tuple | None):
-    """``side`` blocked and compared with itself (reconcile.linkage.block_and_compare), or None."""
-    from reconcile.linkage import block_and_compare
+    """``side`` blocked and compared with itself (reconcile.linkage.block_and_compare), or None.
+    ``within``: (comparators, passes, block cap[, u sample]); with a u sample size its u
+    probabilities too (reconcile.linkage.estimate_u: the within-file linkage's, which need no
+    model), off the main process's path."""
+    from reconcile.linkage import block_and_compare, estimate_u
 
     if within is None or len(side.std) < 2:
         return None
-    comps, passes, cap = within
-    return block_and_compare(side.std, None, comps, passes=passes, block_cap=cap)
+    comps, passes, cap, *rest = within
+    blocked = block_and_compare(side.std, None, comps, passes=passes, block_cap=cap)
+    if rest and rest[0] is not None and blocked.arrays is not None:
+        blocked.u = estimate_u(blocked.arrays[0], None, len(side.std), None, comps, rest[0])
+        blocked.u_sample = rest[0]
+    return blocked
 
 
 def load_sides(origin_path: str | Path, dest_path: str | Path, origin_opts: Mapping[str, Any],

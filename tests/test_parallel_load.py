@@ -922,3 +922,21 @@ def test_a_large_side_sent_with_its_distinct_columns_packed_is_the_same_frame(tm
     assert len(want) >= packing.MIN_ROWS
     assert packing._worth_packing(want["id_clean"].to_numpy()) and packing._worth_packing(want["record_key"].to_numpy())
     pd.testing.assert_frame_equal(got, want)
+
+
+def test_a_side_blocked_with_a_u_sample_carries_the_u_its_linkage_would_estimate(tmp_path):
+    # the within-file linkage's u (random pairs of the file itself, no model needed) is estimated
+    # where the side is blocked (the worker, or beside the load), not on the main process's path
+    from reconcile.blocking import WITHIN_PASSES
+    from reconcile.linkage import estimate_u
+    from reconcile.match import default_comparators
+
+    import numpy as np
+
+    side = load_side("origin", _origin_with_bad_rows(tmp_path), KEYS[0])
+    comps = default_comparators()
+    blocked = par._block(side, (comps, WITHIN_PASSES, 2000, 5000))
+    assert blocked.u_sample == 5000
+    want = estimate_u(blocked.arrays[0], None, len(side.std), None, comps, 5000)
+    assert all(np.array_equal(a, b) for a, b in zip(blocked.u, want))
+    assert par._block(side, (comps, WITHIN_PASSES, 2000)).u is None   # (no sample size: no u)
