@@ -748,8 +748,14 @@ def _close_triangles(mine: np.ndarray, other: np.ndarray, decision: np.ndarray, 
     if lk is None or lk.li.size == 0:
         return person, 0
     m = decision == MATCH
+    o, mi = other[m], mine[m]
+    # only the records of the other file matched more than once (a loop over every match took
+    # 1.1 s at 1,000,000 persons)
+    if o.size:
+        multi = np.bincount(o)[o] > 1
+        o, mi = o[multi], mi[multi]
     partners: dict[int, list[int]] = {}
-    for a, b in zip(other[m].tolist(), mine[m].tolist()):
+    for a, b in zip(o.tolist(), mi.tolist()):
         partners.setdefault(a, []).append(b)
     groups = [v for v in partners.values() if len(v) > 1]
     if not groups:
