@@ -24,7 +24,7 @@ def shared_values(values) -> np.ndarray:
     arr = np.asarray(values, dtype=object)
     if arr.size == 0:
         return arr
-    codes, uniques = _factorised(arr)
+    codes, uniques = factorised(arr)
     return spread(uniques, codes, distinct=True)
 
 
@@ -37,13 +37,13 @@ def take_shared(uniques, codes: np.ndarray) -> np.ndarray:
 def per_distinct_value(values, fn: Callable[[str], str]) -> np.ndarray:
     """``fn`` of every row's value (as str), computed once per distinct value; equal results are
     one object."""
-    codes, uniques = _factorised(np.asarray(values, dtype=object))
+    codes, uniques = factorised(np.asarray(values, dtype=object))
     return take_shared([fn(str(u)) for u in uniques], codes)
 
 
-def _factorised(arr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def factorised(arr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(codes, distinct values) of an object array, a missing value (None/NaN) one of the values:
-    the memoised codes when there are (reconcile.codes), else pandas.factorize's."""
+    its memoised codes when it has them (reconcile.codes), else pandas.factorize's."""
     got = lookup(arr)
     if got is not None and not got.missing:
         return got.codes, got.uniques

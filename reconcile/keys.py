@@ -7,10 +7,10 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
+from reconcile.codes import spread
 from reconcile.divisions import address_detail
 from reconcile.fields import USABLE_ID_STATUSES
-from reconcile.codes import spread
-from reconcile.interning import _factorised, per_distinct_value, shared_values
+from reconcile.interning import factorised, per_distinct_value, shared_values
 
 # house, group and flat numbers with their unit words: what differs between neighbours
 _NUMBERED = re.compile(r"[0-9]+[号组栋幢室楼单元弄巷户排]*")
@@ -20,8 +20,8 @@ def _per_distinct(a: pd.Series, b: pd.Series, fn: Callable[[Any, Any], str]) -> 
     """``fn(a[i], b[i])`` for every row, computed once per distinct (a, b) pair: both columns'
     codes (memoised, or factorised in C) combined, and ``fn`` runs on one row per pair."""
     av, bv = a.to_numpy(object), b.to_numpy(object)
-    ka, ua = _factorised(av)
-    kb, ub = _factorised(bv)
+    ka, ua = factorised(av)
+    kb, ub = factorised(bv)
     combo, uniq = pd.factorize(ka.astype(np.int64) * (len(ub) + 1) + kb, sort=False)
     rep = np.empty(len(uniq), dtype=np.int64)
     rep[combo[::-1]] = np.arange(len(combo))[::-1]     # the first row with each pair
@@ -39,11 +39,13 @@ def _text(std: pd.DataFrame, col: str) -> pd.Series:
 
 
 def _lengths(s: pd.Series) -> np.ndarray:
-    """len() of every value of a text column, once per distinct value."""
-    codes, uniq = _factorised(s.to_numpy(object))
-    return np.fromiter((len(u) if isinstance(u, str) else 0 for u in uniq.tolist()), dtype=np.int64,
-                       count=len(uniq)).take(codes) \
-        if len(codes) else np.zeros(0, dtype=np.int64)
+    """len() of every value of a text column (0 for a missing one), once per distinct value."""
+    codes, uniq = factorised(s.to_numpy(object))
+    if not len(codes):
+        return np.zeros(0, dtype=np.int64)
+    per_value = np.fromiter((len(u) if isinstance(u, str) else 0 for u in uniq.tolist()), dtype=np.int64,
+                            count=len(uniq))
+    return per_value.take(codes)
 
 
 def _first_syllables(pinyin: pd.Series, n: pd.Series) -> pd.Series:
@@ -159,7 +161,7 @@ def add_keys(std: pd.DataFrame) -> pd.DataFrame:
     # the address below the divisions it names, and that without its numbers (same village/street)
     for src, key in (("hukou_address", "k_address"), ("residence", "k_residence")):
         addr = _text(std, src) if src in std else pd.Series("", index=idx)
-        codes, uniq = _factorised(addr.to_numpy(object))
+        codes, uniq = factorised(addr.to_numpy(object))
         detail = [address_detail(a) for a in uniq.tolist()]
         stem = [_NUMBERED.sub("", d) for d in detail]
         new[key] = spread(detail, codes) if len(codes) else np.array([], dtype=object)
