@@ -210,8 +210,9 @@ def _run_match(origin_path, dest_path, out, options, progress, comparators,
 
         # the ID numbers' codes over both registries, which blocking made (the ID conflicts count
         # them), before the standardised frames are slimmed and the codes forgotten
-        id_codes = codes.joint_codes(origin.std["id_clean"].to_numpy(object), dest.std["id_clean"].to_numpy(object)).codes \
-            if all("id_clean" in side.std for side in (origin, dest)) else None
+        if all("id_clean" in side.std for side in (origin, dest)):
+            id_codes = codes.joint_codes(origin.std["id_clean"].to_numpy(object),
+                                         dest.std["id_clean"].to_numpy(object)).codes
         # the records built beforehand: this side's here while the worker was loading, the
         # worker's there (the report waits for those when it copies them, last); a large
         # registry without a worker's now, so that what only they read can go before the

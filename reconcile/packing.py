@@ -57,12 +57,11 @@ class PackedFrame:
                 parts.append(("series", s.reset_index(drop=True)))
                 continue
             arr = s.to_numpy()
-            got = lookup(arr) if arr.dtype == object else None
             if arr.dtype == object and _worth_packing(arr):
                 parts.append(("trailing", len(self.trailing)))
                 self.trailing.append(arr)
-            elif got is not None and not got.missing:   # its codes and distinct values
-                parts.append(("coded", (got.codes, got.uniques)))
+            elif arr.dtype == object and (got := lookup(arr)) is not None and not got.missing:
+                parts.append(("coded", (got.codes, got.uniques)))   # its codes and distinct values
             else:
                 parts.append(("array", arr))
         return (PendingFrame, (df.index, list(df.columns), parts))

@@ -16,11 +16,11 @@ from typing import Callable, Sequence
 import numpy as np
 import pandas as pd
 
+from reconcile.codes import lookup, nearly_all_distinct, spread
 from reconcile.dates import parse_birth_date
 from reconcile.divisions import resolve_address, split_at_first_digit
 from reconcile.fields import INPUT_FIELDS, STANDARD_COLUMNS
 from reconcile.idnumbers import id_columns
-from reconcile.codes import lookup, nearly_all_distinct, spread
 from reconcile.interning import shared_values, take_shared
 from reconcile.names import name_fields, normalise_name
 from reconcile.sexes import parse_sex

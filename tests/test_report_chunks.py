@@ -235,7 +235,7 @@ def test_a_run_written_beside_a_report_base_is_moved_into_it_whole(tmp_path):
         got = {r for r in con.execute("SELECT type, name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'")}
         rows = {t: con.execute(f"SELECT * FROM [{t}] ORDER BY rowid").fetchall() for _, t in got if _ == "table"}
         con.close()
-        rows["runs"] = [r[:1] + r[2:4] for r in rows["runs"]]   # (started, finished: the clock's)
+        rows["runs"] = [r[:2] + r[4:] for r in rows["runs"]]   # (started, finished: the clock's)
         return got, rows
 
     # the plain write, for comparison
