@@ -280,7 +280,10 @@ def train_em(
 # Candidate pairs are not random pairs: the non-matches inside a block agree on the block's key.
 # As in Splink, m is therefore estimated in sessions, one per training blocking pass, each
 # running EM on that pass's pairs with the blocked fields left out; a field's m is the mean over
-# the sessions that estimated it.
+# the sessions that estimated it, each weighted by the matches it saw (its prior times its pairs).
+# Unweighted (Splink's), a birth date + sex block at 1,000,000 persons (1 match in 80 pairs, many
+# same-day neighbours of one county) moved the name's m(different) from 0.04 to 0.21 against the
+# ID session's 300,000 matches, and 114 pairs of twins' numbers under two names became matches.
 
 def train_sessions(
     levels: np.ndarray,
@@ -294,7 +297,7 @@ def train_sessions(
     ``offsets``: per field, per pair term-frequency adjustments (used for the fields in a session)."""
     k_fields = len(comparators)
     sums: list[np.ndarray | None] = [None] * k_fields
-    counts = [0] * k_fields
+    counts = [0.0] * k_fields   # matches behind each field's estimate
     info: dict[str, Any] = {}
     defaults = initial_m(comparators)
     for entry in session_masks:
@@ -314,15 +317,18 @@ def train_sessions(
                                 prior_init=0.1, max_iter=max_iter, offset=off)
         info[name] = {"pairs": int(sub.shape[0]), "iterations": iters, "session_prior": model.prior,
                       "fields": [comparators[f].field for f in use]}
+        # each session's estimate counts as much as the matches it saw (its prior times its pairs)
+        matches = model.prior * sub.shape[0]
+        info[name]["matches"] = matches
         for pos, f in enumerate(use):
             if trains is not None and comparators[f].field not in trains:
                 continue   # in the E-step only: this session's estimate of it is biased
-            m = np.asarray(model.fields[pos].m, float)
+            m = np.asarray(model.fields[pos].m, float) * matches
             sums[f] = m if sums[f] is None else sums[f] + m
-            counts[f] += 1
+            counts[f] += matches
     m_out = []
     for f in range(k_fields):
-        if counts[f]:
+        if counts[f] > 0:
             m = sums[f] / counts[f]
             m_out.append(list(m / m.sum()))
         else:

@@ -60,6 +60,31 @@ def test_sessions_leave_blocked_fields_out():
     np.testing.assert_allclose(m[2], TRUE_M[2], atol=0.03)
 
 
+def test_sessions_count_as_much_as_the_matches_they_saw():
+    """A field's m pools the sessions by their matches (prior x pairs): a session of pairs that
+    agree on the ID number (nearly all matches) outweighs one whose pairs are mostly different
+    people (a birth date + sex block at 1,000,000 persons, where EM also takes same-day neighbours
+    of one county for matches and reads 'different name' as a common error of true matches)."""
+    rng = np.random.default_rng(6)
+
+    def pairs(n, prior, name_m):
+        is_match = rng.random(n) < prior
+        levels = np.empty((n, len(COMPS)), np.int8)
+        for f, (m, u) in enumerate(zip(TRUE_M, TRUE_U)):
+            m = name_m if f == 1 else m
+            levels[:, f] = np.where(is_match, rng.choice(len(m), size=n, p=m), rng.choice(len(u), size=n, p=u))
+        return levels
+
+    many = pairs(40_000, 0.95, TRUE_M[1])                        # nearly all matches
+    few = pairs(40_000, 0.01, np.array([0.4, 0.1, 0.5]))         # a biased estimate of the name's m
+    levels = np.vstack([many, few])
+    in_many = np.arange(len(levels)) < len(many)
+    m, info = train_sessions(levels, [("id", in_many, frozenset({"id_number"})),
+                                      ("birth_sex", ~in_many, frozenset({"sex"}))], COMPS, TRUE_U)
+    np.testing.assert_allclose(m[1], TRUE_M[1], atol=0.03)   # an equal mean: 0.6 for exact, 0.27 different
+    assert info["id"]["matches"] > 50 * info["birth_sex"]["matches"]
+
+
 def test_prior_over_the_whole_pair_space():
     # 1,000 x 1,000 records, 400 true matches among 5,000 candidate pairs
     rng = np.random.default_rng(4)
