@@ -72,8 +72,11 @@ def birth_agrees_with_id(cols: Columns) -> np.ndarray:
     ``id_birth_date`` at the birth date's own precision (1990-03 agrees with 1990-03-07).
 
     Vectorised: a record carrying someone else's ID number (a family member's, 重号) shows
-    it by disagreeing; the ID comparator can use this without per-pair Python.
+    it by disagreeing; the ID comparator can use this without per-pair Python. Read from
+    ``k_birth_differs`` (reconcile.keys, once per record) when the side has it.
     """
+    if "k_birth_differs" in cols:
+        return column(cols, "k_birth_differs") == ""
     bd, ib = column(cols, "birth_date"), column(cols, "id_birth_date")
     if len(bd) >= 10_000:
         # Pairs repeat each record's two dates many times: parse each distinct (date, ID date) once
@@ -200,6 +203,7 @@ def compare_birth_date(left: Columns, right: Columns) -> np.ndarray:
 
 
 BIRTH_DATE = Comparator(
-    field="birth_date", levels=LEVELS, columns=("birth_date", "id_birth_date", "id_clean", "id_status", "k_id_excel"),
-    fn=compare_birth_date, unshown=("k_id_excel",)
+    field="birth_date", levels=LEVELS,
+    columns=("birth_date", "id_birth_date", "id_clean", "id_status", "k_id_excel", "k_birth_differs"),
+    fn=compare_birth_date, unshown=("k_id_excel", "k_birth_differs")
 )

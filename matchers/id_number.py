@@ -260,5 +260,6 @@ def _levels_fixed(ca: np.ndarray, cb: np.ndarray, overflow: np.ndarray) -> np.nd
 
 
 ID_NUMBER = Comparator(field="id_number", levels=LEVELS,
-                       columns=("id_clean", "id_status", "birth_date", "id_birth_date", "k_id_shared", "k_id_excel"),
-                       fn=compare_id, unshown=("k_id_excel",))
+                       columns=("id_clean", "id_status", "birth_date", "id_birth_date", "k_id_shared", "k_id_excel",
+                                "k_birth_differs"),
+                       fn=compare_id, unshown=("k_id_excel", "k_birth_differs"))

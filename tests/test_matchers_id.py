@@ -273,6 +273,34 @@ def test_the_excel_flag_of_each_record_gives_the_levels_reading_every_number_giv
     assert {"excel_prefix", "implied_by_id", "exact_implied_by_id"} <= seen
 
 
+def test_the_birth_flag_of_each_record_gives_the_levels_of_reading_both_dates_per_pair():
+    """k_birth_differs (reconcile.keys: a record's birth date disagrees with its ID's) stands in for
+    parsing both dates of every pair's records (birth_agrees_with_id); on the standardised samples,
+    every origin record against every destination record, the ID and birth-date levels are those
+    of reading the dates per pair, with records of someone else's number among them."""
+    from pathlib import Path
+
+    from matchers.birth_date import BIRTH_DATE, birth_agrees_with_id
+    from reconcile.compare import column_arrays
+    from reconcile.match import load_side
+
+    samples = Path(__file__).resolve().parent.parent / "fixtures" / "samples"
+    origin = load_side("origin", samples / "origin_gb18030.csv", {"key": "编号"}).std
+    dest = load_side("dest", samples / "dest_utf8bom.csv", {"key": "序号"}).std
+    for std in (origin, dest):
+        direct = birth_agrees_with_id({c: std[c].to_numpy(object) for c in ("birth_date", "id_birth_date")})
+        assert ((std["k_birth_differs"] == "").to_numpy() == direct).all() and not direct.all()
+    larr, rarr = (column_arrays(std, [ID_NUMBER, BIRTH_DATE]) for std in (origin, dest))
+    li, ri = (x.ravel() for x in np.meshgrid(np.arange(len(origin)), np.arange(len(dest)), indexing="ij"))
+    for comp in (ID_NUMBER, BIRTH_DATE):
+        left = {c: larr[c][li] for c in comp.columns}
+        right = {c: rarr[c][ri] for c in comp.columns}
+        with_flag = comp.compare(left, right)
+        without = comp.compare(*({c: v for c, v in side.items() if c != "k_birth_differs"} for side in (left, right)))
+        assert (with_flag == without).all(), comp.field
+        assert len(set(with_flag.tolist())) > 3, comp.field
+
+
 def test_a_number_carried_under_two_names_is_no_evidence_against():
     """重号 within one file: twin B's record carries twin A's number. B's record and B's own record
     in the other registry hold two valid numbers with one region + birth date: different_valid
