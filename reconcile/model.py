@@ -293,7 +293,8 @@ def train_sessions(
     max_iter: int = 60,
     offsets: dict[str, np.ndarray] | None = None,
 ) -> tuple[list[list[float]], dict[str, Any]]:
-    """m per field from EM sessions. ``session_masks``: (name, boolean pair mask, fields blocked on).
+    """m per field from EM sessions, each session's estimate weighted by the matches it saw (its
+    ``matches`` in the info returned). ``session_masks``: (name, boolean pair mask, fields blocked on).
     ``offsets``: per field, per pair term-frequency adjustments (used for the fields in a session)."""
     k_fields = len(comparators)
     sums: list[np.ndarray | None] = [None] * k_fields
@@ -317,7 +318,6 @@ def train_sessions(
                                 prior_init=0.1, max_iter=max_iter, offset=off)
         info[name] = {"pairs": int(sub.shape[0]), "iterations": iters, "session_prior": model.prior,
                       "fields": [comparators[f].field for f in use]}
-        # each session's estimate counts as much as the matches it saw (its prior times its pairs)
         matches = model.prior * sub.shape[0]
         info[name]["matches"] = matches
         for pos, f in enumerate(use):
