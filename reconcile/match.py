@@ -518,7 +518,7 @@ def assemble(origin: Side, dest: Side, cross: Linkage, within: dict[str, Linkage
         origin_area = set(_current_codes(origin.std["id_region"])[origin.std["id_region"].to_numpy(object) != ""].tolist())
     d_region = dest.std["hukou_region"].to_numpy(object)
     d_region_eff = np.where(d_region != "", d_region, _current_codes(dest.std["id_region"]))
-    in_area = np.array([r in origin_area for r in d_region_eff], bool) if nD else np.zeros(0, bool)
+    in_area = pd.Series(d_region_eff, dtype=object).isin(origin_area).to_numpy() if nD else np.zeros(0, bool)
     unr_idx = np.nonzero(in_area & ~d_matched)[0]
     bi, bpd = best_o_for_d
     unregistered = pd.DataFrame({
@@ -590,7 +590,19 @@ def assemble(origin: Side, dest: Side, cross: Linkage, within: dict[str, Linkage
         "blocking_recall_estimate": recall,
         "out_migrants": int(out_migrant.sum()), "flow_status_column": has_flow,
     }
-    metrics = _metrics(summary, origin, dest, traced, untraceable, cross_dups, unregistered, duplicates)
+    # per record, what the outcomes hold of it (for the metrics per reporting unit)
+    traced_o, crd_o = np.zeros(nO, bool), np.zeros(nO, bool)
+    traced_o[m_li[traced_mask]] = True
+    crd_o[m_li[crd_mask]] = True
+    unt_o = np.zeros(nO, bool)
+    unt_o[unt_idx] = True
+    unr_d = np.zeros(nD, bool)
+    unr_d[unr_idx] = True
+    # (the origin's records _duplicate_rows lists: those of a cluster of two or more)
+    in_cluster_o = np.bincount(o_person, minlength=nO)[o_person] >= 2 if nO else np.zeros(0, bool)
+    metrics = _metrics(summary, origin, dest, {"traced": traced_o, "untraceable": unt_o,
+                                               "cross_region_duplicates": crd_o, "in_duplicate_cluster": in_cluster_o},
+                       unr_d)
     tables = {
         "records": records, "rejected_rows": rejected, "links": links, "traced": traced,
         "untraceable": untraceable, "cross_region_duplicates": cross_dups, "unregistered": unregistered,
@@ -1027,7 +1039,11 @@ def blocking_recall_estimate(pass_masks: np.ndarray) -> float | None:
     return round(n / (n + missed), 6) if n else None
 
 
-def _metrics(summary, origin: Side, dest: Side, traced, untraceable, cross_dups, unregistered, duplicates) -> pd.DataFrame:
+def _metrics(summary, origin: Side, dest: Side, origin_marks: Mapping[str, np.ndarray],
+             unregistered: np.ndarray) -> pd.DataFrame:
+    """The metrics table: overall, per file, per reporting unit of the origin (``origin_marks``: per
+    origin record, whether it is traced, untraceable, a cross-region duplicate, in a duplicate
+    cluster) and per unit of the destination (``unregistered``: per destination record)."""
     rows = []
     for k, v in summary.items():
         if isinstance(v, (int, float)) and not isinstance(v, bool) and v is not None:
@@ -1049,11 +1065,8 @@ def _metrics(summary, origin: Side, dest: Side, traced, untraceable, cross_dups,
     if (ou != "").any():
         per = pd.DataFrame({"unit": ou})
         per["out"] = (s["flow_status"] == "out")
-        per["untraceable"] = per.index.isin(untraceable["origin_key"])
-        per["traced"] = per.index.isin(traced["origin_key"])
-        per["cross_region_duplicates"] = per.index.isin(cross_dups["origin_key"])
-        od = duplicates[duplicates["source"] == "origin"] if len(duplicates) else pd.DataFrame(columns=["record_key"])
-        per["in_duplicate_cluster"] = per.index.isin(od["record_key"])
+        for mark in ("untraceable", "traced", "cross_region_duplicates", "in_duplicate_cluster"):
+            per[mark] = origin_marks[mark]   # (positions: a membership test of the keys hashed them all)
         per["usable"] = s["id_status"].isin(USABLE_ID_STATUSES)
         per["accurate"] = per["usable"] & ~s["birth_conflict"].astype(bool) & ~s["sex_conflict"].astype(bool)
         for unit, g in per.groupby("unit"):
@@ -1070,11 +1083,8 @@ def _metrics(summary, origin: Side, dest: Side, traced, untraceable, cross_dups,
                      (scope, "untraceable_rate", g["untraceable"].sum() / max(int(g["out"].sum()), 1)),
                      (scope, "duplicate_rate", g["cross_region_duplicates"].sum() / n)]
     du = dest.std["unit"].to_numpy(object)
-    if (du != "").any() and len(unregistered):
-        # a membership test on the keys: a label look-up (.loc) first checks all 1.86 M keys for
-        # uniqueness (1.2 s)
-        hit = pd.Series(dest.keys).isin(unregistered["dest_key"]).to_numpy()
-        cnt = pd.Series(du[hit]).value_counts()
+    if (du != "").any() and unregistered.any():
+        cnt = pd.Series(du[unregistered]).value_counts()
         for unit, v in cnt.items():
             if unit:
                 rows.append((f"dest_unit:{unit}", "unregistered", int(v)))

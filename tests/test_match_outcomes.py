@@ -265,3 +265,43 @@ def test_component_labels_are_the_union_finds():
         for x, y in zip(a.tolist(), b.tolist()):
             uf.union(x, y)
         assert (component_labels(n, a, b) == uf.labels()).all()
+
+
+def test_the_metrics_per_unit_count_the_outcome_tables(tmp_path):
+    """The metrics per reporting unit (the bulletin's tables) count the rows of the outcome tables
+    by the unit of their record (each record once): traced, untraceable, cross-region duplicates and records in
+    duplicate clusters per unit of the origin, unregistered per unit of the destination."""
+    out = tmp_path / "units.db"
+    res = run_match(SAMPLES / "origin_gb18030.csv", SAMPLES / "dest_utf8bom.csv", out,
+                    MatchOptions(origin={"key": "编号"}, dest={"key": "序号"}))
+    con = sqlite3.connect(out)
+    try:
+        unit = {(s, k): u for s, k, u in con.execute("SELECT source, record_key, unit FROM records WHERE run_id=?",
+                                                     (res.run_id,))}
+        metrics = {(s, m): v for s, m, v in con.execute("SELECT scope, metric, value FROM metrics WHERE run_id=?",
+                                                        (res.run_id,))}
+
+        def per_unit(sql: str, source: str = "origin") -> dict[str, int]:
+            keys = [r[0] for r in con.execute(sql, (res.run_id,))]
+            counts: dict[str, int] = {}
+            for k in keys:
+                counts[unit[(source, k)]] = counts.get(unit[(source, k)], 0) + 1
+            return counts
+
+        expected = {
+            "traced": per_unit("SELECT DISTINCT origin_key FROM traced WHERE run_id=?"),
+            "untraceable": per_unit("SELECT origin_key FROM untraceable WHERE run_id=?"),
+            "cross_region_duplicates": per_unit("SELECT DISTINCT origin_key FROM cross_region_duplicates WHERE run_id=?"),
+            "duplicate_records": per_unit("SELECT record_key FROM duplicates WHERE run_id=? AND source='origin'"),
+        }
+        units = {s[len("unit:"):] for s, _ in metrics if s.startswith("unit:")}
+        assert len(units) >= 2
+        for name, counts in expected.items():
+            assert sum(counts.values()) > 0, name
+            for u in units:
+                assert metrics[(f"unit:{u}", name)] == counts.get(u, 0), (name, u)
+        unregistered = per_unit("SELECT dest_key FROM unregistered WHERE run_id=?", "dest")
+        shown = {s[len("dest_unit:"):]: v for (s, m), v in metrics.items() if s.startswith("dest_unit:")}
+        assert shown and shown == {u: n for u, n in unregistered.items() if u}
+    finally:
+        con.close()
