@@ -505,7 +505,8 @@ def assemble(origin: Side, dest: Side, cross: Linkage, within: dict[str, Linkage
     cross_dups = pd.DataFrame({"origin_key": o_keys[m_li[crd_mask]], "dest_key": d_keys[m_ri[crd_mask]],
                                "match_probability": m_p[crd_mask]})
 
-    unt_idx = np.nonzero(out_migrant & ~o_matched)[0]
+    untraceable_o = out_migrant & ~o_matched
+    unt_idx = np.nonzero(untraceable_o)[0]
     bj, bp = best_d_for_o
     untraceable = pd.DataFrame({
         "origin_key": o_keys[unt_idx],
@@ -519,7 +520,8 @@ def assemble(origin: Side, dest: Side, cross: Linkage, within: dict[str, Linkage
     d_region = dest.std["hukou_region"].to_numpy(object)
     d_region_eff = np.where(d_region != "", d_region, _current_codes(dest.std["id_region"]))
     in_area = pd.Series(d_region_eff, dtype=object).isin(origin_area).to_numpy() if nD else np.zeros(0, bool)
-    unr_idx = np.nonzero(in_area & ~d_matched)[0]
+    unregistered_d = in_area & ~d_matched
+    unr_idx = np.nonzero(unregistered_d)[0]
     bi, bpd = best_o_for_d
     unregistered = pd.DataFrame({
         "dest_key": d_keys[unr_idx],
@@ -594,15 +596,11 @@ def assemble(origin: Side, dest: Side, cross: Linkage, within: dict[str, Linkage
     traced_o, crd_o = np.zeros(nO, bool), np.zeros(nO, bool)
     traced_o[m_li[traced_mask]] = True
     crd_o[m_li[crd_mask]] = True
-    unt_o = np.zeros(nO, bool)
-    unt_o[unt_idx] = True
-    unr_d = np.zeros(nD, bool)
-    unr_d[unr_idx] = True
     # (the origin's records _duplicate_rows lists: those of a cluster of two or more)
     in_cluster_o = np.bincount(o_person, minlength=nO)[o_person] >= 2 if nO else np.zeros(0, bool)
-    metrics = _metrics(summary, origin, dest, {"traced": traced_o, "untraceable": unt_o,
+    metrics = _metrics(summary, origin, dest, {"traced": traced_o, "untraceable": untraceable_o,
                                                "cross_region_duplicates": crd_o, "in_duplicate_cluster": in_cluster_o},
-                       unr_d)
+                       unregistered_d)
     tables = {
         "records": records, "rejected_rows": rejected, "links": links, "traced": traced,
         "untraceable": untraceable, "cross_region_duplicates": cross_dups, "unregistered": unregistered,
