@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from reconcile.codes import codes_of, joint_codes
+from reconcile.keys import EMPTY_PIECE, key_text
 from reconcile.privacy import mask_ids_in_text
 
 
@@ -189,8 +190,11 @@ def _column_codes(left: pd.DataFrame, right: pd.DataFrame, c: str,
         got = joint_codes(_key_values(left[c]), _key_values(right[c]))
         codes = got.codes
     uniq = got.uniques
-    # empty cells from the (few) distinct values, not a string comparison per row
-    blank = np.flatnonzero(np.asarray(uniq, dtype=object) == "")
+    # empty cells from the (few) distinct values, not a string comparison per row: '' in a text
+    # key, EMPTY_PIECE in an integer one (the ID pieces, reconcile.keys.ID_PIECES)
+    uniq_arr = np.asarray(uniq)
+    blank = np.flatnonzero(uniq_arr == EMPTY_PIECE) if uniq_arr.dtype.kind in "iu" else \
+        np.flatnonzero(np.asarray(uniq, dtype=object) == "")
     empty = codes == blank[0] if blank.size else np.zeros(codes.size, dtype=bool)
     res = (codes, len(uniq), empty)
     if cache is not None:
@@ -263,8 +267,8 @@ class _LazyLabels(list):
         nl = len(self._left)
         parts = []
         for c in self._cols:
-            lv, rv = self._left[c].to_numpy(object), self._right[c].to_numpy(object)
-            parts.append([str(lv[k]) if k < nl else str(rv[k - nl]) for k in pos.tolist()])
+            parts.append([key_text(self._left, c, k) if k < nl else key_text(self._right, c, k - nl)
+                          for k in pos.tolist()])
         return ["\x1f".join(vals) for vals in zip(*parts)]
 
 

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from reconcile.blocking import DEFAULT_PASSES, BlockingPass, PassStats
+from reconcile.keys import EMPTY_PIECE, ID_PIECES, id_piece_texts, key_text
 from reconcile.privacy import mask_ids_in_text
 
 _K1 = np.uint64(0x9E3779B97F4A7C15)
@@ -31,6 +32,18 @@ def hash_strings(values: np.ndarray) -> np.ndarray:
     uh[uh == 0] = np.uint64(1)
     uh[u == ""] = np.uint64(0)
     return uh[codes]
+
+
+def key_hashes(column: pd.Series) -> np.ndarray:
+    """``hash_strings`` of a blocking key column: a text key's values as text, an integer key's
+    (the ID pieces, reconcile.keys.ID_PIECES) from its codes, EMPTY_PIECE -> 0 (empty)."""
+    arr = column.to_numpy()
+    if arr.dtype.kind in "iu":
+        h = pd.util.hash_array(arr.astype(np.int64), categorize=False).astype(np.uint64)
+        h[h == 0] = np.uint64(1)
+        h[arr == EMPTY_PIECE] = np.uint64(0)
+        return h
+    return hash_strings(column.astype(str).to_numpy(object))
 
 
 def pass_hash(keyhash: dict[str, np.ndarray], p: BlockingPass) -> np.ndarray:
@@ -65,7 +78,7 @@ def skipped_labels(std: pd.DataFrame, keyhash: dict[str, np.ndarray], block_cap:
         pos = np.nonzero(valid)[0][first]
         cap = p.block_cap(block_cap)
         big = cnt * (cnt - 1) // 2 > cap
-        out[p.name] = {int(hv): "\x1f".join(str(std[c].iat[ps]) for c in p.columns)
+        out[p.name] = {int(hv): "\x1f".join(key_text(std, c, ps) for c in p.columns)
                        for hv, ps in zip(uniq[big].tolist(), pos[big].tolist())}
     return out
 
@@ -174,10 +187,11 @@ def _label(labels: dict[int, str], hv: int, p: BlockingPass, fstd: pd.DataFrame 
         return labels[hv]
     for pos in members.tolist():
         if fstd is not None and pos in posmap:
-            row = fstd.iloc[posmap[pos]]
-            return "\x1f".join(str(row[c]) for c in p.columns)
-    if len(members) and all(c in pop.cols for c in p.columns):
-        return "\x1f".join(str(pop.cols[c][members[0]]) for c in p.columns)
+            return "\x1f".join(key_text(fstd, c, posmap[pos]) for c in p.columns)
+    if len(members) and all(c in pop.cols or (c in ID_PIECES and "id_clean" in pop.cols) for c in p.columns):
+        m = members[0]
+        return "\x1f".join(id_piece_texts(str(pop.cols["id_clean"][m]))[ID_PIECES.index(c)] if c in ID_PIECES
+                            else str(pop.cols[c][m]) for c in p.columns)
     return "?"
 
 

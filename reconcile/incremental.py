@@ -49,11 +49,12 @@ from reconcile.dedupe import (
     file_labels, implied_flags, keys_collide, model_from_run, pool, population_columns, population_from_frame,
     read_input, record_rows, rejected_rows, standardise_input,
 )
-from reconcile.dedupe_blocking import blocking_columns, hash_strings, incremental_candidates, skipped_labels
+from reconcile.dedupe_blocking import blocking_columns, hash_strings, incremental_candidates, key_hashes, skipped_labels
 from reconcile.dedupe_state import Coded, PairDelta, State
 from reconcile.dedupe_state import latest_run as state_run
 from reconcile.dedupe_state import load as load_state
 from reconcile.dedupe_state import save as store_state
+from reconcile.keys import KEY_FORMAT
 from reconcile.linkage import Progress
 from reconcile.model import Model
 from reconcile.persons import PreviousAssignment, load_previous, previous_run_with_persons
@@ -276,7 +277,7 @@ def prepare(db, paths: Sequence[str | Path], opts: DedupeOptions, comps: Sequenc
 
 def signature(opts: DedupeOptions, comps: Sequence[Comparator], passes: Sequence[BlockingPass]) -> dict[str, Any]:
     """What a stored state must share with a new run for its pairs and levels to be reused."""
-    return {"version": reconcile.__version__,
+    return {"version": reconcile.__version__, "keys": KEY_FORMAT,
             "comparators": [[c.field, list(c.levels), list(c.columns)] for c in comps],
             "passes": [[p.name, list(p.columns), p.only_sparse, p.cap] for p in passes],
             "settings": json.loads(json.dumps(opts.compare_settings(), default=str))}
@@ -353,7 +354,7 @@ def _prepare_full(db, files, paths, opts, comps, qualified, timings, progress) -
     timings["train"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    keyhash = {c: hash_strings(std[c].astype(str).to_numpy(object)) for c in blocking_columns(DEFAULT_PASSES)}
+    keyhash = {c: key_hashes(std[c]) for c in blocking_columns(DEFAULT_PASSES)}
     texts = [_text_of(f.path) for f in files]
     rowhash = np.concatenate([row_hashes(f.loaded.raw, f.label if opts.unit_from_file else None) for f in files])
     linehash = np.concatenate([_record_line_hashes(f, tf) for f, tf in zip(files, texts)])
@@ -677,7 +678,7 @@ def _prepare_incremental(db, state: State, deltas: list[FileDelta], paths, opts,
         fp64[fpos] = np.array([int(x, 16) for x in f_fp.tolist()], dtype=np.uint64)
         filled_cnt[fpos] = (fstd[list(COMPLETENESS_FIELDS)].astype(str) != "").sum(axis=1).to_numpy(np.int8)
         for c in keyhash:
-            keyhash[c][fpos] = hash_strings(fstd[c].astype(str).to_numpy(object))
+            keyhash[c][fpos] = key_hashes(fstd[c])
         sparse[fpos] = fstd["k_no_id_no_birth"].to_numpy(bool)
     if len(refilled):
         keyhash["hukou_region"][refilled] = hash_strings(region[refilled])

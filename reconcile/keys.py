@@ -72,34 +72,93 @@ def folded_pinyin(names: pd.Series, pinyin: pd.Series) -> pd.Series:
     return _per_distinct(names, pinyin, fold)
 
 
-def _id_pieces(idc: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(k_id14, k_id_a, k_id_b) of cleaned ID numbers (object arrays of str).
+# The ID number's blocking pieces (k_id14, k_id_a, k_id_b) are int64 codes, not text: a blocking
+# key is only compared for equality, and at 1,000,000 persons the pieces as text were three
+# nearly distinct Python strings per record (0.33 GB in each process that held the destination),
+# hashed again by every factorisation (1.1-1.3 s per piece and side pair, 0.4 s as integers).
+# A piece of at most PIECE_DIGITS characters of 0-9 and X (every piece of a well-formed number)
+# is its characters as hexadecimal digits (X = 10) under its length in the top bits: equal codes
+# exactly when the texts are equal. Any other text (a malformed number's letters) gets a 62-bit
+# BLAKE2 hash above those codes: a collision could only add a candidate pair, which the ID
+# comparator then judges on the numbers themselves. No piece: EMPTY_PIECE (blocking skips it).
+ID_PIECES: tuple[str, ...] = ("k_id14", "k_id_a", "k_id_b")
+# The form of the blocking keys, in an incremental dedupe's stored signature: a state whose keys
+# were hashed in another form (before 2: the ID pieces as text) is recomputed once, not reused
+KEY_FORMAT = 2
+EMPTY_PIECE = -1
+PIECE_DIGITS = 14
+_LENGTH_SHIFT = 56
+_HASHED = 1 << 62
+_X = ord("X")
 
-    k_id14: the first 14 characters of a number of 15 or more. k_id_a / k_id_b: two
-    complementary pieces, so that a one-character typo leaves at least one of them intact
-    together with k_id14: for 18 characters [9:] and [:9]+[14:], for other lengths the two
-    halves; '' under 6 characters. The 18-character numbers (nearly all) are sliced as a
-    character matrix in numpy, the rest one by one."""
+
+def id_piece_texts(s: str) -> tuple[str, str, str]:
+    """(k_id14, k_id_a, k_id_b) of one cleaned ID number as text: k_id14 the first 14 characters
+    of a number of 15 or more; k_id_a / k_id_b two complementary pieces, so that a one-character
+    typo leaves at least one of them intact together with k_id14: for 18 characters [9:] and
+    [:9]+[14:], for other lengths the two halves; '' under 6 characters."""
+    if len(s) == 18:
+        return s[:14], s[9:], s[:9] + s[14:]
+    if len(s) < 6:
+        return "", "", ""
+    h = len(s) // 2
+    return (s[:14] if len(s) >= 15 else ""), s[h:], s[:h]
+
+
+def piece_code(text: str) -> int:
+    """The int64 blocking code of one ID piece (see ID_PIECES): what ``id_piece_codes`` gives it."""
+    if not text:
+        return EMPTY_PIECE
+    if len(text) <= PIECE_DIGITS and all(ch == "X" or "0" <= ch <= "9" for ch in text):
+        v = 0
+        for ch in text:
+            v = (v << 4) | (10 if ch == "X" else ord(ch) - 48)
+        return (len(text) << _LENGTH_SHIFT) | v
+    import hashlib
+
+    digest = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).digest()
+    return _HASHED | (int.from_bytes(digest, "little") & (_HASHED - 1))
+
+
+def _matrix_codes(chars: np.ndarray) -> np.ndarray:
+    """``piece_code`` of every row of a character matrix (uint32 code points, rows x L, L <=
+    PIECE_DIGITS, every character 0-9 or X)."""
+    digits = np.where(chars == _X, 10, chars.astype(np.int64) - 48)
+    weights = np.left_shift(np.int64(1), 4 * np.arange(chars.shape[1] - 1, -1, -1, dtype=np.int64))
+    return (np.int64(chars.shape[1]) << _LENGTH_SHIFT) | (digits @ weights)
+
+
+def id_piece_codes(idc: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(k_id14, k_id_a, k_id_b) of cleaned ID numbers (object arrays of str) as int64 codes
+    (``piece_code`` of ``id_piece_texts``). The 18-character numbers of digits and X (nearly all)
+    are coded as a character matrix in numpy, the rest one by one."""
     n = idc.size
-    k14 = np.full(n, "", dtype=object)
-    ka = np.full(n, "", dtype=object)
-    kb = np.full(n, "", dtype=object)
+    out = tuple(np.full(n, EMPTY_PIECE, dtype=np.int64) for _ in ID_PIECES)
     if n == 0:
-        return k14, ka, kb
+        return out
     lengths = np.fromiter((len(x) for x in idc.tolist()), dtype=np.int64, count=n)
     full = np.flatnonzero(lengths == 18)
     if full.size:
         chars = np.asarray(idc[full].tolist(), dtype="U18").view(np.uint32).reshape(-1, 18)
-        k14[full] = np.ascontiguousarray(chars[:, :14]).view("U14").ravel().astype(object)
-        ka[full] = np.ascontiguousarray(chars[:, 9:]).view("U9").ravel().astype(object)
-        kb[full] = np.ascontiguousarray(np.hstack([chars[:, :9], chars[:, 14:]])).view("U13").ravel().astype(object)
-    for k in np.flatnonzero((lengths != 18) & (lengths >= 6)).tolist():
-        s = idc[k]
-        h = len(s) // 2
-        if len(s) >= 15:
-            k14[k] = s[:14]
-        ka[k], kb[k] = s[h:], s[:h]
-    return k14, ka, kb
+        plain = (((chars >= 48) & (chars <= 57)) | (chars == _X)).all(axis=1)
+        rows, chars = full[plain], chars[plain]
+        out[0][rows] = _matrix_codes(chars[:, :14])
+        out[1][rows] = _matrix_codes(chars[:, 9:])
+        out[2][rows] = _matrix_codes(np.hstack([chars[:, :9], chars[:, 14:]]))
+        full = full[~plain]
+    rest = np.union1d(full, np.flatnonzero((lengths != 18) & (lengths >= 6)))
+    for k in rest.tolist():
+        for arr, text in zip(out, id_piece_texts(idc[k])):
+            arr[k] = piece_code(text)
+    return out
+
+
+def key_text(std: pd.DataFrame, column: str, row: int) -> str:
+    """A blocking key column's value of one record as text (a skipped block's warning): an ID
+    piece from the record's number, any other key as it is."""
+    if column in ID_PIECES and "id_clean" in std:
+        return id_piece_texts(str(std["id_clean"].iat[row]))[ID_PIECES.index(column)]
+    return str(std[column].iat[row])
 
 
 def add_keys(std: pd.DataFrame) -> pd.DataFrame:
@@ -108,7 +167,8 @@ def add_keys(std: pd.DataFrame) -> pd.DataFrame:
     k_birth: day-precision birth date, from the record or else from the ID;
     k_year / k_month: birth year / year-month from either; k_sex: record's sex or the ID's;
     k_py: pinyin without spaces; k_py_sorted: syllables sorted (Latin names in either order);
-    k_surname_py: pinyin of the surname; k_given_py: pinyin of the given name; k_id14: region+birth part of the ID;
+    k_surname_py: pinyin of the surname; k_given_py: pinyin of the given name; k_id14, k_id_a, k_id_b:
+    pieces of the ID number as int64 codes (ID_PIECES; k_id14 its region + birth date part);
     k_py_fold: pinyin with 模糊音 and shape-alike characters folded (see ``folded_pinyin``).
     """
     idx = std.index
@@ -133,7 +193,7 @@ def add_keys(std: pd.DataFrame) -> pd.DataFrame:
     new["k_given_py"] = _per_distinct(k_py, pd.Series(_lengths(k_surname), index=idx), lambda p, n: p[n:])
     idc = _text(std, "id_clean")
     # (an Excel-damaged number keeps 15 digits: its region + birth date part still blocks)
-    new["k_id14"], new["k_id_a"], new["k_id_b"] = _id_pieces(idc.to_numpy(object))
+    new["k_id14"], new["k_id_a"], new["k_id_b"] = id_piece_codes(idc.to_numpy(object))
     new["k_no_id_no_birth"] = (idc == "") & (new["k_year"] == "")
     # no usable ID number (missing, malformed, failed check digit, cut by Excel): the records
     # the demographic blocking passes exist for (see reconcile.blocking.MATCH_PASSES)

@@ -13,9 +13,16 @@ pytest.importorskip("duckdb", reason="duckdb not installed: pip install '.[bench
 
 from bench._metrics import cluster_pairwise_prf, pair_prf  # noqa: E402
 from bench.splink_peer import BLOCKING_COLUMNS, SPEED_LEFT_OUT, UNIDENTIFIED_ONLY, splink_dedupe, splink_link, splink_settings  # noqa: E402
+from reconcile.keys import EMPTY_PIECE  # noqa: E402
 from tests._splink_synth import make_registries  # noqa: E402
 
 pytestmark = pytest.mark.slow
+
+
+def _present(frame: pd.DataFrame, cols: list[str]) -> np.ndarray:
+    """Rows whose keys are all there: text not '', an ID piece's code not EMPTY_PIECE."""
+    return np.logical_and.reduce([(frame[c] != EMPTY_PIECE).to_numpy() if frame[c].dtype.kind in "iu"
+                                  else (frame[c] != "").to_numpy() for c in cols])
 
 
 def _blocked_pairs(left: pd.DataFrame, right: pd.DataFrame, unidentified_only: bool = False) -> set[tuple[int, int]]:
@@ -27,8 +34,8 @@ def _blocked_pairs(left: pd.DataFrame, right: pd.DataFrame, unidentified_only: b
         if unidentified_only and cols in SPEED_LEFT_OUT:   # as reconcile's match: no pairs on it at all
             continue
         c = list(cols)
-        a = lpos[(lpos[c] != "").all(axis=1)][c + ["_l", "k_unidentified"]]
-        b = rpos[(rpos[c] != "").all(axis=1)][c + ["_r", "k_unidentified"]]
+        a = lpos[_present(lpos, c)][c + ["_l", "k_unidentified"]]
+        b = rpos[_present(rpos, c)][c + ["_r", "k_unidentified"]]
         m = a.merge(b, on=c)
         if unidentified_only and cols in UNIDENTIFIED_ONLY:   # as reconcile's match: a record without a usable ID on a side
             m = m[m["k_unidentified_x"] | m["k_unidentified_y"]]

@@ -43,7 +43,7 @@ from reconcile.blocking import (DEFAULT_PASSES, MATCH_PASSES, WINDOW, WITHIN_PAS
 from reconcile.engines import require_spark
 from reconcile.errors import ConfigError
 from reconcile.fields import INPUT_FIELDS, USABLE_ID_STATUSES
-from reconcile.keys import SHARED, add_keys, fill_unit_hukou
+from reconcile.keys import EMPTY_PIECE, SHARED, add_keys, fill_unit_hukou, key_text
 from reconcile import linkage
 from reconcile.linkage import Linkage, Progress, _noop
 from reconcile.model import Model
@@ -336,9 +336,18 @@ def _key_rows(keyed, specs: Sequence[_Spec]):
     ``sparse`` is the record's value of the part's flag column (reconcile.blocking.BlockingPass.flag_column)."""
     from pyspark.sql import functions as F
 
+    from pyspark.sql.types import IntegralType
+
+    # an integer key (the ID pieces, reconcile.keys.ID_PIECES) is absent where it is EMPTY_PIECE
+    integral = {f.name for f in keyed.schema.fields if isinstance(f.dataType, IntegralType)}
+
+    def text(c: str):
+        col = F.col(c)
+        return F.when(col != EMPTY_PIECE, col.cast("string")) if c in integral else col.cast("string")
+
     entries = []
     for s in specs:
-        cols = [F.col(c).cast("string") for c in s.p.columns]
+        cols = [text(c) for c in s.p.columns]
         present = None
         for c in cols:
             cond = c.isNotNull() & (c != "")
@@ -500,8 +509,10 @@ def _pass_stats(pairs, passes, specs, warned: pd.DataFrame, counted: pd.DataFram
                     w = warned[(warned["lk"] == lk) & (warned["v"] == s.v)]
                     if len(w):
                         order = _first_positions(lf, rf, p.columns, w["key"].tolist())
-                        w = w.assign(_first=order).sort_values("_first", kind="stable")
-                        _note_skips(st, p, w["key"].tolist(), np.arange(len(w)), w["size"].astype(np.int64).to_numpy(),
+                        # the key as text from its first record (an ID piece's code from the number)
+                        labels = [_key_label(lf, rf, p.columns, k) for k in order]
+                        w = w.assign(_first=order, _label=labels).sort_values("_first", kind="stable")
+                        _note_skips(st, p, w["_label"].tolist(), np.arange(len(w)), w["size"].astype(np.int64).to_numpy(),
                                     (w["nl"] + w["nr"]).astype(np.int64).to_numpy())
                 else:
                     c = counted[(counted["lk"] == lk) & (counted["v"] == s.v)]
@@ -523,6 +534,12 @@ def _first_positions(left: pd.DataFrame, right: pd.DataFrame | None, cols: Seque
     first = joined.drop_duplicates(keep="first")
     pos = dict(zip(first.to_numpy(), first.index.to_numpy()))
     return [int(pos.get(k, len(joined))) for k in keys]
+
+
+def _key_label(left: pd.DataFrame, right: pd.DataFrame | None, cols: Sequence[str], at: int) -> str:
+    """A pass's key of the record at ``at`` of left then right, as reconcile.blocking labels it."""
+    frame, row = (left, at) if right is None or at < len(left) else (right, at - len(left))
+    return SEP.join(key_text(frame, c, row) for c in cols)
 
 
 # --------------------------------------------------------------------------------------------
