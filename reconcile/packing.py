@@ -35,7 +35,12 @@ PACK_FROM_SHARE = 0.9
 SAMPLE = 20_000
 MIN_ROWS = 10_000    # below this pickling is quick anyway
 
-_HEADER = struct.Struct("<cQ")   # kind (b"S": joined text, b"P": a pickled array), length
+# kind (b"S": joined text, b"P": a pickled array, b"L": like an earlier column), length
+_HEADER = struct.Struct("<cQ")
+_LIKE = struct.Struct("<IQ")     # b"L": the earlier column's place, the differing rows' bytes
+# a column goes as an earlier one's values where at least this share of a sample of its rows are
+# the same objects as that column's
+LIKE_FROM_SHARE = 0.5
 
 
 class PackedFrame:
@@ -67,17 +72,30 @@ class PackedFrame:
         return (PendingFrame, (df.index, list(df.columns), parts))
 
     def write_trailing(self, out: IO[bytes]) -> None:
-        """Write the columns the pickle left out, in order, each built just before it is written."""
-        for arr in self.trailing:
-            packed = _pack(arr)
-            if packed is None:   # a value not a str, or holding the separator: pickled after all
-                data = pickle.dumps(arr, protocol=pickle.HIGHEST_PROTOCOL)
-                out.write(_HEADER.pack(b"P", len(data)))
-            else:
-                data = packed
-                out.write(_HEADER.pack(b"S", len(data)))
+        """Write the columns the pickle left out, in order, each built just before it is written.
+        A column that holds an earlier one's values in most rows (the cleaned ID number and the
+        number as standardised: one object per record in both) goes as that column and the rows
+        where it differs: the receiving end then shares those rows' objects, as the sender did
+        (at 1,000,000 persons 0.13 GB of the main process's, and the time to split them)."""
+        for k, arr in enumerate(self.trailing):
+            data = None
+            for j in range(k):
+                differ = _differing_rows(arr, self.trailing[j])
+                if differ is not None and (packed := _pack(arr[differ]) if differ.size else b"") is not None:
+                    rows = differ.astype("<i8").tobytes()
+                    data = _LIKE.pack(j, len(rows)) + rows + packed
+                    out.write(_HEADER.pack(b"L", len(data)))
+                    break
+            if data is None:
+                packed = _pack(arr)
+                if packed is None:   # a value not a str, or holding the separator: pickled after all
+                    data = pickle.dumps(arr, protocol=pickle.HIGHEST_PROTOCOL)
+                    out.write(_HEADER.pack(b"P", len(data)))
+                else:
+                    data = packed
+                    out.write(_HEADER.pack(b"S", len(data)))
             out.write(data)
-            del data, packed
+            del data
         self.trailing = []
 
 
@@ -93,7 +111,9 @@ class PendingFrame:
 
     def complete(self, inp: IO[bytes]) -> pd.DataFrame:
         """The DataFrame, its trailing columns read from ``inp`` (EOFError when they end short)."""
-        trailing = [_read_column(inp, len(self.index)) for _ in range(self.n_trailing)]
+        trailing: list[np.ndarray] = []
+        for _ in range(self.n_trailing):
+            trailing.append(_read_column(inp, len(self.index), trailing))
         cols: dict = {}
         for name, (kind, value) in zip(self.columns, self.parts):
             if kind == "trailing":
@@ -146,13 +166,37 @@ def _read_exactly(inp: IO[bytes], n: int) -> bytes:
     return bytes(buf)
 
 
-def _read_column(inp: IO[bytes], n: int) -> np.ndarray:
+def _differing_rows(arr: np.ndarray, earlier: np.ndarray) -> np.ndarray | None:
+    """The rows where ``arr`` differs from ``earlier``, when it holds ``earlier``'s values in at
+    least LIKE_FROM_SHARE of an even sample of rows (else None)."""
+    if len(arr) != len(earlier) or not len(arr):
+        return None
+    step = max(len(arr) // SAMPLE, 1)
+    a, b = arr[::step].tolist(), earlier[::step].tolist()
+    if sum(x is y for x, y in zip(a, b)) < LIKE_FROM_SHARE * len(a):
+        return None
+    # (equal objects compare in C without looking at their text)
+    return np.flatnonzero(arr != earlier)
+
+
+def _split(data: bytes | memoryview, n: int) -> np.ndarray:
+    out = np.empty(n, dtype=object)
+    if n:
+        out[:] = bytes(data).decode("utf-8", "surrogatepass").split(SEPARATOR)
+    return out
+
+
+def _read_column(inp: IO[bytes], n: int, earlier: list[np.ndarray]) -> np.ndarray:
     head = _read_exactly(inp, _HEADER.size)
     kind, size = _HEADER.unpack(head)
     data = _read_exactly(inp, size)
     if kind == b"P":
         return pickle.loads(data)
-    out = np.empty(n, dtype=object)
-    if n:
-        out[:] = data.decode("utf-8", "surrogatepass").split(SEPARATOR)
-    return out
+    if kind == b"L":   # an earlier column's values, with the rows where it differs
+        j, rows_size = _LIKE.unpack_from(data)
+        rows = np.frombuffer(data, dtype="<i8", count=rows_size // 8, offset=_LIKE.size).astype(np.intp)
+        out = earlier[j].copy()
+        if rows.size:
+            out[rows] = _split(memoryview(data)[_LIKE.size + rows_size:], rows.size)
+        return out
+    return _split(data, n)

@@ -132,3 +132,31 @@ def test_column_with_known_codes_travels_as_codes_and_is_remembered(monkeypatch)
     assert got is not None and got.codes.astype(np.int64).tolist() == want.tolist()
     assert got.uniques.tolist() == list(uniq)
     assert len({id(x) for x in back["name"].tolist()}) <= 5
+
+
+def test_a_column_holding_an_earlier_ones_values_shares_its_objects(monkeypatch):
+    """The standardised ID number is the cleaned one's object in most rows: sent as that column
+    and the rows where it differs, it arrives equal, sharing the cleaned number's objects there."""
+    df = _frame(30_000)
+    ids = df["id_clean"].to_numpy(object)
+    number = ids.copy()
+    number[::50] = "G12345678"                      # some rows differ (a foreign number, say)
+    number[5] = "含\x00分隔符"                        # one holds the separator: pickled whole then
+    df2 = df.assign(id_number=number.copy(), same=ids.copy())
+    df2.loc[5, "id_number"] = "4310281990"          # (not for this frame: every row packs)
+    assert packing._worth_packing(df2["id_number"].to_numpy())
+    packed_cols: list[int] = []
+    real = packing._pack
+    monkeypatch.setattr(packing, "_pack", lambda arr: packed_cols.append(len(arr)) or real(arr))
+    back, _ = _round_trip(df2)
+    pd.testing.assert_frame_equal(back, df2)
+    got_ids, got_number, got_same = (back[c].to_numpy(object) for c in ("id_clean", "id_number", "same"))
+    like = np.array([a is b for a, b in zip(got_number.tolist(), got_ids.tolist())])
+    assert like.sum() == (df2["id_number"].to_numpy(object) == ids).sum() > 29_000
+    assert all(a is b for a, b in zip(got_same.tolist(), got_ids.tolist()))   # nothing differs
+    # id_clean, record_key, residence whole; id_number's differing rows; same: none (no buffer)
+    assert sorted(packed_cols) == sorted([30_000, 30_000, 30_000, int((~like).sum())])
+    # a differing row that holds the separator: the column goes pickled, still equal
+    df3 = df.assign(id_number=number)
+    back3, _ = _round_trip(df3)
+    pd.testing.assert_frame_equal(back3, df3)
