@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Sequence
 
 import numpy as np
@@ -47,6 +47,16 @@ class Linkage:
     @property
     def ri(self) -> np.ndarray:
         return self.candidates.right
+
+    def pairs_only(self, ks: np.ndarray) -> "Linkage":
+        """This linkage with only its pairs ``ks`` (in that order), their levels and scores: what
+        the `links` rows read of it, without the arrays of every other candidate pair."""
+        c, s = self.candidates, self.scores
+        return replace(self, candidates=replace(c, left=c.left[ks], right=c.right[ks], passes=c.passes[ks]),
+                       levels=self.levels[ks],
+                       scores=replace(s, weight=s.weight[ks], probability=s.probability[ks],
+                                      field_weights=s.field_weights[ks], tf_adjust=s.tf_adjust[ks],
+                                      one_person=None if s.one_person is None else s.one_person[ks]))
 
 
 # Training sessions: (pass name, fields that pass blocks on, fields whose m it estimates).

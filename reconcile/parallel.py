@@ -111,6 +111,10 @@ class Sides:
                     side._fingerprints = fingerprints
         return self._blocked.get(name)
 
+    def forget_blocked(self) -> None:
+        """Let go of both sides' within-file Blocked (their linkages are done with)."""
+        self._blocked.clear()
+
     def term_counts(self, name: str):
         """Side ``name``'s reconcile.scoring.term_counts: counted beside the load (this process's
         side while the worker loads, the worker's right after it sent its side), else here. Read
