@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -120,12 +120,23 @@ def piece_code(text: str) -> int:
     return _HASHED | (int.from_bytes(digest, "little") & (_HASHED - 1))
 
 
-def _matrix_codes(chars: np.ndarray) -> np.ndarray:
-    """``piece_code`` of every row of a character matrix (uint32 code points, rows x L, L <=
-    PIECE_DIGITS, every character 0-9 or X)."""
-    digits = np.where(chars == _X, 10, chars.astype(np.int64) - 48)
-    weights = np.left_shift(np.int64(1), 4 * np.arange(chars.shape[1] - 1, -1, -1, dtype=np.int64))
-    return (np.int64(chars.shape[1]) << _LENGTH_SHIFT) | (digits @ weights)
+def _digit_rows(chars: np.ndarray) -> np.ndarray:
+    """A character matrix (uint32 code points, rows x L, every character 0-9 or X) as its digit
+    values (X = 10), transposed: one contiguous uint8 row per character position."""
+    digits = (chars - 48).astype(np.uint8)
+    digits[chars == _X] = 10
+    return np.ascontiguousarray(digits.T)
+
+
+def _piece_of(digits: np.ndarray, positions: Sequence[int]) -> np.ndarray:
+    """``piece_code`` of the piece made of character ``positions`` of every number (``digits``
+    from _digit_rows), position by position on contiguous rows (a numpy integer matrix product,
+    or strided columns, took 3-5x as long at 1.86 M numbers)."""
+    out = np.zeros(digits.shape[1], dtype=np.int64)
+    for k in positions:
+        out <<= 4
+        out |= digits[k]
+    return out | (np.int64(len(positions)) << _LENGTH_SHIFT)
 
 
 def id_piece_codes(idc: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -136,15 +147,14 @@ def id_piece_codes(idc: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     out = tuple(np.full(n, EMPTY_PIECE, dtype=np.int64) for _ in ID_PIECES)
     if n == 0:
         return out
-    lengths = np.fromiter((len(x) for x in idc.tolist()), dtype=np.int64, count=n)
+    lengths = np.fromiter(map(len, idc.tolist()), dtype=np.int64, count=n)
     full = np.flatnonzero(lengths == 18)
     if full.size:
         chars = np.asarray(idc[full].tolist(), dtype="U18").view(np.uint32).reshape(-1, 18)
         plain = (((chars >= 48) & (chars <= 57)) | (chars == _X)).all(axis=1)
-        rows, chars = full[plain], chars[plain]
-        out[0][rows] = _matrix_codes(chars[:, :14])
-        out[1][rows] = _matrix_codes(chars[:, 9:])
-        out[2][rows] = _matrix_codes(np.hstack([chars[:, :9], chars[:, 14:]]))
+        rows, digits = full[plain], _digit_rows(chars[plain])
+        for arr, positions in zip(out, (range(14), range(9, 18), [*range(9), *range(14, 18)])):
+            arr[rows] = _piece_of(digits, positions)
         full = full[~plain]
     rest = np.union1d(full, np.flatnonzero((lengths != 18) & (lengths >= 6)))
     for k in rest.tolist():
