@@ -60,34 +60,74 @@ def test_residence_compares_the_current_address_the_same_way():
     assert got[0] == 0 and RESIDENCE.label(got[1]) == "different" and got[2] == MISSING
 
 
-def test_common_prefix_length_reads_the_unicode_arrays_in_place():
-    """The shared beginning the same_place level reads: characters equal from the start, up to
-    24, for Chinese, Latin and mixed addresses of any lengths (numpy's own fixed-width code
-    points, no second conversion)."""
-    import numpy as np
+def _reference_levels(a, b, sa, sb):
+    """compare_address as it was until the eighteenth session: prefixes read from numpy's
+    fixed-width strings (startswith, str_len, the code points of the first 24 characters)."""
+    from rapidfuzz import fuzz
+    from rapidfuzz.process import cpdist
 
-    from matchers.address import _WIDTH, _common_prefix_length
+    from matchers.address import DIFFERENT, EXACT, SAME_PLACE, SIMILAR
 
-    pairs = [
-        ("永乐江镇江林村3组", "永乐江镇江林村5组"),          # 7 shared, then another group
-        ("永乐江镇江林村", "永乐江镇江林村3组"),              # one is the start of the other
-        ("金龙路326号", "银龙路326号"),                        # differ at once
-        ("101elkingtonstreet", "101elkingtonst"),
-        ("a", "b"),
-        ("长沙市开福区伍家岭街道新河三角洲小区十二栋三单元1203室", "长沙市开福区伍家岭街道新河三角洲小区十二栋三单元1204室"),
-        ("x" * 30, "x" * 30),
-        ("短", "长地址" * 10),
-    ]
-    a = np.array([p[0] for p in pairs])
-    b = np.array([p[1] for p in pairs])
+    def common_prefix(x, y):
+        width = min(24, x.dtype.itemsize // 4, y.dtype.itemsize // 4)
+        cx = x.view(np.uint32).reshape(len(x), -1)[:, :width]
+        cy = y.view(np.uint32).reshape(len(y), -1)[:, :width]
+        same = (cx == cy) & (cx != 0)
+        return np.where(same.all(axis=1), width, np.argmin(same, axis=1))
 
-    def shared(x: str, y: str) -> int:
-        k = 0
-        while k < min(len(x), len(y), _WIDTH) and x[k] == y[k]:
-            k += 1
-        return k
+    out = np.full(len(a), DIFFERENT, dtype=np.int8)
+    missing = (a == "") | (b == "")
+    exact = (a == b) & ~missing
+    out[(sa == sb) & (sa != "") & ~missing] = SAME_PLACE
+    rest = np.flatnonzero(~missing & ~exact)
+    if len(rest):
+        ra, rb = a[rest].astype(str), b[rest].astype(str)
+        prefix = np.strings.startswith(ra, rb) | np.strings.startswith(rb, ra)
+        shorter = np.minimum(np.strings.str_len(ra), np.strings.str_len(rb))
+        common = common_prefix(ra, rb)
+        prefix |= (common >= 6) & (common >= 0.7 * shorter)
+        out[rest[prefix]] = SAME_PLACE
+        sim = cpdist(a[rest].tolist(), b[rest].tolist(), scorer=fuzz.ratio, score_cutoff=85.0, workers=1)
+        out[rest[(sim >= 85.0) & ~prefix]] = SIMILAR
+    out[exact] = EXACT
+    out[missing] = MISSING
+    return out
 
-    assert _common_prefix_length(a, b).tolist() == [shared(x, y) for x, y in pairs]
-    assert _common_prefix_length(a, b).tolist()[:3] == [7, 7, 0]
-    short_a, short_b = np.array(["ab", "abc"]), np.array(["ab", "abd"])   # narrower than the width
-    assert _common_prefix_length(short_a, short_b).tolist() == [2, 2]
+
+ADDRESS_PAIRS = [
+    ("永乐江镇江林村3组", "永乐江镇江林村5组"),          # 7 shared, then another group
+    ("永乐江镇江林村", "永乐江镇江林村3组"),              # one is the start of the other
+    ("金龙路326号", "银龙路326号"),                        # differ at once
+    ("101elkingtonstreet", "101elkingtonst"),
+    ("a", "b"),
+    ("长沙市开福区伍家岭街道新河三角洲小区十二栋三单元1203室", "长沙市开福区伍家岭街道新河三角洲小区十二栋三单元1204室"),
+    ("长沙市开福区伍家岭街道新河三角洲小区十二栋三单元1203室", "长沙市开福区伍家岭街道新河三角洲小区十二栋"),
+    ("x" * 30, "x" * 30 + "y"), ("x" * 40, "x" * 24 + "y" * 16), ("x" * 40, "x" * 23 + "y" * 17),
+    ("x" * 30 + "a" * 10, "x" * 30 + "b" * 10),
+    ("短", "长地址" * 10), ("", "永乐江镇"), ("永乐江镇", ""), ("ab", "abd"), ("abcdefg", "abcdefh"),
+]
+
+
+def test_the_levels_are_those_of_the_fixed_width_comparison():
+    """The shared beginning read by rapidfuzz (Prefix) gives the levels the numpy fixed-width
+    strings gave: one address the start of the other, a long shared beginning (counted over the
+    first 24 characters), for Chinese, Latin and mixed addresses of any length."""
+    from matchers.address import DIFFERENT, SAME_PLACE, SIMILAR, compare_address
+
+    rng = np.random.default_rng(5)
+    pairs = list(ADDRESS_PAIRS)
+    parts = ["永乐江镇", "江林村", "3组", "5组", "金龙路", "326号", "12栋", "x", "厚街", "大道48号", ""]
+    for _ in range(3000):
+        base = "".join(rng.choice(parts, rng.integers(0, 9)))
+        other = base[: rng.integers(0, len(base) + 1)] + "".join(rng.choice(parts, rng.integers(0, 4)))
+        pairs.append((base, other) if rng.random() < 0.5 else (other, base))
+    a = np.array([p[0] for p in pairs], dtype=object)
+    b = np.array([p[1] for p in pairs], dtype=object)
+    stem = np.vectorize(lambda t: "".join(ch for ch in t if not ch.isdigit()), otypes=[object])
+    sa, sb = stem(a), stem(b)
+    got = compare_address({"k_address": a, "k_address_stem": sa}, {"k_address": b, "k_address_stem": sb})
+    want = _reference_levels(a, b, sa, sb)
+    assert got.tolist() == want.tolist()
+    assert got[:3].tolist() == [SAME_PLACE, SAME_PLACE, SIMILAR]   # the first three pairs, by name
+    # 30 shared characters of 40: the share counts the first 24 only
+    assert got[pairs.index(("x" * 30 + "a" * 10, "x" * 30 + "b" * 10))] == DIFFERENT
