@@ -411,6 +411,13 @@ def load_sides(origin_path: str | Path, dest_path: str | Path, origin_opts: Mapp
             if copied is not None:
                 sides._prepared[small] = copied
                 mine.loaded.raw = None   # only the records read it
+                if send_only is not None:
+                    # and the fields only the records and the fingerprints read (both done): this
+                    # side keeps the linkage's columns, as the worker sends its side (at 1,000,000
+                    # persons the origin's addresses, raw names and numbers, dates as written)
+                    from reconcile.match import with_filled
+
+                    mine.std = with_filled(mine.std, send_only)
         if base is not None:   # (the worker waits for this before its records: told in every case)
             _tell_worker(worker, small in sides._prepared)
             if small not in sides._prepared:
