@@ -1,6 +1,7 @@
 """Derived columns used by blocking and comparison, computed once per standardised frame."""
 from __future__ import annotations
 
+import hashlib
 import re
 from typing import Any, Callable, Sequence
 
@@ -114,8 +115,6 @@ def piece_code(text: str) -> int:
         for ch in text:
             v = (v << 4) | (10 if ch == "X" else ord(ch) - 48)
         return (len(text) << _LENGTH_SHIFT) | v
-    import hashlib
-
     digest = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).digest()
     return _HASHED | (int.from_bytes(digest, "little") & (_HASHED - 1))
 
