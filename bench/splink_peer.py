@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from reconcile.keys import ID_PIECES, add_keys, id_piece_texts
+from reconcile.keys import ID_PIECES, add_keys, id_piece_text
 
 _INSTALL_HINT = "Splink is not installed: pip install '.[bench]' (splink==5.0.0, duckdb==2.0.0)"
 try:
@@ -248,8 +248,7 @@ def _to_arrow(frame: pd.DataFrame):
     names = ["unique_id"]
     for col in SPLINK_COLUMNS:
         if col in ID_PIECES:   # (int64 codes in our frame: Splink gets the piece's text, as before)
-            k = ID_PIECES.index(col)
-            s = pd.Series([id_piece_texts(v)[k] for v in frame["id_clean"].astype(str).tolist()], dtype=object)
+            s = pd.Series([id_piece_text(col, v) for v in frame["id_clean"].astype(str).tolist()], dtype=object)
         else:
             s = frame[col].astype(str)
         mask = s.isin(("", "nan", "None")).to_numpy()

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from reconcile.blocking import DEFAULT_PASSES, BlockingPass, PassStats
-from reconcile.keys import EMPTY_PIECE, ID_PIECES, id_piece_texts, key_text
+from reconcile.keys import EMPTY_PIECE, ID_PIECES, id_piece_text, key_text
 from reconcile.privacy import mask_ids_in_text
 
 _K1 = np.uint64(0x9E3779B97F4A7C15)
@@ -190,7 +190,7 @@ def _label(labels: dict[int, str], hv: int, p: BlockingPass, fstd: pd.DataFrame 
             return "\x1f".join(key_text(fstd, c, posmap[pos]) for c in p.columns)
     if len(members) and all(c in pop.cols or (c in ID_PIECES and "id_clean" in pop.cols) for c in p.columns):
         m = members[0]
-        return "\x1f".join(id_piece_texts(str(pop.cols["id_clean"][m]))[ID_PIECES.index(c)] if c in ID_PIECES
+        return "\x1f".join(id_piece_text(c, str(pop.cols["id_clean"][m])) if c in ID_PIECES
                             else str(pop.cols[c][m]) for c in p.columns)
     return "?"
 

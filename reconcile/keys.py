@@ -162,11 +162,16 @@ def id_piece_codes(idc: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     return out
 
 
+def id_piece_text(column: str, number: str) -> str:
+    """The text of ID piece ``column`` (one of ID_PIECES) of one cleaned ID number."""
+    return id_piece_texts(number)[ID_PIECES.index(column)]
+
+
 def key_text(std: pd.DataFrame, column: str, row: int) -> str:
     """A blocking key column's value of one record as text (a skipped block's warning): an ID
     piece from the record's number, any other key as it is."""
     if column in ID_PIECES and "id_clean" in std:
-        return id_piece_texts(str(std["id_clean"].iat[row]))[ID_PIECES.index(column)]
+        return id_piece_text(column, str(std["id_clean"].iat[row]))
     return str(std[column].iat[row])
 
 

@@ -81,7 +81,10 @@ class PackedFrame:
             data = None
             for j in range(k):
                 differ = _differing_rows(arr, self.trailing[j])
-                if differ is not None and (packed := _pack(arr[differ]) if differ.size else b"") is not None:
+                if differ is None:
+                    continue
+                packed = _pack(arr[differ]) if differ.size else b""
+                if packed is not None:   # (None: a differing value not a str, or holding the separator)
                     rows = differ.astype("<i8").tobytes()
                     data = _LIKE.pack(j, len(rows)) + rows + packed
                     out.write(_HEADER.pack(b"L", len(data)))
